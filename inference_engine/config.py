@@ -1,0 +1,134 @@
+"""Engine configuration: small dataclasses checked on construction."""
+import logging
+from dataclasses import dataclass, field
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "float": torch.float32, "float16": torch.float16,
+           "half": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class ModelConfig:
+    """The model: where it comes from, its Hugging Face config, dtype and context length."""
+    model: str
+    tokenizer: str | None = None
+    dtype: str = "auto"
+    load_format: str = "auto"
+    max_model_len: int | None = None
+    seed: int = 0
+    served_model_name: str | None = None
+    skip_tokenizer_init: bool = False
+    device: str = "auto"
+    hf_config: object = field(default=None, repr=False)
+    torch_dtype: torch.dtype = field(default=torch.float32, init=False)
+
+    def __post_init__(self) -> None:
+        from inference_engine.model_executor.loader import resolve_load_format
+        from inference_engine.transformers_utils.config import get_hf_config
+        if self.hf_config is None:
+            self.hf_config = get_hf_config(self.model)
+        self.load_format = resolve_load_format(self.model, self.load_format)
+        self.torch_dtype = self._resolve_dtype()
+        self.max_model_len = self._resolve_max_model_len()
+        if self.served_model_name is None:
+            self.served_model_name = self.model
+
+    def _resolve_dtype(self) -> torch.dtype:
+        if self.dtype != "auto":
+            if self.dtype not in _DTYPES:
+                raise ValueError(f"dtype must be one of auto, {', '.join(_DTYPES)}; got {self.dtype!r}")
+            return _DTYPES[self.dtype]
+        if resolve_device(self.device).type == "cpu":
+            return torch.float32  # half precision matmuls are slow on most CPUs
+        config_dtype = getattr(self.hf_config, "dtype", None) or getattr(self.hf_config, "torch_dtype", None)
+        if isinstance(config_dtype, str):
+            config_dtype = _DTYPES.get(config_dtype)
+        return config_dtype if config_dtype in (torch.float16, torch.bfloat16) else torch.bfloat16
+
+    def _resolve_max_model_len(self) -> int:
+        limit = getattr(self.hf_config, "max_position_embeddings", None) or 2048
+        window = getattr(self.hf_config, "sliding_window", None)
+        if window:  # Mistral: only full attention is implemented, so stay inside the window.
+            limit = min(limit, window)
+        if self.max_model_len is None:
+            return limit
+        if not 0 < self.max_model_len <= limit:
+            raise ValueError(f"max_model_len must be in [1, {limit}] for this model, "
+                             f"got {self.max_model_len}")
+        return self.max_model_len
+
+    def get_num_kv_heads(self, tp_size: int = 1) -> int:
+        kv = getattr(self.hf_config, "num_key_value_heads", None) or self.hf_config.num_attention_heads
+        return max(1, kv // tp_size)
+
+    def get_head_size(self) -> int:
+        cfg = self.hf_config
+        return getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+
+
+@dataclass
+class CacheConfig:
+    """The paged KV cache: block size and how much memory it may take."""
+    block_size: int = 16
+    gpu_memory_utilization: float = 0.9
+    cpu_kv_cache_space_gib: float = 4.0
+    num_blocks_override: int | None = None
+    watermark: float = 0.01
+    num_blocks: int = field(default=0, init=False)  # set after profiling
+
+    def __post_init__(self) -> None:
+        if self.block_size not in (1, 2, 4, 8, 16, 32, 64, 128):
+            raise ValueError(f"block_size must be a power of two up to 128, got {self.block_size}")
+        if not 0.0 < self.gpu_memory_utilization <= 1.0:
+            raise ValueError("gpu_memory_utilization must be in (0, 1], "
+                             f"got {self.gpu_memory_utilization}")
+        if self.cpu_kv_cache_space_gib <= 0:
+            raise ValueError(f"cpu_kv_cache_space_gib must be positive, got {self.cpu_kv_cache_space_gib}")
+
+
+@dataclass
+class SchedulerConfig:
+    """Continuous batching limits per step."""
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int | None = None
+    max_model_len: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.max_num_batched_tokens is None:
+            self.max_num_batched_tokens = max(self.max_model_len, 8192)
+        if self.max_num_seqs < 1:
+            raise ValueError(f"max_num_seqs must be at least 1, got {self.max_num_seqs}")
+        if self.max_num_batched_tokens < self.max_model_len:
+            raise ValueError(
+                f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be >= max_model_len "
+                f"({self.max_model_len}), or the longest prompts could never be scheduled")
+
+
+@dataclass
+class ParallelConfig:
+    """How many ranks shard the model, and what starts them."""
+    tensor_parallel_size: int = 1
+    distributed_executor_backend: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.tensor_parallel_size < 1:
+            raise ValueError(f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
+
+
+@dataclass
+class EngineConfig:
+    model_config: ModelConfig
+    cache_config: CacheConfig
+    scheduler_config: SchedulerConfig
+    parallel_config: ParallelConfig
+    enforce_eager: bool = False
+    disable_log_stats: bool = False

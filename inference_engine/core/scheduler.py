@@ -1,0 +1,141 @@
+"""Continuous batching: each step runs either a batch of prefills or one decode token for every
+running request, first come first served, preempting the newest requests when blocks run out."""
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from inference_engine.config import CacheConfig, SchedulerConfig
+from inference_engine.core.block_manager import AllocStatus, BlockSpaceManager
+from inference_engine.sequence import SequenceGroup, SequenceStatus
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SchedulerOutputs:
+    """What one step runs, and the cache work the worker must do before it."""
+    scheduled_seq_groups: list[SequenceGroup] = field(default_factory=list)
+    is_prompt: bool = False
+    num_batched_tokens: int = 0
+    blocks_to_copy: list[tuple[int, int]] = field(default_factory=list)
+    ignored_seq_groups: list[SequenceGroup] = field(default_factory=list)
+    num_preempted: int = 0
+
+    def is_empty(self) -> bool:
+        return not self.scheduled_seq_groups
+
+
+class Scheduler:
+    """Owns the waiting and running queues and the block manager."""
+
+    def __init__(self, scheduler_config: SchedulerConfig, cache_config: CacheConfig):
+        self.config = scheduler_config
+        self.block_manager = BlockSpaceManager(cache_config.block_size, cache_config.num_blocks,
+                                               cache_config.watermark)
+        self.waiting: deque[SequenceGroup] = deque()
+        self.running: deque[SequenceGroup] = deque()
+        self.num_preemptions_total = 0
+
+    def add_seq_group(self, group: SequenceGroup) -> None:
+        self.waiting.append(group)
+
+    def abort_seq_group(self, request_id: str) -> SequenceGroup | None:
+        """Finishes the request as aborted and frees its blocks; returns it, or None if unknown."""
+        for queue in (self.waiting, self.running):
+            for group in queue:
+                if group.request_id == request_id:
+                    queue.remove(group)
+                    for seq in group.unfinished_seqs():
+                        seq.status = SequenceStatus.FINISHED_ABORTED
+                        self.block_manager.free(seq)
+                    return group
+        return None
+
+    def has_unfinished_seqs(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    def get_num_unfinished_seq_groups(self) -> int:
+        return len(self.waiting) + len(self.running)
+
+    def schedule(self) -> SchedulerOutputs:
+        outputs = self._schedule_prefills()
+        if outputs.is_empty():
+            outputs = self._schedule_decodes()
+        now = time.time()
+        for group in outputs.scheduled_seq_groups:
+            if group.metrics.first_scheduled_time is None:
+                group.metrics.first_scheduled_time = now
+        return outputs
+
+    def _schedule_prefills(self) -> SchedulerOutputs:
+        out = SchedulerOutputs(is_prompt=True)
+        num_seqs = sum(len(g.get_seqs(SequenceStatus.RUNNING)) for g in self.running)
+        while self.waiting:
+            group = self.waiting[0]
+            seqs = group.get_seqs(SequenceStatus.WAITING)
+            num_tokens = sum(len(seq) for seq in seqs)
+            status = self.block_manager.can_allocate(group)
+            if status == AllocStatus.NEVER:
+                logger.warning("request %s needs more KV-cache blocks than exist; ignored",
+                               group.request_id)
+                self.waiting.popleft()
+                for seq in seqs:
+                    seq.status = SequenceStatus.FINISHED_IGNORED
+                out.ignored_seq_groups.append(group)
+                continue
+            if (status == AllocStatus.LATER
+                    or out.num_batched_tokens + num_tokens > self.config.max_num_batched_tokens
+                    or num_seqs + len(seqs) > self.config.max_num_seqs):
+                break
+            self.waiting.popleft()
+            self.block_manager.allocate(group)
+            for seq in seqs:
+                seq.status = SequenceStatus.RUNNING
+            self.running.append(group)
+            out.scheduled_seq_groups.append(group)
+            out.num_batched_tokens += num_tokens
+            num_seqs += len(seqs)
+        return out
+
+    def _schedule_decodes(self) -> SchedulerOutputs:
+        out = SchedulerOutputs(is_prompt=False)
+        running: deque[SequenceGroup] = deque()
+        while self.running:
+            group = self.running.popleft()
+            while not self.block_manager.can_append_slots(group):
+                # Recompute the newest request later rather than stall the older ones.
+                victim = self.running.pop() if self.running else group
+                self._preempt(victim)
+                out.num_preempted += 1
+                if victim is group:
+                    break
+            else:
+                for seq in group.get_seqs(SequenceStatus.RUNNING):
+                    copy = self.block_manager.append_slot(seq)
+                    if copy is not None:
+                        out.blocks_to_copy.append(copy)
+                running.append(group)
+                out.scheduled_seq_groups.append(group)
+                out.num_batched_tokens += len(group.get_seqs(SequenceStatus.RUNNING))
+        self.running = running
+        return out
+
+    def _preempt(self, group: SequenceGroup) -> None:
+        """Preemption by recomputation: drop the group's blocks; it is prefilled again later."""
+        for seq in group.get_seqs(SequenceStatus.RUNNING):
+            seq.status = SequenceStatus.WAITING
+            self.block_manager.free(seq)
+        group.num_preemptions += 1
+        self.num_preemptions_total += 1
+        self.waiting.appendleft(group)
+
+    def free_finished_seq_groups(self) -> list[SequenceGroup]:
+        """Frees the blocks of finished sequences; drops finished groups from the running queue."""
+        for group in self.running:
+            for seq in group.seqs:
+                if seq.is_finished and seq.block_table:
+                    self.block_manager.free(seq)
+        finished = [g for g in self.running if g.is_finished]
+        self.running = deque(g for g in self.running if not g.is_finished)
+        return finished

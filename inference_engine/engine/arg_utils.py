@@ -1,0 +1,64 @@
+"""EngineArgs: every engine setting in one flat dataclass, shared by the CLI, LLM and the server."""
+import argparse
+import dataclasses
+from dataclasses import dataclass
+
+from inference_engine.config import (CacheConfig, EngineConfig, ModelConfig, ParallelConfig,
+                                     SchedulerConfig)
+
+
+@dataclass
+class EngineArgs:
+    """Engine settings; `model=None` serves the embedded SmolLM2-135M-Instruct."""
+    model: str | None = None
+    tokenizer: str | None = None
+    served_model_name: str | None = None
+    dtype: str = "auto"
+    load_format: str = "auto"
+    seed: int = 0
+    max_model_len: int | None = None
+    device: str = "auto"
+    block_size: int = 16
+    gpu_memory_utilization: float = 0.9
+    cpu_kv_cache_space_gib: float = 4.0
+    num_gpu_blocks_override: int | None = None
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int | None = None
+    tensor_parallel_size: int = 1
+    distributed_executor_backend: str | None = None
+    enforce_eager: bool = False
+    skip_tokenizer_init: bool = False
+    disable_log_stats: bool = False
+
+    @staticmethod
+    def add_cli_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        for f in dataclasses.fields(EngineArgs):
+            flag = "--" + f.name.replace("_", "-")
+            if f.type is bool or f.type == "bool":
+                parser.add_argument(flag, action="store_true", help=f"(default: {f.default})")
+                continue
+            kind = int if "int" in str(f.type) else float if "float" in str(f.type) else str
+            parser.add_argument(flag, type=kind, default=f.default, help=f"(default: {f.default})")
+        return parser
+
+    @classmethod
+    def from_cli_args(cls, args: argparse.Namespace) -> "EngineArgs":
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+    def create_engine_config(self) -> EngineConfig:
+        from inference_engine.transformers_utils.embedded import embedded_model_path
+        model = self.model or embedded_model_path()
+        model_config = ModelConfig(
+            model=model, tokenizer=self.tokenizer, dtype=self.dtype, load_format=self.load_format,
+            max_model_len=self.max_model_len, seed=self.seed,
+            served_model_name=self.served_model_name or self.model or "SmolLM2-135M-Instruct",
+            skip_tokenizer_init=self.skip_tokenizer_init, device=self.device)
+        return EngineConfig(
+            model_config=model_config,
+            cache_config=CacheConfig(self.block_size, self.gpu_memory_utilization,
+                                     self.cpu_kv_cache_space_gib, self.num_gpu_blocks_override),
+            scheduler_config=SchedulerConfig(self.max_num_seqs, self.max_num_batched_tokens,
+                                             model_config.max_model_len),
+            parallel_config=ParallelConfig(self.tensor_parallel_size,
+                                           self.distributed_executor_backend),
+            enforce_eager=self.enforce_eager, disable_log_stats=self.disable_log_stats)

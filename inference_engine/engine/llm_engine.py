@@ -1,0 +1,176 @@
+"""The engine: requests in, one step at a time (schedule -> execute -> process outputs), outputs out."""
+import itertools
+import logging
+import time
+from collections.abc import Iterable
+
+import torch
+
+from inference_engine.config import EngineConfig
+from inference_engine.core.scheduler import Scheduler, SchedulerOutputs
+from inference_engine.engine.arg_utils import EngineArgs
+from inference_engine.engine.stop_checker import StopChecker
+from inference_engine.executor.local_executor import LocalExecutor
+from inference_engine.model_executor.layers.sampler import Sample, SamplerOutput
+from inference_engine.outputs import RequestOutput
+from inference_engine.sampling_params import SamplingParams
+from inference_engine.sequence import Logprob, Sequence, SequenceGroup, SequenceStatus
+
+logger = logging.getLogger(__name__)
+
+
+class LLMEngine:
+    """Owns the tokenizer, the scheduler and the executor that runs the model."""
+
+    def __init__(self, config: EngineConfig):
+        self.config = config
+        mc = config.model_config
+        self.tokenizer = None
+        if not mc.skip_tokenizer_init:
+            from inference_engine.transformers_utils.tokenizer import get_tokenizer
+            self.tokenizer = get_tokenizer(mc.model, mc.tokenizer)
+        eos = getattr(self.tokenizer, "eos_token_id", None)
+        self.eos_token_id = eos if eos is not None else getattr(mc.hf_config, "eos_token_id", None)
+        if isinstance(self.eos_token_id, list):
+            self.eos_token_id = self.eos_token_id[0]
+        self.executor = LocalExecutor(config, self.eos_token_id)
+        num_blocks = self.executor.determine_num_blocks()
+        needed = -(-mc.max_model_len // config.cache_config.block_size)
+        if num_blocks < needed:
+            raise ValueError(
+                f"the KV cache has room for {num_blocks} blocks, but one sequence of max_model_len="
+                f"{mc.max_model_len} needs {needed}: raise gpu_memory_utilization / "
+                "cpu_kv_cache_space_gib or lower max_model_len")
+        config.cache_config.num_blocks = num_blocks
+        self.executor.init_cache(num_blocks)
+        logger.info("KV cache: %d blocks of %d tokens", num_blocks, config.cache_config.block_size)
+        self.scheduler = Scheduler(config.scheduler_config, config.cache_config)
+        self.stop_checker = StopChecker(mc.max_model_len, self.eos_token_id)
+        self.seq_counter = itertools.count()
+        self.requests: dict[str, SequenceGroup] = {}
+        self.device = self.executor.driver.device
+
+    @classmethod
+    def from_engine_args(cls, args: EngineArgs) -> "LLMEngine":
+        return cls(args.create_engine_config())
+
+    def validate_prompt(self, prompt: str | None, prompt_token_ids: list[int] | None) -> list[int]:
+        """Tokenizes the prompt if needed and checks it; raises ValueError naming the problem."""
+        if prompt_token_ids is None:
+            if prompt is None or prompt == "":
+                raise ValueError("prompt must not be empty")
+            if self.tokenizer is None:
+                raise ValueError("a text prompt needs the tokenizer (skip_tokenizer_init is set)")
+            prompt_token_ids = self.tokenizer.encode(prompt)
+        prompt_token_ids = list(prompt_token_ids)
+        if not prompt_token_ids:
+            raise ValueError("prompt must not be empty")
+        vocab = self.config.model_config.hf_config.vocab_size
+        bad = [t for t in prompt_token_ids if not 0 <= t < vocab]
+        if bad:
+            raise ValueError(f"prompt token ids must be in [0, {vocab}); got {bad[:5]}")
+        limit = self.config.model_config.max_model_len
+        if len(prompt_token_ids) >= limit:
+            raise ValueError(f"the prompt is {len(prompt_token_ids)} tokens, but max_model_len is "
+                             f"{limit} (and at least one token must be generated)")
+        return prompt_token_ids
+
+    def add_request(self, request_id: str, prompt: str | None, params: SamplingParams,
+                    prompt_token_ids: list[int] | None = None,
+                    arrival_time: float | None = None) -> None:
+        if request_id in self.requests:
+            raise ValueError(f"request id {request_id!r} is already in use")
+        prompt_token_ids = self.validate_prompt(prompt, prompt_token_ids)
+        generator = None
+        if params.seed is not None:
+            generator = torch.Generator(device=self.device).manual_seed(params.seed)
+        seq = self._new_seq(prompt_token_ids, params, 0)
+        group = SequenceGroup(request_id, prompt, prompt_token_ids, params, seq, arrival_time,
+                              generator)
+        self.requests[request_id] = group
+        self.scheduler.add_seq_group(group)
+
+    def _new_seq(self, prompt_token_ids: list[int], params: SamplingParams, index: int) -> Sequence:
+        seq = Sequence(next(self.seq_counter), prompt_token_ids, index)
+        if params.detokenize and self.tokenizer is not None:
+            from inference_engine.engine.detokenizer import IncrementalDetokenizer
+            seq.detokenizer = IncrementalDetokenizer(
+                self.tokenizer, prompt_token_ids, skip_special_tokens=params.skip_special_tokens,
+                spaces_between_special_tokens=params.spaces_between_special_tokens,
+                stop=params.stop, include_stop_str_in_output=params.include_stop_str_in_output)
+        return seq
+
+    def abort_request(self, request_id: str | Iterable[str]) -> None:
+        ids = [request_id] if isinstance(request_id, str) else list(request_id)
+        for rid in ids:
+            if self.scheduler.abort_seq_group(rid) is not None:
+                self.requests.pop(rid, None)
+
+    def has_unfinished_requests(self) -> bool:
+        return self.scheduler.has_unfinished_seqs()
+
+    def get_num_unfinished_requests(self) -> int:
+        return self.scheduler.get_num_unfinished_seq_groups()
+
+    def step(self) -> list[RequestOutput]:
+        """Runs one scheduling step and returns the state of every request it touched."""
+        sched = self.scheduler.schedule()
+        outputs = [self._finish_ignored(g) for g in sched.ignored_seq_groups]
+        if sched.is_empty():
+            return outputs
+        result = self.executor.execute_model(sched)
+        self._process_model_outputs(sched, result)
+        self.scheduler.free_finished_seq_groups()
+        for group in sched.scheduled_seq_groups:
+            outputs.append(RequestOutput.from_seq_group(group))
+            if group.is_finished:
+                group.metrics.finished_time = time.time()
+                self.requests.pop(group.request_id, None)
+        return outputs
+
+    def _finish_ignored(self, group: SequenceGroup) -> RequestOutput:
+        self.requests.pop(group.request_id, None)
+        return RequestOutput.from_seq_group(group)
+
+    def _process_model_outputs(self, sched: SchedulerOutputs, result: SamplerOutput) -> None:
+        now = time.time()
+        for pr, logprobs in zip(result.meta.prompt_rows, result.prompt_logprobs):
+            pr.group.prompt_logprobs = [None] + [self._decode_logprobs(d) for d in logprobs]
+        for row, samples in zip(result.meta.rows, result.samples):
+            group, seq = row.group, row.seq
+            if group.metrics.first_token_time is None:
+                group.metrics.first_token_time = now
+            group.metrics.last_token_time = now
+            for i, sample in enumerate(samples[1:], start=1):
+                child = seq.fork(next(self.seq_counter), i)
+                if seq.detokenizer is not None:
+                    child.detokenizer = self._new_seq(group.prompt_token_ids,
+                                                      group.sampling_params, i).detokenizer
+                self.scheduler.block_manager.fork(seq, child)
+                group.seqs.append(child)
+                self._append(group, child, sample)
+            self._append(group, seq, samples[0])
+
+    def _append(self, group: SequenceGroup, seq: Sequence, sample: Sample) -> None:
+        params = group.sampling_params
+        seq.append_token(sample.token_id, sample.logprob, self._decode_logprobs(sample.top_logprobs))
+        if self.stop_checker.check_token(seq, params):
+            if seq.detokenizer is not None and params.include_stop_str_in_output:
+                seq.detokenizer.add_token(sample.token_id, check_stop=False)
+            return
+        if seq.detokenizer is not None:
+            at_min = len(seq.output_token_ids) >= params.min_tokens
+            matched = seq.detokenizer.add_token(sample.token_id, check_stop=at_min)
+            if matched is not None:
+                seq.status, seq.stop_reason = SequenceStatus.FINISHED_STOPPED, matched
+                return
+        self.stop_checker.check_length(seq, params)
+
+    def _decode_logprobs(self, entries: dict[int, Logprob] | None) -> dict[int, Logprob] | None:
+        if entries is None or self.tokenizer is None:
+            return entries
+        from inference_engine.engine.detokenizer import decode_token
+        for token_id, lp in entries.items():
+            lp.decoded_token = decode_token(self.tokenizer, token_id)
+        return entries
+

@@ -1,0 +1,44 @@
+"""`inference-engine`: `generate` runs one prompt or chat message offline, `serve` starts the
+OpenAI-compatible server."""
+import argparse
+import logging
+import sys
+
+from inference_engine.engine.arg_utils import EngineArgs
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from inference_engine.entrypoints.llm import LLM
+    from inference_engine.sampling_params import SamplingParams
+    llm = LLM(**vars(EngineArgs.from_cli_args(args)))
+    params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature)
+    if args.chat is not None:
+        out = llm.chat([{"role": "user", "content": args.chat}], params, use_tqdm=False)
+    else:
+        out = llm.generate(args.prompt, params, use_tqdm=False)
+    print(out[0].outputs[0].text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(asctime)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="inference-engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="complete one prompt or answer one chat message")
+    what = gen.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompt", help="text to complete")
+    what.add_argument("--chat", help="a user message, answered through the chat template")
+    gen.add_argument("--max-tokens", type=int, default=128)
+    gen.add_argument("--temperature", type=float, default=0.0)
+    EngineArgs.add_cli_args(gen)
+    gen.set_defaults(func=_generate)
+    try:
+        from inference_engine.entrypoints.openai.cli_args import add_serve_parser
+        add_serve_parser(sub)
+    except ImportError:
+        pass
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The offline API, mirroring vLLM's: LLM(...).generate(...) and .chat(...)."""
+import itertools
+from collections.abc import Sequence
+
+from tqdm import tqdm
+
+from inference_engine.engine.arg_utils import EngineArgs
+from inference_engine.engine.llm_engine import LLMEngine
+from inference_engine.outputs import RequestOutput
+from inference_engine.sampling_params import SamplingParams
+
+PromptType = str | dict  # text, or {"prompt_token_ids": [...]} / {"prompt": "..."}
+
+
+class LLM:
+    """Generates completions for batches of prompts with continuous batching.
+
+    `model=None` loads the embedded SmolLM2-135M-Instruct; otherwise a Hugging Face checkpoint
+    folder, a .gguf file, or a preset name with `load_format="dummy"`. Every other keyword is an
+    EngineArgs field (dtype, max_model_len, max_num_seqs, ...).
+    """
+
+    def __init__(self, model: str | None = None, **kwargs):
+        self.llm_engine = LLMEngine.from_engine_args(EngineArgs(model=model, **kwargs))
+        self._ids = itertools.count()
+
+    def get_tokenizer(self):
+        return self.llm_engine.tokenizer
+
+    def generate(self, prompts: PromptType | Sequence[PromptType] | None = None,
+                 sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
+                 prompt_token_ids: list[list[int]] | None = None,
+                 use_tqdm: bool = True) -> list[RequestOutput]:
+        """One RequestOutput per prompt, in the order given."""
+        if prompts is None:
+            if prompt_token_ids is None:
+                raise ValueError("give prompts or prompt_token_ids")
+            prompts = [{"prompt_token_ids": ids} for ids in prompt_token_ids]
+        elif isinstance(prompts, (str, dict)):
+            prompts = [prompts]
+        prompts = list(prompts)
+        if sampling_params is None:
+            sampling_params = SamplingParams()
+        params = ([sampling_params] * len(prompts) if isinstance(sampling_params, SamplingParams)
+                  else list(sampling_params))
+        if len(params) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(params)} sampling params")
+        request_ids = []
+        try:
+            for prompt, p in zip(prompts, params):
+                request_id = str(next(self._ids))
+                text, ids = ((prompt, None) if isinstance(prompt, str)
+                             else (prompt.get("prompt"), prompt.get("prompt_token_ids")))
+                self.llm_engine.add_request(request_id, text, p, ids)
+                request_ids.append(request_id)
+        except Exception:
+            self.llm_engine.abort_request(request_ids)
+            raise
+        return self._run_engine(request_ids, use_tqdm)
+
+    def chat(self, messages: list[dict] | list[list[dict]],
+             sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
+             use_tqdm: bool = True, chat_template: str | None = None,
+             add_generation_prompt: bool = True,
+             continue_final_message: bool = False) -> list[RequestOutput]:
+        """Applies the tokenizer's chat template to each conversation, then generates."""
+        conversations = [messages] if messages and isinstance(messages[0], dict) else messages
+        tokenizer = self.get_tokenizer()
+        prompts = [{"prompt_token_ids": list(tokenizer.apply_chat_template(
+            conv, chat_template=chat_template, tokenize=True, return_dict=False,
+            add_generation_prompt=add_generation_prompt and not continue_final_message,
+            continue_final_message=continue_final_message))} for conv in conversations]
+        return self.generate(prompts, sampling_params, use_tqdm=use_tqdm)
+
+    def _run_engine(self, request_ids: list[str], use_tqdm: bool) -> list[RequestOutput]:
+        engine = self.llm_engine
+        finished: dict[str, RequestOutput] = {}
+        bar = tqdm(total=len(request_ids), desc="Processed prompts", disable=not use_tqdm)
+        try:
+            while engine.has_unfinished_requests():
+                for out in engine.step():
+                    if out.finished:
+                        finished[out.request_id] = out
+                        bar.update(1)
+        except BaseException:
+            engine.abort_request(request_ids)
+            raise
+        finally:
+            bar.close()
+        return [finished[rid] for rid in request_ids]

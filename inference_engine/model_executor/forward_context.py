@@ -1,0 +1,46 @@
+"""Per-step attention metadata, set by the model runner around each forward pass.
+
+The attention layers read it from here rather than through every forward signature, which keeps
+the model code identical for prefill, decode and CUDA-graph replay.
+"""
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class AttentionMetadata:
+    """Where this step's tokens sit in the paged cache.
+
+    is_prefill: every sequence brings query_start_loc[i+1] - query_start_loc[i] new tokens
+    (the last of its seq_lens[i] tokens); otherwise each brings exactly one.
+    slot_mapping [num_tokens]: cache slot of each new token (-1: padding, not stored).
+    block_tables [num_seqs, max_blocks] int32; seq_lens [num_seqs] int32.
+    """
+    is_prefill: bool
+    slot_mapping: torch.Tensor
+    block_tables: torch.Tensor
+    seq_lens: torch.Tensor
+    query_start_loc: torch.Tensor | None = None
+    max_seq_len: int = 0
+    max_query_len: int = 0
+
+
+_current: AttentionMetadata | None = None
+
+
+def get_attention_metadata() -> AttentionMetadata:
+    if _current is None:
+        raise RuntimeError("attention metadata is only set inside a model-runner forward pass")
+    return _current
+
+
+@contextmanager
+def set_attention_metadata(metadata: AttentionMetadata):
+    global _current
+    previous, _current = _current, metadata
+    try:
+        yield
+    finally:
+        _current = previous

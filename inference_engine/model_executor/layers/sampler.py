@@ -1,0 +1,171 @@
+"""Turns logits into tokens: penalties, bias, temperature, top-k/top-p/min-p, then sampling.
+
+Reported log-probabilities are those of the model's raw distribution (before any processing).
+Seeded requests draw from their own generator, one row at a time, so their tokens do not depend
+on what else is in the batch.
+"""
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from inference_engine.model_executor.sampling_metadata import SamplingMetadata, SamplingTensors
+from inference_engine.sequence import Logprob
+
+
+@dataclass
+class Sample:
+    token_id: int
+    logprob: float
+    top_logprobs: dict[int, Logprob] | None  # the sampled token and the top-k, when asked
+
+
+@dataclass
+class SamplerOutput:
+    samples: list[list[Sample]]  # per SampleRow, num_samples each
+    prompt_logprobs: list[list[dict[int, Logprob]]]  # per PromptLogprobRows, one per prompt token after the first
+    meta: SamplingMetadata  # the rows the lists above belong to
+
+
+class Sampler(nn.Module):
+    def __init__(self, vocab_size: int, eos_token_id: int | None):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.eos_token_id = eos_token_id
+
+    def forward(self, logits: torch.Tensor, meta: SamplingMetadata) -> SamplerOutput:
+        prompt_logprobs = [self._prompt_logprobs(logits, pr) for pr in meta.prompt_rows]
+        if not meta.rows:
+            return SamplerOutput([], prompt_logprobs, meta)
+        logits = logits[torch.tensor(meta.sample_indices, device=logits.device)].float()
+        raw_logprobs = torch.log_softmax(logits, dim=-1)
+        t = SamplingTensors.build(meta.rows, logits.shape[-1], logits.device)
+        logits = self._apply_min_tokens(logits, meta)
+        if t.output_counts is not None:
+            logits = apply_penalties(logits, t)
+        logits = self._apply_logit_bias(logits, meta)
+        tokens = self._sample(logits, t, meta)
+        return SamplerOutput(self._gather(raw_logprobs, tokens, meta), prompt_logprobs, meta)
+
+    def _apply_min_tokens(self, logits: torch.Tensor, meta: SamplingMetadata) -> torch.Tensor:
+        for i, row in enumerate(meta.rows):
+            p = row.group.sampling_params
+            if len(row.seq.output_token_ids) < p.min_tokens:
+                banned = list(p.stop_token_ids)
+                if self.eos_token_id is not None and not p.ignore_eos:
+                    banned.append(self.eos_token_id)
+                logits[i, banned] = float("-inf")
+        return logits
+
+    @staticmethod
+    def _apply_logit_bias(logits: torch.Tensor, meta: SamplingMetadata) -> torch.Tensor:
+        for i, row in enumerate(meta.rows):
+            bias = row.group.sampling_params.logit_bias
+            if bias:
+                ids = torch.tensor(list(bias), device=logits.device)
+                logits[i, ids] += torch.tensor(list(bias.values()), device=logits.device)
+        return logits
+
+    def _sample(self, logits: torch.Tensor, t: SamplingTensors,
+                meta: SamplingMetadata) -> list[list[int]]:
+        greedy = logits.argmax(dim=-1).tolist()
+        random_rows = [i for i, r in enumerate(meta.rows) if not r.group.sampling_params.is_greedy]
+        tokens = [[greedy[i]] * row.num_samples for i, row in enumerate(meta.rows)]
+        if not random_rows:
+            return tokens
+        logits = logits / t.temperature.unsqueeze(1)
+        if t.do_top_p_top_k:
+            logits = apply_top_k_top_p(logits, t.top_k, t.top_p)
+        probs = torch.softmax(logits, dim=-1)
+        if t.do_min_p:
+            probs = apply_min_p(probs, t.min_p)
+        unseeded = [i for i in random_rows if meta.rows[i].group.generator is None]
+        if unseeded:
+            counts = [meta.rows[i].num_samples for i in unseeded]
+            rows = torch.tensor(unseeded, device=probs.device).repeat_interleave(
+                torch.tensor(counts, device=probs.device))
+            drawn = exponential_race(probs[rows], None).split(counts)
+            for i, ids in zip(unseeded, drawn):
+                tokens[i] = ids.tolist()
+        for i in random_rows:
+            gen = meta.rows[i].group.generator
+            if gen is not None:
+                tokens[i] = exponential_race(
+                    probs[i].expand(meta.rows[i].num_samples, -1), gen).tolist()
+        return tokens
+
+    @staticmethod
+    def _gather(raw_logprobs: torch.Tensor, tokens: list[list[int]],
+                meta: SamplingMetadata) -> list[list[Sample]]:
+        k_max = max((r.group.sampling_params.logprobs or 0) for r in meta.rows)
+        top = raw_logprobs.topk(k_max, dim=-1) if k_max else None
+        top_vals = top.values.tolist() if top is not None else None
+        top_ids = top.indices.tolist() if top is not None else None
+        out = []
+        for i, row in enumerate(meta.rows):
+            k = row.group.sampling_params.logprobs
+            ids = torch.tensor(tokens[i], device=raw_logprobs.device)
+            chosen = raw_logprobs[i, ids]
+            ranks = ((raw_logprobs[i][None, :] > chosen[:, None]).sum(-1) + 1).tolist()
+            samples = []
+            for token, lp, rank in zip(tokens[i], chosen.tolist(), ranks):
+                entries = None
+                if k is not None:
+                    entries = {token: Logprob(lp, rank)}
+                    for j in range(k):
+                        entries.setdefault(top_ids[i][j], Logprob(top_vals[i][j], j + 1))
+                samples.append(Sample(token, lp, entries))
+            out.append(samples)
+        return out
+
+    @staticmethod
+    def _prompt_logprobs(logits: torch.Tensor, pr) -> list[dict[int, Logprob]]:
+        prompt = pr.group.prompt_token_ids
+        k = pr.group.sampling_params.prompt_logprobs
+        logprobs = torch.log_softmax(logits[pr.start:pr.start + len(prompt) - 1].float(), dim=-1)
+        targets = torch.tensor(prompt[1:], device=logits.device)
+        chosen = logprobs.gather(1, targets[:, None])
+        ranks = ((logprobs > chosen).sum(-1) + 1).tolist()
+        top = logprobs.topk(k, dim=-1) if k else None
+        out = []
+        for j, (token, lp, rank) in enumerate(zip(prompt[1:], chosen[:, 0].tolist(), ranks)):
+            entries = {token: Logprob(lp, rank)}
+            if top is not None:
+                for r, (tid, val) in enumerate(zip(top.indices[j].tolist(), top.values[j].tolist())):
+                    entries.setdefault(tid, Logprob(val, r + 1))
+            out.append(entries)
+        return out
+
+
+def apply_penalties(logits: torch.Tensor, t: SamplingTensors) -> torch.Tensor:
+    """Repetition penalty over prompt and output tokens; frequency and presence over the output."""
+    seen = t.prompt_mask | (t.output_counts > 0)
+    rep = t.repetition.unsqueeze(1).expand_as(logits)
+    scaled = torch.where(logits > 0, logits / rep, logits * rep)
+    logits = torch.where(seen, scaled, logits)
+    logits = logits - t.frequency.unsqueeze(1) * t.output_counts
+    return logits - t.presence.unsqueeze(1) * (t.output_counts > 0)
+
+
+def apply_top_k_top_p(logits: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """Keeps each row's top_k tokens, then the smallest set of those whose renormalised
+    probability reaches top_p (always at least the most likely token)."""
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    positions = torch.arange(logits.shape[-1], device=logits.device)
+    sorted_logits = sorted_logits.masked_fill(positions[None, :] >= top_k[:, None], float("-inf"))
+    probs = sorted_logits.softmax(dim=-1)
+    before = probs.cumsum(dim=-1) - probs  # mass of strictly more likely tokens
+    sorted_logits = sorted_logits.masked_fill(before >= top_p[:, None], float("-inf"))
+    return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+
+
+def apply_min_p(probs: torch.Tensor, min_p: torch.Tensor) -> torch.Tensor:
+    """Drops tokens less likely than min_p times the row's most likely token."""
+    threshold = min_p.unsqueeze(1) * probs.max(dim=-1, keepdim=True).values
+    return probs.masked_fill(probs < threshold, 0.0)
+
+
+def exponential_race(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One sample per row of probs [R, V]: argmax(p / E) with E ~ Exp(1) is distributed as p."""
+    noise = torch.empty_like(probs).exponential_(generator=generator)
+    return (probs / noise).argmax(dim=-1)

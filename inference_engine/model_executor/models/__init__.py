@@ -1,0 +1,17 @@
+"""Model registry: Hugging Face architecture name -> model class."""
+from torch import nn
+
+from inference_engine.model_executor.models.llama import LlamaForCausalLM
+
+MODEL_REGISTRY: dict[str, type[nn.Module]] = {
+    "LlamaForCausalLM": LlamaForCausalLM,
+    "MistralForCausalLM": LlamaForCausalLM,
+}
+
+
+def get_model_class(config) -> type[nn.Module]:
+    archs = getattr(config, "architectures", None) or []
+    for arch in archs:
+        if arch in MODEL_REGISTRY:
+            return MODEL_REGISTRY[arch]
+    raise ValueError(f"unsupported model architecture {archs}; supported: {sorted(MODEL_REGISTRY)}")

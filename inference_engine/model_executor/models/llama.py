@@ -1,0 +1,128 @@
+"""Llama family (Llama 2/3, SmolLM2, Mistral without sliding window)."""
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from inference_engine.model_executor.layers.activation import GatedActivation
+from inference_engine.model_executor.layers.attention import Attention
+from inference_engine.model_executor.layers.layernorm import RMSNorm
+from inference_engine.model_executor.layers.linear import (MergedColumnParallelLinear,
+                                                           QKVParallelLinear, RowParallelLinear)
+from inference_engine.model_executor.layers.rotary_embedding import RotaryEmbedding
+from inference_engine.model_executor.layers.vocab_embedding import (ParallelLMHead,
+                                                                    VocabParallelEmbedding)
+
+
+class LlamaAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        num_heads = config.num_attention_heads
+        num_kv_heads = getattr(config, "num_key_value_heads", None) or num_heads
+        head_size = getattr(config, "head_dim", None) or config.hidden_size // num_heads
+        bias = getattr(config, "attention_bias", False)
+        self.qkv_proj = QKVParallelLinear(config.hidden_size, head_size, num_heads, num_kv_heads, bias)
+        self.o_proj = RowParallelLinear(num_heads * head_size, config.hidden_size, bias)
+        self.q_size = self.qkv_proj.num_heads * head_size
+        self.kv_size = self.qkv_proj.num_kv_heads * head_size
+        self.rotary_emb = RotaryEmbedding(config, head_size, config.max_position_embeddings)
+        self.attn = Attention(self.qkv_proj.num_heads, head_size, head_size ** -0.5,
+                              self.qkv_proj.num_kv_heads)
+
+    def forward(self, positions: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv_proj(hidden).split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+        q, k = self.rotary_emb(positions, q, k)
+        return self.o_proj(self.attn(q, k, v))
+
+
+class LlamaMLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        size = config.intermediate_size
+        bias = getattr(config, "mlp_bias", False)
+        self.gate_up_proj = MergedColumnParallelLinear(config.hidden_size, [size, size], bias)
+        self.down_proj = RowParallelLinear(size, config.hidden_size, bias)
+        self.act_fn = GatedActivation(config.hidden_act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(self.act_fn(self.gate_up_proj(x)))
+
+
+class LlamaDecoderLayer(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.self_attn = LlamaAttention(config)
+        self.mlp = LlamaMLP(config)
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+
+    def forward(self, positions: torch.Tensor, hidden: torch.Tensor,
+                residual: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if residual is None:
+            residual, hidden = hidden, self.input_layernorm(hidden)
+        else:
+            hidden, residual = self.input_layernorm(hidden, residual)
+        hidden = self.self_attn(positions, hidden)
+        hidden, residual = self.post_attention_layernorm(hidden, residual)
+        return self.mlp(hidden), residual
+
+
+class LlamaModel(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.embed_tokens = VocabParallelEmbedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(LlamaDecoderLayer(config) for _ in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        hidden, residual = self.embed_tokens(input_ids), None
+        for layer in self.layers:
+            hidden, residual = layer(positions, hidden, residual)
+        hidden, _ = self.norm(hidden, residual)
+        return hidden
+
+
+class LlamaForCausalLM(nn.Module):
+    """Maps checkpoint names onto the fused modules: q/k/v -> qkv_proj, gate/up -> gate_up_proj."""
+
+    packed_modules = {
+        "q_proj": ("qkv_proj", "q"), "k_proj": ("qkv_proj", "k"), "v_proj": ("qkv_proj", "v"),
+        "gate_proj": ("gate_up_proj", 0), "up_proj": ("gate_up_proj", 1),
+    }
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.model = LlamaModel(config)
+        self.lm_head = ParallelLMHead(config.vocab_size, config.hidden_size)
+        if getattr(config, "tie_word_embeddings", False):
+            self.lm_head.weight = self.model.embed_tokens.weight
+
+    def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids, positions)
+
+    def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor | None:
+        """Logits [N, vocab] for the given hidden states, on rank 0 (None elsewhere)."""
+        return self.lm_head(hidden)
+
+    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
+        params = dict(self.named_parameters(remove_duplicate=False))
+        tied = getattr(self.config, "tie_word_embeddings", False)
+        for name, tensor in weights:
+            if "rotary_emb.inv_freq" in name or (tied and name == "lm_head.weight"):
+                continue
+            for ckpt_name, (fused_name, shard_id) in self.packed_modules.items():
+                if ckpt_name in name:
+                    param = params[name.replace(ckpt_name, fused_name)]
+                    param.weight_loader(param, tensor, shard_id)
+                    break
+            else:
+                if name not in params:
+                    raise ValueError(f"checkpoint tensor {name!r} has no place in {type(self).__name__}")
+                param = params[name]
+                getattr(param, "weight_loader", _default_loader)(param, tensor)
+
+
+def _default_loader(param: nn.Parameter, loaded: torch.Tensor) -> None:
+    param.data.copy_(loaded)
+

@@ -1,0 +1,77 @@
+"""Which logits rows a step samples from, and the per-row sampling settings as tensors."""
+from dataclasses import dataclass, field
+
+import torch
+
+from inference_engine.sequence import Sequence, SequenceGroup
+
+
+@dataclass
+class SampleRow:
+    """One logits row to sample from: `num_samples` tokens for `seq` (best_of on a first prefill)."""
+    group: SequenceGroup
+    seq: Sequence
+    num_samples: int = 1
+
+
+@dataclass
+class PromptLogprobRows:
+    """Rows start..start+len(prompt)-2 predict prompt tokens 1.. of `group`."""
+    group: SequenceGroup
+    start: int
+
+
+@dataclass
+class SamplingMetadata:
+    rows: list[SampleRow] = field(default_factory=list)
+    sample_indices: list[int] = field(default_factory=list)  # logits row of each SampleRow
+    prompt_rows: list[PromptLogprobRows] = field(default_factory=list)
+
+
+@dataclass
+class SamplingTensors:
+    """Per-row knobs, [R] each; token masks [R, V] only when some row uses penalties."""
+    temperature: torch.Tensor
+    top_p: torch.Tensor
+    top_k: torch.Tensor
+    min_p: torch.Tensor
+    presence: torch.Tensor
+    frequency: torch.Tensor
+    repetition: torch.Tensor
+    output_counts: torch.Tensor | None
+    prompt_mask: torch.Tensor | None
+    do_top_p_top_k: bool
+    do_min_p: bool
+
+    @classmethod
+    def build(cls, rows: list[SampleRow], vocab_size: int, device: torch.device) -> "SamplingTensors":
+        params = [row.group.sampling_params for row in rows]
+
+        def col(values, dtype=torch.float32):
+            return torch.tensor(values, dtype=dtype, device=device)
+
+        temperature = col([p.temperature if p.temperature > 0 else 1.0 for p in params])
+        top_k = col([p.top_k if p.top_k > 0 else vocab_size for p in params], torch.int64)
+        counts = mask = None
+        if any(p.needs_penalties for p in params):
+            counts = _token_counts([row.seq.output_token_ids for row in rows], vocab_size, device)
+            mask = _token_counts([row.seq.prompt_token_ids for row in rows], vocab_size, device) > 0
+        return cls(
+            temperature=temperature, top_p=col([p.top_p for p in params]), top_k=top_k,
+            min_p=col([p.min_p for p in params]), presence=col([p.presence_penalty for p in params]),
+            frequency=col([p.frequency_penalty for p in params]),
+            repetition=col([p.repetition_penalty for p in params]),
+            output_counts=counts, prompt_mask=mask,
+            do_top_p_top_k=any(p.top_p < 1.0 or p.top_k > 0 for p in params),
+            do_min_p=any(p.min_p > 0 for p in params))
+
+
+def _token_counts(token_lists: list[list[int]], vocab_size: int, device: torch.device) -> torch.Tensor:
+    """[R, V] how often each token occurs in each row's list."""
+    width = max((len(t) for t in token_lists), default=0)
+    padded = torch.full((len(token_lists), width + 1), vocab_size, dtype=torch.int64)
+    for i, tokens in enumerate(token_lists):
+        padded[i, :len(tokens)] = torch.tensor(tokens, dtype=torch.int64)
+    counts = torch.zeros(len(token_lists), vocab_size + 1, dtype=torch.int64)
+    counts.scatter_add_(1, padded, torch.ones_like(padded))
+    return counts[:, :vocab_size].to(device)

@@ -1,0 +1,106 @@
+"""Sampling parameters of one request, checked on construction (vLLM's names and defaults)."""
+from dataclasses import dataclass, field
+
+_GREEDY_EPS = 1e-5
+
+
+@dataclass
+class SamplingParams:
+    """How to sample the completions of one request.
+
+    `n` completions are returned out of `best_of` (default `n`) sampled ones, the best by
+    cumulative log-probability. `temperature == 0` means greedy. `stop` strings end a completion
+    and are cut from its text unless `include_stop_str_in_output`. `logprobs=k` returns the
+    sampled token's log-probability and the top-k alternatives at every step;
+    `prompt_logprobs=k` does the same for the prompt tokens.
+    """
+    n: int = 1
+    best_of: int | None = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = -1
+    min_p: float = 0.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    repetition_penalty: float = 1.0
+    logit_bias: dict[int, float] | None = None
+    seed: int | None = None
+    stop: list[str] | str | None = None
+    stop_token_ids: list[int] | None = None
+    include_stop_str_in_output: bool = False
+    ignore_eos: bool = False
+    max_tokens: int | None = 16
+    min_tokens: int = 0
+    logprobs: int | None = None
+    prompt_logprobs: int | None = None
+    skip_special_tokens: bool = True
+    spaces_between_special_tokens: bool = True
+    detokenize: bool = True
+    output_kind: str = field(default="cumulative")
+
+    def __post_init__(self) -> None:
+        if self.best_of is None:
+            self.best_of = self.n
+        if isinstance(self.stop, str):
+            self.stop = [self.stop]
+        self.stop = list(self.stop or [])
+        self.stop_token_ids = list(self.stop_token_ids or [])
+        self.logit_bias = {int(k): float(v) for k, v in (self.logit_bias or {}).items()}
+        self._verify()
+        if self.temperature < _GREEDY_EPS:
+            # Greedy: the other sampling knobs would not change the argmax.
+            self.temperature, self.top_p, self.top_k, self.min_p = 0.0, 1.0, -1, 0.0
+
+    def _verify(self) -> None:
+        checks = [
+            (self.n >= 1, "n", f"n must be at least 1, got {self.n}"),
+            (self.best_of >= self.n, "best_of",
+             f"best_of must be >= n, got n={self.n} and best_of={self.best_of}"),
+            (self.temperature >= 0.0, "temperature",
+             f"temperature must be non-negative, got {self.temperature}"),
+            (0.0 < self.top_p <= 1.0, "top_p", f"top_p must be in (0, 1], got {self.top_p}"),
+            (self.top_k == -1 or self.top_k >= 1, "top_k",
+             f"top_k must be -1 (disable) or at least 1, got {self.top_k}"),
+            (0.0 <= self.min_p <= 1.0, "min_p", f"min_p must be in [0, 1], got {self.min_p}"),
+            (-2.0 <= self.presence_penalty <= 2.0, "presence_penalty",
+             f"presence_penalty must be in [-2, 2], got {self.presence_penalty}"),
+            (-2.0 <= self.frequency_penalty <= 2.0, "frequency_penalty",
+             f"frequency_penalty must be in [-2, 2], got {self.frequency_penalty}"),
+            (0.0 < self.repetition_penalty <= 2.0, "repetition_penalty",
+             f"repetition_penalty must be in (0, 2], got {self.repetition_penalty}"),
+            (self.max_tokens is None or self.max_tokens >= 1, "max_tokens",
+             f"max_tokens must be at least 1, got {self.max_tokens}"),
+            (self.min_tokens >= 0, "min_tokens",
+             f"min_tokens must be non-negative, got {self.min_tokens}"),
+            (self.max_tokens is None or self.min_tokens <= self.max_tokens, "min_tokens",
+             f"min_tokens must be <= max_tokens={self.max_tokens}, got {self.min_tokens}"),
+            (self.logprobs is None or self.logprobs >= 0, "logprobs",
+             f"logprobs must be non-negative, got {self.logprobs}"),
+            (self.prompt_logprobs is None or self.prompt_logprobs >= 0, "prompt_logprobs",
+             f"prompt_logprobs must be non-negative, got {self.prompt_logprobs}"),
+            (all(s for s in self.stop), "stop", "stop strings must not be empty"),
+            (self.seed is None or 0 <= self.seed < 2**63, "seed",
+             f"seed must be in [0, 2^63), got {self.seed}"),
+            (self.output_kind in ("cumulative", "delta"), "output_kind",
+             f"output_kind must be 'cumulative' or 'delta', got {self.output_kind}"),
+        ]
+        for ok, name, message in checks:
+            if not ok:
+                raise SamplingParamsError(name, message)
+
+    @property
+    def is_greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    @property
+    def needs_penalties(self) -> bool:
+        return (self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
+                or self.repetition_penalty != 1.0)
+
+
+class SamplingParamsError(ValueError):
+    """A sampling parameter is out of range; `param` names the field (for OpenAI error bodies)."""
+
+    def __init__(self, param: str, message: str):
+        super().__init__(message)
+        self.param = param

@@ -1,0 +1,139 @@
+"""Sequences (one completion each) and sequence groups (one request: its n / best_of copies)."""
+import enum
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from inference_engine.sampling_params import SamplingParams
+
+
+class SequenceStatus(enum.Enum):
+    WAITING = enum.auto()
+    RUNNING = enum.auto()
+    FINISHED_STOPPED = enum.auto()
+    FINISHED_LENGTH_CAPPED = enum.auto()
+    FINISHED_ABORTED = enum.auto()
+    FINISHED_IGNORED = enum.auto()
+
+    @property
+    def is_finished(self) -> bool:
+        return self.value >= SequenceStatus.FINISHED_STOPPED.value
+
+    @property
+    def finish_reason(self) -> str | None:
+        return _FINISH_REASONS.get(self)
+
+
+_FINISH_REASONS = {
+    SequenceStatus.FINISHED_STOPPED: "stop",
+    SequenceStatus.FINISHED_LENGTH_CAPPED: "length",
+    SequenceStatus.FINISHED_ABORTED: "abort",
+    SequenceStatus.FINISHED_IGNORED: "length",
+}
+
+
+@dataclass
+class Logprob:
+    """A token's log-probability, its rank in the distribution (1 = most likely) and its text."""
+    logprob: float
+    rank: int | None = None
+    decoded_token: str | None = None
+
+
+class Sequence:
+    """One completion: the prompt tokens (shared with its siblings), its own output tokens, and
+    the paged-cache blocks that hold its keys and values."""
+
+    def __init__(self, seq_id: int, prompt_token_ids: list[int], index: int = 0):
+        self.seq_id = seq_id
+        self.index = index  # position among the request's completions
+        self.prompt_token_ids = prompt_token_ids
+        self.output_token_ids: list[int] = []
+        self.output_logprobs: list[dict[int, Logprob]] = []
+        self.cumulative_logprob = 0.0
+        self.status = SequenceStatus.WAITING
+        self.stop_reason: int | str | None = None
+        self.block_table: list[int] = []
+        self.detokenizer = None  # set by the engine when the request detokenizes
+
+    def __len__(self) -> int:
+        return len(self.prompt_token_ids) + len(self.output_token_ids)
+
+    @property
+    def token_ids(self) -> list[int]:
+        return self.prompt_token_ids + self.output_token_ids
+
+    @property
+    def last_token_id(self) -> int:
+        return self.output_token_ids[-1] if self.output_token_ids else self.prompt_token_ids[-1]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status.is_finished
+
+    def append_token(self, token_id: int, logprob: float,
+                     logprobs: dict[int, Logprob] | None = None) -> None:
+        self.output_token_ids.append(token_id)
+        self.cumulative_logprob += logprob
+        if logprobs is not None:
+            self.output_logprobs.append(logprobs)
+
+    def fork(self, seq_id: int, index: int) -> "Sequence":
+        """A copy sharing the prompt; the caller shares the cache blocks through the block manager."""
+        child = Sequence(seq_id, self.prompt_token_ids, index)
+        child.output_token_ids = list(self.output_token_ids)
+        child.output_logprobs = list(self.output_logprobs)
+        child.cumulative_logprob = self.cumulative_logprob
+        child.status = self.status
+        child.block_table = list(self.block_table)
+        return child
+
+
+@dataclass
+class RequestMetrics:
+    """Wall-clock times of one request's life, for latency metrics."""
+    arrival_time: float = field(default_factory=time.time)
+    first_scheduled_time: float | None = None
+    first_token_time: float | None = None
+    last_token_time: float | None = None
+    finished_time: float | None = None
+
+
+class SequenceGroup:
+    """One request: a prompt and the sequences sampled from it (one until the first token is
+    sampled, then `best_of`)."""
+
+    def __init__(self, request_id: str, prompt: str | None, prompt_token_ids: list[int],
+                 sampling_params: SamplingParams, first_seq: Sequence,
+                 arrival_time: float | None = None, generator: torch.Generator | None = None):
+        self.request_id = request_id
+        self.prompt = prompt
+        self.prompt_token_ids = prompt_token_ids
+        self.sampling_params = sampling_params
+        self.seqs = [first_seq]
+        self.metrics = RequestMetrics(arrival_time=arrival_time or time.time())
+        self.generator = generator  # per-request RNG when a seed is given
+        self.prompt_logprobs: list[dict[int, Logprob] | None] | None = None
+        self.num_preemptions = 0
+
+    def get_seqs(self, status: SequenceStatus | None = None) -> list[Sequence]:
+        if status is None:
+            return list(self.seqs)
+        return [seq for seq in self.seqs if seq.status == status]
+
+    def unfinished_seqs(self) -> list[Sequence]:
+        return [seq for seq in self.seqs if not seq.is_finished]
+
+    @property
+    def is_finished(self) -> bool:
+        return all(seq.is_finished for seq in self.seqs)
+
+    @property
+    def is_first_prefill(self) -> bool:
+        """True until the request's first token is sampled: then `best_of` copies are forked."""
+        return len(self.seqs) == 1 and not self.seqs[0].output_token_ids
+
+    @property
+    def wants_prompt_logprobs(self) -> bool:
+        return self.sampling_params.prompt_logprobs is not None and self.prompt_logprobs is None

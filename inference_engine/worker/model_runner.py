@@ -1,0 +1,117 @@
+"""Builds a step's input tensors from the scheduled requests, runs the model and samples."""
+import torch
+
+from inference_engine.config import EngineConfig
+from inference_engine.core.scheduler import SchedulerOutputs
+from inference_engine.model_executor.forward_context import AttentionMetadata, set_attention_metadata
+from inference_engine.model_executor.layers.sampler import Sampler, SamplerOutput
+from inference_engine.model_executor.model_loader import get_model
+from inference_engine.model_executor.sampling_metadata import (PromptLogprobRows, SampleRow,
+                                                                SamplingMetadata)
+from inference_engine.sequence import SequenceGroup, SequenceStatus
+from inference_engine.worker.cache_engine import CacheEngine
+
+
+class ModelRunner:
+    def __init__(self, config: EngineConfig, device: torch.device, eos_token_id: int | None):
+        self.config = config
+        self.device = device
+        self.block_size = config.cache_config.block_size
+        self.model = get_model(config.model_config, device)
+        self.sampler = Sampler(config.model_config.hf_config.vocab_size, eos_token_id)
+        self.cache_engine: CacheEngine | None = None
+
+    def init_cache(self, num_blocks: int) -> None:
+        self.cache_engine = CacheEngine(self.model, num_blocks, self.block_size,
+                                        self.config.model_config.torch_dtype, self.device)
+
+    def _tensor(self, values, dtype=torch.int64) -> torch.Tensor:
+        return torch.tensor(values, dtype=dtype).to(self.device, non_blocking=True)
+
+    def _block_tables(self, tables: list[list[int]]) -> torch.Tensor:
+        width = max(len(t) for t in tables)
+        return self._tensor([t + [0] * (width - len(t)) for t in tables], torch.int32)
+
+    def _slots(self, table: list[int], start: int, end: int) -> list[int]:
+        bs = self.block_size
+        return [table[p // bs] * bs + p % bs for p in range(start, end)]
+
+    def prepare_prefill(self, groups: list[SequenceGroup]):
+        tokens, positions, slots, tables, seq_lens, starts = [], [], [], [], [], [0]
+        meta = SamplingMetadata()
+        for group in groups:
+            first = group.is_first_prefill
+            for seq in group.get_seqs(SequenceStatus.RUNNING):
+                n, offset = len(seq), len(tokens)
+                tokens += seq.token_ids
+                positions += range(n)
+                slots += self._slots(seq.block_table, 0, n)
+                tables.append(seq.block_table)
+                seq_lens.append(n)
+                starts.append(starts[-1] + n)
+                if first and group.wants_prompt_logprobs:
+                    meta.prompt_rows.append(PromptLogprobRows(group, offset))
+                meta.rows.append(SampleRow(group, seq, group.sampling_params.best_of if first else 1))
+                meta.sample_indices.append(offset + n - 1)
+        attn = AttentionMetadata(True, self._tensor(slots), self._block_tables(tables),
+                                 self._tensor(seq_lens, torch.int32), self._tensor(starts, torch.int32),
+                                 max(seq_lens), max(seq_lens))
+        return self._tensor(tokens), self._tensor(positions), attn, meta
+
+    def prepare_decode(self, groups: list[SequenceGroup]):
+        tokens, positions, slots, tables, seq_lens = [], [], [], [], []
+        meta = SamplingMetadata()
+        for group in groups:
+            for seq in group.get_seqs(SequenceStatus.RUNNING):
+                n = len(seq)
+                meta.rows.append(SampleRow(group, seq))
+                meta.sample_indices.append(len(tokens))
+                tokens.append(seq.last_token_id)
+                positions.append(n - 1)
+                slots += self._slots(seq.block_table, n - 1, n)
+                tables.append(seq.block_table)
+                seq_lens.append(n)
+        attn = AttentionMetadata(False, self._tensor(slots), self._block_tables(tables),
+                                 self._tensor(seq_lens, torch.int32), max_seq_len=max(seq_lens),
+                                 max_query_len=1)
+        return self._tensor(tokens), self._tensor(positions), attn, meta
+
+    @torch.inference_mode()
+    def execute_model(self, sched: SchedulerOutputs) -> SamplerOutput:
+        self.cache_engine.copy_blocks(sched.blocks_to_copy)
+        prepare = self.prepare_prefill if sched.is_prompt else self.prepare_decode
+        input_ids, positions, attn, meta = prepare(sched.scheduled_seq_groups)
+        with set_attention_metadata(attn):
+            hidden = self.model(input_ids, positions)
+        rows = sorted({i for i in meta.sample_indices}
+                      | {pr.start + j for pr in meta.prompt_rows
+                         for j in range(len(pr.group.prompt_token_ids))})
+        logits = self.model.compute_logits(hidden[self._tensor(rows)])
+        # Renumber the rows the sampler reads to their place among the computed logits.
+        where = {row: i for i, row in enumerate(rows)}
+        meta.sample_indices = [where[i] for i in meta.sample_indices]
+        for pr in meta.prompt_rows:
+            pr.start = where[pr.start]
+        return self.sampler(logits, meta)
+
+    @torch.inference_mode()
+    def profile_run(self, num_tokens: int, max_seq_len: int) -> None:
+        """Runs the largest prefill the scheduler may form, over a scratch cache shared by all
+        layers, so the peak activation memory can be measured before the cache is sized."""
+        seq_len = min(max_seq_len, num_tokens)
+        num_seqs = max(1, num_tokens // seq_len)
+        blocks = -(-seq_len // self.block_size)
+        scratch = CacheEngine(self.model, blocks * num_seqs, self.block_size,
+                              self.config.model_config.torch_dtype, self.device)
+        tables = [list(range(i * blocks, (i + 1) * blocks)) for i in range(num_seqs)]
+        starts = [i * seq_len for i in range(num_seqs + 1)]
+        attn = AttentionMetadata(True, self._tensor([s for t in tables for s in self._slots(t, 0, seq_len)]),
+                                 self._block_tables(tables),
+                                 self._tensor([seq_len] * num_seqs, torch.int32),
+                                 self._tensor(starts, torch.int32), seq_len, seq_len)
+        input_ids = torch.zeros(num_seqs * seq_len, dtype=torch.int64, device=self.device)
+        positions = torch.arange(seq_len, device=self.device).repeat(num_seqs)
+        with set_attention_metadata(attn):
+            hidden = self.model(input_ids, positions)
+        self.model.compute_logits(hidden[torch.tensor(starts[1:], device=self.device) - 1])
+        del scratch

@@ -1,0 +1,53 @@
+"""A worker owns one device: the model runner on it and its share of the KV cache."""
+import logging
+
+import torch
+
+from inference_engine.config import EngineConfig, resolve_device
+from inference_engine.core.scheduler import SchedulerOutputs
+from inference_engine.model_executor.layers.sampler import SamplerOutput
+from inference_engine.worker.cache_engine import block_bytes
+from inference_engine.worker.model_runner import ModelRunner
+
+logger = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, config: EngineConfig, eos_token_id: int | None, local_rank: int = 0):
+        self.config = config
+        self.device = resolve_device(config.model_config.device)
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(self.device)
+        torch.manual_seed(config.model_config.seed)
+        self.model_runner = ModelRunner(config, self.device, eos_token_id)
+
+    def determine_num_blocks(self) -> int:
+        """KV-cache blocks that fit: a fixed budget on CPU; on GPU what is left of
+        gpu_memory_utilization after the weights and the peak activations of a profiled step."""
+        cache = self.config.cache_config
+        if cache.num_blocks_override is not None:
+            return cache.num_blocks_override
+        per_block = block_bytes(self.model_runner.model, cache.block_size,
+                                self.config.model_config.torch_dtype)
+        if self.device.type != "cuda":
+            return int(cache.cpu_kv_cache_space_gib * 2**30 // per_block)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        sched = self.config.scheduler_config
+        self.model_runner.profile_run(sched.max_num_batched_tokens, sched.max_model_len)
+        torch.cuda.synchronize()
+        free, total = torch.cuda.mem_get_info()
+        # Memory held outside torch's allocator (the CUDA context, NCCL buffers) counts too.
+        outside_torch = total - free - torch.cuda.memory_reserved()
+        available = total * cache.gpu_memory_utilization - torch.cuda.max_memory_allocated() - outside_torch
+        torch.cuda.empty_cache()
+        logger.info("KV cache: %.2f GiB available after a peak of %.2f GiB",
+                    available / 2**30, torch.cuda.max_memory_allocated() / 2**30)
+        return max(0, int(available // per_block))
+
+    def init_cache(self, num_blocks: int) -> None:
+        self.model_runner.init_cache(num_blocks)
+
+    def execute_model(self, sched: SchedulerOutputs) -> SamplerOutput:
+        return self.model_runner.execute_model(sched)

@@ -1,0 +1,78 @@
+"""Scheduler invariants on CPU: admission limits, preemption by recompute, no leaked blocks."""
+from inference_engine.config import CacheConfig, SchedulerConfig
+from inference_engine.core.scheduler import Scheduler
+from inference_engine.sampling_params import SamplingParams
+from inference_engine.sequence import Sequence, SequenceGroup, SequenceStatus
+
+
+def make_scheduler(num_blocks: int, block_size: int = 4, max_num_seqs: int = 8,
+                   max_tokens: int = 64) -> Scheduler:
+    cache = CacheConfig(block_size=block_size, watermark=0.0)
+    cache.num_blocks = num_blocks
+    return Scheduler(SchedulerConfig(max_num_seqs, max_tokens, max_tokens), cache)
+
+
+def add(scheduler: Scheduler, request_id: str, prompt_len: int, seq_id: int) -> SequenceGroup:
+    seq = Sequence(seq_id, list(range(prompt_len)))
+    group = SequenceGroup(request_id, None, seq.prompt_token_ids, SamplingParams(), seq)
+    scheduler.add_seq_group(group)
+    return group
+
+
+def fake_step(scheduler: Scheduler, max_len: int):
+    """Runs a schedule as the engine would, appending one token per scheduled sequence."""
+    out = scheduler.schedule()
+    for group in out.scheduled_seq_groups:
+        for seq in group.get_seqs(SequenceStatus.RUNNING):
+            seq.append_token(7, 0.0)
+            if len(seq) >= max_len:
+                seq.status = SequenceStatus.FINISHED_LENGTH_CAPPED
+    scheduler.free_finished_seq_groups()
+    return out
+
+
+def test_prefills_respect_token_and_seq_limits():
+    s = make_scheduler(num_blocks=100, max_num_seqs=2, max_tokens=16)
+    for i in range(3):
+        add(s, str(i), 6, i)
+    out = s.schedule()
+    assert out.is_prompt and len(out.scheduled_seq_groups) == 2 and out.num_batched_tokens == 12
+    assert len(s.waiting) == 1
+
+
+def test_decode_runs_every_running_request_then_all_blocks_free():
+    s = make_scheduler(num_blocks=100)
+    groups = [add(s, str(i), 5, i) for i in range(4)]
+    assert fake_step(s, 12).is_prompt
+    out = fake_step(s, 12)
+    assert not out.is_prompt and len(out.scheduled_seq_groups) == 4
+    while s.has_unfinished_seqs():
+        fake_step(s, 12)
+    assert all(g.is_finished for g in groups)
+    assert s.block_manager.get_num_free_blocks() == 100
+
+
+def test_preemption_recomputes_newest_and_frees_blocks():
+    s = make_scheduler(num_blocks=6, block_size=4)
+    old, new = add(s, "old", 8, 0), add(s, "new", 4, 1)  # 2 + 1 of 6 blocks
+    fake_step(s, 40)
+    preempted = 0
+    for _ in range(200):
+        if not s.has_unfinished_seqs():
+            break
+        preempted += fake_step(s, 20).num_preempted
+    assert preempted >= 1 and new.num_preemptions >= 1 and old.num_preemptions == 0
+    assert old.is_finished and new.is_finished
+    assert s.block_manager.get_num_free_blocks() == 6
+
+
+def test_abort_frees_blocks_in_any_queue():
+    s = make_scheduler(num_blocks=10)
+    add(s, "a", 8, 0)
+    add(s, "b", 4, 1)
+    s.schedule()
+    add(s, "c", 4, 2)
+    for rid in ("a", "c", "b"):
+        assert s.abort_seq_group(rid) is not None
+    assert s.abort_seq_group("a") is None
+    assert s.block_manager.get_num_free_blocks() == 10 and not s.has_unfinished_seqs()
