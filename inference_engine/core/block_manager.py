@@ -66,11 +66,12 @@ class BlockSpaceManager:
         return sum(blocks_for(len(seq), self.block_size)
                    for seq in group.get_seqs(SequenceStatus.WAITING))
 
-    def can_allocate(self, group: SequenceGroup) -> AllocStatus:
+    def can_allocate(self, group: SequenceGroup, reserved: int = 0) -> AllocStatus:
+        """OK if the group's blocks fit while `reserved` blocks stay free for running sequences."""
         needed = self._blocks_needed(group)
         if needed > self.allocator.num_blocks - self.watermark_blocks:
             return AllocStatus.NEVER
-        if self.allocator.num_free - needed >= self.watermark_blocks:
+        if self.allocator.num_free - needed >= self.watermark_blocks + reserved:
             return AllocStatus.OK
         return AllocStatus.LATER
 

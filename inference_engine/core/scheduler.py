@@ -75,7 +75,9 @@ class Scheduler:
             group = self.waiting[0]
             seqs = group.get_seqs(SequenceStatus.WAITING)
             num_tokens = sum(len(seq) for seq in seqs)
-            status = self.block_manager.can_allocate(group)
+            # Leave each running sequence room for its next block, or the admission would only
+            # force a preemption (and a full recomputation) at the next decode step.
+            status = self.block_manager.can_allocate(group, reserved=num_seqs)
             if status == AllocStatus.NEVER:
                 logger.warning("request %s needs more KV-cache blocks than exist; ignored",
                                group.request_id)

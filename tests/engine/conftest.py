@@ -1,6 +1,4 @@
 """The embedded model, loaded once per test session: our engine and the transformers oracle."""
-import os
-
 import pytest
 import torch
 
@@ -19,9 +17,11 @@ def llm(embedded_path):
 
 @pytest.fixture(scope="session")
 def hf_model(embedded_path):
+    """transformers on the embedded weights, from the safetensors copy of the dequantized GGUF
+    (tests/loader proves its tensors equal transformers' own GGUF dequantization; loading the
+    GGUF through transformers takes ~45 s)."""
     from transformers import AutoModelForCausalLM
-    model = AutoModelForCausalLM.from_pretrained(os.path.dirname(embedded_path),
-                                                 gguf_file=os.path.basename(embedded_path),
-                                                 dtype=torch.float32)
-    return model.eval()
+
+    from utils.hf_checkpoint import embedded_hf_checkpoint
+    return AutoModelForCausalLM.from_pretrained(embedded_hf_checkpoint(), dtype=torch.float32).eval()
 

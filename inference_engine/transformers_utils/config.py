@@ -1,0 +1,132 @@
+"""Hugging Face configs for every kind of model source: checkpoint folder, GGUF file or preset.
+
+A GGUF file's config is built from its metadata here rather than through
+`AutoConfig.from_pretrained(..., gguf_file=...)`, which parses the whole file with gguf's slow
+reader (about 12 s for the embedded model; this takes a fraction of a second). The fields match
+what transformers derives from the same file.
+"""
+import os
+
+from transformers import AutoConfig, LlamaConfig, PretrainedConfig
+
+from inference_engine.transformers_utils.embedded import model_or_default
+from inference_engine.transformers_utils.gguf_reader import GGUFFile
+
+# Published shapes of the base models, for benchmarks with dummy weights.
+PRESETS: dict[str, dict] = {
+    "llama3-8b": dict(
+        vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+        num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192,
+        rms_norm_eps=1e-5, rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
+        bos_token_id=128000, eos_token_id=128001, tie_word_embeddings=False, dtype="bfloat16"),
+    "llama2-7b": dict(
+        vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+        num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
+        rms_norm_eps=1e-5, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, dtype="float16"),
+    "llama2-70b": dict(
+        vocab_size=32000, hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
+        num_attention_heads=64, num_key_value_heads=8, max_position_embeddings=4096,
+        rms_norm_eps=1e-5, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, dtype="float16"),
+}
+
+# GGUF `general.architecture` -> (config class, HF architecture name).
+GGUF_ARCHITECTURES = {"llama": (LlamaConfig, "LlamaForCausalLM")}
+
+
+def is_gguf(model: str) -> bool:
+    return model.endswith(".gguf")
+
+
+def get_hf_config(model: str | None) -> PretrainedConfig:
+    """The config of a checkpoint folder, a `.gguf` file or a preset (None: the embedded model)."""
+    model = model_or_default(model)
+    if model in PRESETS:
+        return preset_config(model)
+    check_model_path(model)
+    if is_gguf(model):
+        return gguf_config(GGUFFile(model))
+    if not os.path.isfile(os.path.join(model, "config.json")):
+        raise FileNotFoundError(f"{model} has no config.json: not a Hugging Face checkpoint folder")
+    config = AutoConfig.from_pretrained(model, local_files_only=True)
+    if not config.architectures:
+        config.architectures = [_causal_lm_class(config.model_type, model)]
+    return config
+
+
+def preset_config(name: str) -> LlamaConfig:
+    """A LlamaConfig with the published shapes of a preset model (no weights exist for it)."""
+    return LlamaConfig(architectures=["LlamaForCausalLM"], **PRESETS[name])
+
+
+def check_model_path(model: str) -> None:
+    """Raise a FileNotFoundError that says what was expected when `model` does not exist."""
+    if os.path.exists(model):
+        if not (os.path.isdir(model) or is_gguf(model)):
+            raise ValueError(f"{model} is neither a checkpoint folder nor a .gguf file")
+        return
+    raise FileNotFoundError(
+        f"model {model!r} not found: expected a Hugging Face checkpoint folder, a .gguf file or "
+        f"one of the presets {sorted(PRESETS)}; models are never downloaded")
+
+
+def gguf_config(gguf: GGUFFile) -> PretrainedConfig:
+    """Build the HF config of a GGUF file from its metadata and tensor directory."""
+    arch = gguf.architecture
+    if arch not in GGUF_ARCHITECTURES:
+        raise ValueError(f"{gguf.path}: GGUF architecture {arch!r} is not supported "
+                         f"(supported: {sorted(GGUF_ARCHITECTURES)})")
+    meta = gguf.metadata
+
+    def get(key, default=None):
+        return meta.get(f"{arch}.{key}", default)
+
+    if get("expert_count", 0):
+        raise ValueError(f"{gguf.path}: mixture-of-experts GGUF models are not supported")
+    hidden, heads = get("embedding_length"), get("attention.head_count")
+    kv_heads = get("attention.head_count_kv", heads)
+    head_dim = get("attention.key_length") or get("rope.dimension_count") or hidden // heads
+    # The embedding tensor is the surest source of the vocabulary size; metadata may lack it.
+    embedding = gguf.tensors.get("token_embd.weight")
+    vocab = embedding.shape[0] if embedding is not None else get("vocab_size")
+    tokens = {f"{name}_token_id": meta.get(f"tokenizer.ggml.{key}")
+              for name, key in (("bos", "bos_token_id"), ("eos", "eos_token_id"),
+                                ("pad", "padding_token_id"), ("unk", "unknown_token_id"))}
+    config_class, architecture = GGUF_ARCHITECTURES[arch]
+    return config_class(
+        architectures=[architecture],
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=get("feed_forward_length"),
+        num_hidden_layers=get("block_count"),
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        head_dim=head_dim,
+        max_position_embeddings=get("context_length", 2048),
+        rms_norm_eps=get("attention.layer_norm_rms_epsilon", 1e-5),
+        rope_parameters=_gguf_rope(gguf, get),
+        # llama.cpp's converter omits `output.weight` when the head shares the embedding.
+        tie_word_embeddings="output.weight" not in gguf.tensors,
+        attention_bias="blk.0.attn_q.bias" in gguf.tensors,
+        **{k: v for k, v in tokens.items() if v is not None},
+    )
+
+
+def _gguf_rope(gguf: GGUFFile, get) -> dict:
+    rope = {"rope_type": "default", "rope_theta": float(get("rope.freq_base", 10000.0))}
+    scaling = get("rope.scaling.type", "none")
+    if scaling == "linear":
+        rope.update(rope_type="linear", factor=float(get("rope.scaling.factor")))
+    elif scaling != "none":
+        raise ValueError(f"{gguf.path}: GGUF rope scaling {scaling!r} is not supported")
+    return rope
+
+
+def _causal_lm_class(model_type: str, model: str) -> str:
+    """The HF causal-LM class for a config.json that does not name its architecture."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise ValueError(f"{model}/config.json names no architecture and model_type "
+                         f"{model_type!r} is not a causal language model")
+    return MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[model_type]

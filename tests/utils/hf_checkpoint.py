@@ -1,0 +1,99 @@
+"""Hugging Face checkpoint folders for tests: the embedded model, or tiny random Llamas.
+
+The folders load with both our engine and `transformers.AutoModelForCausalLM.from_pretrained`,
+so tests can compare the two token for token without any download.
+
+    path = embedded_hf_checkpoint()                      # SmolLM2-135M, cached across runs
+    write_hf_checkpoint(tmp_path, tiny_llama_config())   # random weights, a fraction of a second
+    write_hf_checkpoint(tmp_path, tiny_llama_config(tie_word_embeddings=True), max_shard_size="2MB")
+"""
+import copy
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from huggingface_hub import save_torch_state_dict
+from transformers import AutoModelForCausalLM, LlamaConfig, PretrainedConfig
+
+from inference_engine.model_executor.loader import iterate_weights
+from inference_engine.transformers_utils.config import get_hf_config
+from inference_engine.transformers_utils.embedded import cache_dir, embedded_model_path
+from inference_engine.transformers_utils.tokenizer import get_tokenizer
+
+
+def tiny_llama_config(**overrides) -> LlamaConfig:
+    """A 2-layer Llama with grouped-query attention (4 query heads, 2 KV heads, head_dim 16).
+
+    The vocabulary is the embedded tokenizer's (49152), so the checkpoint's tokenizer fits it.
+    """
+    fields = dict(
+        architectures=["LlamaForCausalLM"], vocab_size=49152, hidden_size=64,
+        intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=16, max_position_embeddings=512, rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    fields.update(overrides)
+    return LlamaConfig(**fields)
+
+
+def write_hf_checkpoint(path, config: PretrainedConfig | None = None, *, seed: int = 0,
+                        max_shard_size: int | str = "5GB", dtype: torch.dtype = torch.float32,
+                        tokenizer: bool = True) -> str:
+    """Write a safetensors checkpoint folder at `path` and return its path.
+
+    With no config, the weights are the embedded model's, dequantized from its GGUF file exactly
+    as transformers dequantizes them; otherwise they are random (transformers' own
+    initialization for `config`, seeded). Shards of at most `max_shard_size` get an index file.
+    The embedded model's tokenizer files (with its chat template) go along unless `tokenizer`
+    is False.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if config is None:
+        config = get_hf_config(embedded_model_path())
+        state_dict = dict(iterate_weights(embedded_model_path(), "gguf", config))
+    else:
+        config = copy.deepcopy(config)  # the dtype set below is for the folder, not the caller
+        state_dict = random_state_dict(config, seed)
+    state_dict = {name: t.to(dtype).contiguous() for name, t in state_dict.items()}
+    config.dtype = dtype
+    config.save_pretrained(path)
+    save_torch_state_dict(state_dict, path, max_shard_size=max_shard_size)
+    if tokenizer:
+        get_tokenizer(embedded_model_path()).save_pretrained(path)
+    return str(path)
+
+
+def embedded_hf_checkpoint() -> str:
+    """The embedded model as a float32 safetensors folder, written once into the cache folder
+    (keyed by the GGUF file) and reused by later tests and later runs."""
+    gguf_path = embedded_model_path()
+    st = os.stat(gguf_path)
+    key = hashlib.sha256(f"{gguf_path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = cache_dir("checkpoints") / f"smollm2-135m-{key}"
+    if not (target / "config.json").is_file():
+        tmp = tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is shared
+        try:
+            write_hf_checkpoint(tmp)
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / "config.json").is_file():  # not merely written meanwhile by another process
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
+
+
+def random_state_dict(config: PretrainedConfig, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Seeded random weights for `config` with transformers' own initialization, HF names."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    state_dict = model.state_dict()
+    if config.tie_word_embeddings:  # a tied head is not stored, as in real checkpoints
+        state_dict.pop("lm_head.weight", None)
+    return state_dict
