@@ -6,12 +6,12 @@ import pytest
 from inference_engine import LLM, SamplingParams
 
 
-def mixed_prompts(tokenizer, count: int, seed: int = 0) -> list[list[int]]:
+def mixed_prompts(tokenizer, count: int, seed: int = 0, max_words: int = 120) -> list[list[int]]:
     rng = random.Random(seed)
     words = "the a river mountain quick code python science music 42 café naïve 東京 story".split()
     prompts = []
     for _ in range(count):
-        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 120)))
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, max_words)))
         prompts.append(tokenizer.encode(text))
     return prompts
 
@@ -42,15 +42,15 @@ def test_seeded_sample_alone_equals_in_batch(llm):
 
 
 def test_tiny_kv_budget_preempts_and_still_matches(llm):
-    prompts = mixed_prompts(llm.get_tokenizer(), 12, seed=2)
-    params = SamplingParams(temperature=0, max_tokens=40, ignore_eos=True)
+    prompts = mixed_prompts(llm.get_tokenizer(), 8, seed=2, max_words=40)
+    params = SamplingParams(temperature=0, max_tokens=24, ignore_eos=True)
     expected = llm.generate(prompt_token_ids=prompts, sampling_params=params, use_tqdm=False)
-    small = LLM(dtype="float32", max_model_len=256, num_gpu_blocks_override=24, block_size=16)
+    small = LLM(dtype="float32", max_model_len=128, num_gpu_blocks_override=12, block_size=16)
     got = small.generate(prompt_token_ids=prompts, sampling_params=params, use_tqdm=False)
     assert small.llm_engine.scheduler.num_preemptions_total > 0
     for e, g in zip(expected, got):
         assert e.outputs[0].token_ids == g.outputs[0].token_ids
-    assert free_blocks(small) == 24
+    assert free_blocks(small) == 12
 
 
 def test_n_and_best_of_share_the_prompt_and_free_everything(llm):

@@ -1,0 +1,104 @@
+"""Offline throughput over a ShareGPT workload: every request generates exactly its reference
+output length (EOS ignored). Prints requests/s and tokens/s, optionally beside transformers."""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+from workload import DEFAULT_WORKLOAD, load_workload  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--model", default=None, help="HF folder or GGUF file (default: embedded model)")
+    p.add_argument("--preset", default=None, help="llama3-8b, llama2-7b, llama2-70b (dummy weights)")
+    p.add_argument("--load-format", default="auto")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--workload", default=DEFAULT_WORKLOAD)
+    p.add_argument("--num-prompts", type=int, default=1000)
+    p.add_argument("--max-num-seqs", type=int, default=256)
+    p.add_argument("--max-num-batched-tokens", type=int, default=None)
+    p.add_argument("--max-model-len", type=int, default=None)
+    p.add_argument("--tensor-parallel-size", type=int, default=1)
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    p.add_argument("--cpu-kv-cache-space-gib", type=float, default=4.0)
+    p.add_argument("--enforce-eager", action="store_true")
+    p.add_argument("--compare-hf", action="store_true",
+                   help="also run transformers' continuous batching (generate_batch)")
+    p.add_argument("--compare-hf-generate", action="store_true",
+                   help="also run transformers' generate, one request at a time")
+    p.add_argument("--plot", default=None, help="save a bar chart of requests/s to this PNG")
+    return p.parse_args()
+
+
+def run_engine(args, requests) -> tuple[float, float]:
+    from inference_engine import LLM, SamplingParams
+    llm = LLM(args.preset or args.model,
+              load_format="dummy" if args.preset else args.load_format, dtype=args.dtype,
+              max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
+              max_model_len=args.max_model_len, tensor_parallel_size=args.tensor_parallel_size,
+              gpu_memory_utilization=args.gpu_memory_utilization,
+              cpu_kv_cache_space_gib=args.cpu_kv_cache_space_gib, enforce_eager=args.enforce_eager,
+              skip_tokenizer_init=args.preset is not None)
+    params = [SamplingParams(temperature=0, ignore_eos=True, max_tokens=r.output_len,
+                             detokenize=args.preset is None) for r in requests]
+    prompts = [{"prompt_token_ids": r.prompt_token_ids} for r in requests]
+    llm.generate(prompts[:2], params[:2], use_tqdm=False)  # warm-up
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    outputs = llm.generate(prompts, params)
+    elapsed = time.perf_counter() - start
+    for out, req in zip(outputs, requests):
+        assert len(out.outputs[0].token_ids) == req.output_len, "a request stopped early"
+    peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
+    del llm
+    return elapsed, peak
+
+
+def main() -> None:
+    args = parse_args()
+    requests = load_workload(args.workload, args.num_prompts)
+    prompt_tokens = sum(len(r.prompt_token_ids) for r in requests)
+    output_tokens = sum(r.output_len for r in requests)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    rows = []
+    elapsed, peak = run_engine(args, requests)
+    rows.append(("inference-engine", elapsed, peak))
+    if args.compare_hf or args.compare_hf_generate:
+        from hf_baselines import load_hf_model, run_hf_continuous_batching, run_hf_generate
+        dtype = {"auto": torch.float32 if device == "cpu" else torch.bfloat16,
+                 "float32": torch.float32, "bfloat16": torch.bfloat16,
+                 "float16": torch.float16}[args.dtype]
+        model = load_hf_model(args.model, args.preset, dtype, device)
+        if args.compare_hf:
+            rows.append(("transformers generate_batch",
+                         run_hf_continuous_batching(model, requests, device), 0.0))
+        if args.compare_hf_generate:
+            rows.append(("transformers generate", run_hf_generate(model, requests, device), 0.0))
+    print(f"\n{len(requests)} requests, {prompt_tokens} prompt + {output_tokens} output tokens, "
+          f"device {torch.cuda.get_device_name() if device == 'cuda' else 'cpu'}")
+    print(f"{'system':<30}{'time s':>10}{'req/s':>10}{'out tok/s':>12}{'total tok/s':>13}"
+          f"{'peak GiB':>10}{'t/ours':>8}")
+    for name, t, peak in rows:
+        print(f"{name:<30}{t:>10.1f}{len(requests) / t:>10.2f}{output_tokens / t:>12.1f}"
+              f"{(prompt_tokens + output_tokens) / t:>13.1f}{peak:>10.2f}{t / rows[0][1]:>8.2f}")
+    if args.plot:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.bar([r[0] for r in rows], [len(requests) / r[1] for r in rows])
+        ax.set_ylabel("requests / s")
+        ax.set_title(f"{args.preset or 'embedded model'}: {len(requests)} ShareGPT requests")
+        fig.tight_layout()
+        fig.savefig(args.plot)
+
+
+if __name__ == "__main__":
+    main()

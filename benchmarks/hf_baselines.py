@@ -1,0 +1,55 @@
+"""transformers baselines on the same requests: plain `generate`, and its continuous batching."""
+import time
+
+import torch
+
+from workload import Request
+
+
+def load_hf_model(model_path: str | None, preset: str | None, dtype: torch.dtype, device: str):
+    """The same weights our engine runs: a HF folder, a GGUF file, or random preset shapes."""
+    import os
+
+    from transformers import AutoModelForCausalLM
+
+    from inference_engine.transformers_utils.config import get_hf_config
+    from inference_engine.transformers_utils.embedded import model_or_default
+    if preset is not None:
+        config = get_hf_config(preset)
+        with torch.device(device):
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        return model.eval()
+    path = model_or_default(model_path)
+    if path.endswith(".gguf"):
+        model = AutoModelForCausalLM.from_pretrained(os.path.dirname(path),
+                                                     gguf_file=os.path.basename(path), dtype=dtype)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    return model.to(device).eval()
+
+
+@torch.inference_mode()
+def run_hf_generate(model, requests: list[Request], device: str) -> float:
+    """One request at a time, each generating exactly its output_len tokens; returns seconds."""
+    start = time.perf_counter()
+    for req in requests:
+        ids = torch.tensor([req.prompt_token_ids], device=device)
+        model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                       max_new_tokens=req.output_len, min_new_tokens=req.output_len,
+                       pad_token_id=0)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+@torch.inference_mode()
+def run_hf_continuous_batching(model, requests: list[Request], device: str) -> float:
+    """transformers' own continuous batching (`generate_batch`); returns seconds."""
+    from transformers import GenerationConfig
+    config = GenerationConfig(max_new_tokens=max(r.output_len for r in requests), do_sample=False,
+                              eos_token_id=-1, pad_token_id=0)
+    start = time.perf_counter()
+    model.generate_batch(inputs=[r.prompt_token_ids for r in requests], generation_config=config)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
