@@ -1,8 +1,9 @@
 """Turns logits into tokens: penalties, bias, temperature, top-k/top-p/min-p, then sampling.
 
 Reported log-probabilities are those of the model's raw distribution (before any processing).
-Seeded requests draw from their own generator, one row at a time, so their tokens do not depend
-on what else is in the batch.
+Sampling is an exponential race: argmax(p / E) with E ~ Exp(1) is distributed as p. Seeded
+requests draw their E from their own generator, so their tokens do not depend on what else is in
+the batch.
 """
 from dataclasses import dataclass
 
@@ -67,55 +68,59 @@ class Sampler(nn.Module):
         return logits
 
     def _sample(self, logits: torch.Tensor, t: SamplingTensors,
-                meta: SamplingMetadata) -> list[list[int]]:
-        greedy = logits.argmax(dim=-1).tolist()
-        random_rows = [i for i, r in enumerate(meta.rows) if not r.group.sampling_params.is_greedy]
-        tokens = [[greedy[i]] * row.num_samples for i, row in enumerate(meta.rows)]
-        if not random_rows:
-            return tokens
+                meta: SamplingMetadata) -> tuple[torch.Tensor, torch.Tensor]:
+        """All sampled tokens, row i's num_samples back to back: (token ids [S], their row [S]).
+
+        Stays on the device: the caller reads the result once.
+        """
+        device = logits.device
+        counts = [row.num_samples for row in meta.rows]
+        row_of = torch.arange(len(counts), device=device)
+        if any(c > 1 for c in counts):
+            row_of = row_of.repeat_interleave(torch.tensor(counts, device=device))
+        tokens = logits.argmax(dim=-1)[row_of]
+        greedy = [row.group.sampling_params.is_greedy for row in meta.rows]
+        if all(greedy):
+            return tokens, row_of
         logits = logits / t.temperature.unsqueeze(1)
         if t.do_top_p_top_k:
             logits = apply_top_k_top_p(logits, t.top_k, t.top_p)
         probs = torch.softmax(logits, dim=-1)
         if t.do_min_p:
             probs = apply_min_p(probs, t.min_p)
-        unseeded = [i for i in random_rows if meta.rows[i].group.generator is None]
-        if unseeded:
-            counts = [meta.rows[i].num_samples for i in unseeded]
-            rows = torch.tensor(unseeded, device=probs.device).repeat_interleave(
-                torch.tensor(counts, device=probs.device))
-            drawn = exponential_race(probs[rows], None).split(counts)
-            for i, ids in zip(unseeded, drawn):
-                tokens[i] = ids.tolist()
-        for i in random_rows:
-            gen = meta.rows[i].group.generator
-            if gen is not None:
-                tokens[i] = exponential_race(
-                    probs[i].expand(meta.rows[i].num_samples, -1), gen).tolist()
-        return tokens
+        probs = probs[row_of] if len(row_of) != len(counts) else probs
+        noise = torch.empty_like(probs).exponential_()
+        start = 0
+        for row, n in zip(meta.rows, counts):
+            if row.group.generator is not None:  # a seeded request draws from its own stream
+                noise[start:start + n].exponential_(generator=row.group.generator)
+            start += n
+        drawn = (probs / noise).argmax(dim=-1)
+        is_greedy = torch.tensor(greedy, device=device)[row_of]
+        return torch.where(is_greedy, tokens, drawn), row_of
 
     @staticmethod
-    def _gather(raw_logprobs: torch.Tensor, tokens: list[list[int]],
+    def _gather(raw_logprobs: torch.Tensor, sampled: tuple[torch.Tensor, torch.Tensor],
                 meta: SamplingMetadata) -> list[list[Sample]]:
-        k_max = max((r.group.sampling_params.logprobs or 0) for r in meta.rows)
-        top = raw_logprobs.topk(k_max, dim=-1) if k_max else None
-        top_vals = top.values.tolist() if top is not None else None
-        top_ids = top.indices.tolist() if top is not None else None
-        out = []
-        for i, row in enumerate(meta.rows):
-            k = row.group.sampling_params.logprobs
-            ids = torch.tensor(tokens[i], device=raw_logprobs.device)
-            chosen = raw_logprobs[i, ids]
-            ranks = ((raw_logprobs[i][None, :] > chosen[:, None]).sum(-1) + 1).tolist()
-            samples = []
-            for token, lp, rank in zip(tokens[i], chosen.tolist(), ranks):
-                entries = None
-                if k is not None:
-                    entries = {token: Logprob(lp, rank)}
-                    for j in range(k):
-                        entries.setdefault(top_ids[i][j], Logprob(top_vals[i][j], j + 1))
-                samples.append(Sample(token, lp, entries))
-            out.append(samples)
+        tokens, row_of = sampled
+        chosen = raw_logprobs[row_of, tokens]
+        wanted = [r.group.sampling_params.logprobs for r in meta.rows]
+        k_max = max((k or 0) for k in wanted)
+        ranks = top_vals = top_ids = None
+        if any(k is not None for k in wanted):
+            ranks = ((raw_logprobs[row_of] > chosen[:, None]).sum(-1) + 1).tolist()
+            if k_max:
+                top = raw_logprobs.topk(k_max, dim=-1)
+                top_vals, top_ids = top.values.tolist(), top.indices.tolist()
+        token_list, chosen_list, rows = tokens.tolist(), chosen.tolist(), row_of.tolist()
+        out: list[list[Sample]] = [[] for _ in meta.rows]
+        for j, (token, lp, i) in enumerate(zip(token_list, chosen_list, rows)):
+            entries = None
+            if wanted[i] is not None:
+                entries = {token: Logprob(lp, ranks[j])}
+                for r in range(wanted[i]):
+                    entries.setdefault(top_ids[i][r], Logprob(top_vals[i][r], r + 1))
+            out[i].append(Sample(token, lp, entries))
         return out
 
     @staticmethod
@@ -163,9 +168,3 @@ def apply_min_p(probs: torch.Tensor, min_p: torch.Tensor) -> torch.Tensor:
     """Drops tokens less likely than min_p times the row's most likely token."""
     threshold = min_p.unsqueeze(1) * probs.max(dim=-1, keepdim=True).values
     return probs.masked_fill(probs < threshold, 0.0)
-
-
-def exponential_race(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """One sample per row of probs [R, V]: argmax(p / E) with E ~ Exp(1) is distributed as p."""
-    noise = torch.empty_like(probs).exponential_(generator=generator)
-    return (probs / noise).argmax(dim=-1)
