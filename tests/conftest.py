@@ -1,6 +1,12 @@
 """Shared fixtures; GPU tests are skipped where no GPU is present."""
-import pytest
-import torch
+import os
+
+# Idle OpenMP threads sleep instead of spinning: the engine thread, the server and the oracle
+# share two cores here, and spinning threads slowed every op ten-fold under that contention.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):

@@ -48,6 +48,9 @@ class LLMEngine:
         self.stop_checker = StopChecker(mc.max_model_len, self.eos_token_id)
         self.seq_counter = itertools.count()
         self.requests: dict[str, SequenceGroup] = {}
+        # Running totals that engine/metrics.py turns into Prometheus counters.
+        self.num_prompt_tokens_total = 0
+        self.num_generation_tokens_total = 0
         self.device = self.executor.driver.device
 
     @classmethod
@@ -120,6 +123,8 @@ class LLMEngine:
             return outputs
         result = self.executor.execute_model(sched)
         self._process_model_outputs(sched, result)
+        if sched.is_prompt:
+            self.num_prompt_tokens_total += sched.num_batched_tokens
         self.scheduler.free_finished_seq_groups()
         for group in sched.scheduled_seq_groups:
             outputs.append(RequestOutput.from_seq_group(group))
@@ -154,6 +159,7 @@ class LLMEngine:
     def _append(self, group: SequenceGroup, seq: Sequence, sample: Sample) -> None:
         params = group.sampling_params
         seq.append_token(sample.token_id, sample.logprob, self._decode_logprobs(sample.top_logprobs))
+        self.num_generation_tokens_total += 1
         if self.stop_checker.check_token(seq, params):
             if seq.detokenizer is not None and params.include_stop_str_in_output:
                 seq.detokenizer.add_token(sample.token_id, check_stop=False)

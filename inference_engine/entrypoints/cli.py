@@ -5,6 +5,7 @@ import logging
 import sys
 
 from inference_engine.engine.arg_utils import EngineArgs
+from inference_engine.entrypoints.openai.cli_args import add_serve_parser
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -31,11 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     gen.add_argument("--temperature", type=float, default=0.0)
     EngineArgs.add_cli_args(gen)
     gen.set_defaults(func=_generate)
-    try:
-        from inference_engine.entrypoints.openai.cli_args import add_serve_parser
-        add_serve_parser(sub)
-    except ImportError:
-        pass
+    add_serve_parser(sub)
     args = parser.parse_args(argv)
     args.func(args)
 

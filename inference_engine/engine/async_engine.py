@@ -1,0 +1,248 @@
+"""The async engine: an LLMEngine driven by one background loop, with a stream per request.
+
+Only the loop touches the LLMEngine. Callers queue new requests and aborts in a RequestTracker;
+the loop applies them between steps and runs each `step()` in a worker thread, so the event loop
+keeps serving HTTP while the model runs. If the loop dies, the engine is dead: every open stream
+and every later call gets AsyncEngineDeadError, so no client ever waits forever.
+"""
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+from inference_engine.engine.arg_utils import EngineArgs
+from inference_engine.outputs import RequestOutput
+from inference_engine.sampling_params import SamplingParams
+
+logger = logging.getLogger(__name__)
+
+_END = object()  # closes a stream without an error
+
+
+class AsyncEngineDeadError(RuntimeError):
+    """The background loop has stopped; the engine takes no more requests."""
+
+
+class AsyncStream:
+    """The outputs of one request in the order the loop produced them. Iteration ends after the
+    finished output or an abort, and raises the error the request (or the engine) failed with."""
+
+    def __init__(self, request_id: str):
+        self.request_id = request_id
+        self.finished = False
+        self._queue: asyncio.Queue = asyncio.Queue()
+
+    def put(self, output: RequestOutput) -> None:
+        if not self.finished:
+            self._queue.put_nowait(output)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        if not self.finished:
+            self.finished = True
+            self._queue.put_nowait(_END if error is None else error)
+
+    def __aiter__(self) -> "AsyncStream":
+        return self
+
+    async def __anext__(self) -> RequestOutput:
+        item = await self._queue.get()
+        if item is _END:
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+
+class RequestTracker:
+    """The open streams, plus the adds and aborts waiting for the loop to apply them."""
+
+    def __init__(self):
+        self._streams: dict[str, AsyncStream] = {}
+        self._new: list[tuple[AsyncStream, dict]] = []
+        self._aborted: set[str] = set()
+        self._work = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def add_request(self, request_id: str, **add_request_kwargs) -> AsyncStream:
+        if request_id in self._streams:
+            raise ValueError(f"request id {request_id!r} is already in use")
+        stream = AsyncStream(request_id)
+        self._streams[request_id] = stream
+        self._new.append((stream, add_request_kwargs))
+        self._work.set()
+        return stream
+
+    def abort_request(self, request_id: str) -> None:
+        """Closes the request's stream; the loop drops it from the engine before the next step."""
+        stream = self._streams.pop(request_id, None)
+        if stream is None:
+            return  # finished or aborted already
+        stream.finish()
+        self._aborted.add(request_id)
+        self._work.set()
+
+    def process_request_output(self, output: RequestOutput) -> None:
+        stream = self._streams.get(output.request_id)
+        if stream is None:
+            return  # aborted while its step was running
+        stream.put(output)
+        if output.finished:
+            del self._streams[output.request_id]
+            stream.finish()
+
+    def fail_request(self, request_id: str, error: BaseException) -> None:
+        stream = self._streams.pop(request_id, None)
+        if stream is not None:
+            stream.finish(error)
+
+    def fail_all(self, error: BaseException) -> None:
+        """Ends every open stream with `error` (the engine died or shut down)."""
+        for stream in self._streams.values():
+            stream.finish(error)
+        self._streams.clear()
+        self._new.clear()
+
+    def get_new_and_aborted_requests(self) -> tuple[list[tuple[AsyncStream, dict]], set[str]]:
+        # A request aborted before the engine saw it has a finished stream: skip it.
+        new = [(stream, kwargs) for stream, kwargs in self._new if not stream.finished]
+        aborted = self._aborted
+        self._new, self._aborted = [], set()
+        self._work.clear()
+        return new, aborted
+
+    async def wait_for_work(self) -> None:
+        await self._work.wait()
+
+
+class AsyncLLMEngine:
+    """Serves an LLMEngine to many concurrent callers of `generate()`.
+
+    `stat_logger`, if given, is called after every pass of the loop as
+    `stat_logger.log(engine, outputs, num_aborted)` (see engine/metrics.py).
+    """
+
+    def __init__(self, engine, stat_logger=None):
+        self.engine = engine
+        self.stat_logger = stat_logger
+        self._tracker: RequestTracker | None = None
+        self._loop_task: asyncio.Task | None = None
+        self._error: BaseException | None = None
+        # One thread, so that steps never overlap and always run where the model was warmed up.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-step")
+
+    @classmethod
+    def from_engine_args(cls, args: EngineArgs, stat_logger=None) -> "AsyncLLMEngine":
+        from inference_engine.engine.llm_engine import LLMEngine
+        return cls(LLMEngine.from_engine_args(args), stat_logger)
+
+    @property
+    def tokenizer(self):
+        return self.engine.tokenizer
+
+    @property
+    def config(self):
+        return self.engine.config
+
+    @property
+    def is_running(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
+
+    @property
+    def errored(self) -> bool:
+        return self._error is not None
+
+    @property
+    def num_open_requests(self) -> int:
+        return len(self._tracker) if self._tracker is not None else 0
+
+    def start(self) -> None:
+        """Starts the background loop on the running event loop."""
+        if self.errored:
+            raise self._dead_error()
+        if self.is_running:
+            return
+        self._tracker = RequestTracker()
+        self._loop_task = asyncio.get_running_loop().create_task(self._run_loop(),
+                                                                 name="engine-loop")
+
+    async def shutdown(self) -> None:
+        """Stops the loop; open streams end with AsyncEngineDeadError."""
+        if self._loop_task is not None and not self._loop_task.done():
+            self._loop_task.cancel()
+            try:
+                await self._loop_task
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=False)
+
+    def check_health(self) -> None:
+        """Raises AsyncEngineDeadError if the loop has died."""
+        if self.errored:
+            raise self._dead_error()
+
+    async def generate(self, request_id: str, prompt: str | None, params: SamplingParams,
+                       prompt_token_ids: list[int] | None = None) -> AsyncIterator[RequestOutput]:
+        """Yields the request's state after every step that touched it, the finished one last.
+
+        Cancelling the caller (a client disconnect) or closing the iterator early aborts the
+        request, which frees its KV blocks before the engine's next step.
+        """
+        self.start()
+        stream = self._tracker.add_request(request_id, prompt=prompt, params=params,
+                                           prompt_token_ids=prompt_token_ids,
+                                           arrival_time=time.time())
+        try:
+            async for output in stream:
+                yield output
+        finally:
+            self.abort(request_id)
+
+    def abort(self, request_id: str) -> None:
+        if self._tracker is not None:
+            self._tracker.abort_request(request_id)
+
+    def _dead_error(self) -> AsyncEngineDeadError:
+        error = AsyncEngineDeadError(f"the engine loop has stopped: {self._error!r}")
+        error.__cause__ = self._error
+        return error
+
+    async def _run_loop(self) -> None:
+        tracker = self._tracker
+        try:
+            while True:
+                if not self.engine.has_unfinished_requests():
+                    await tracker.wait_for_work()
+                await self._step_once(tracker)
+        except asyncio.CancelledError:
+            self._error = RuntimeError("the engine was shut down")
+            tracker.fail_all(self._dead_error())
+            raise
+        except BaseException as exc:
+            logger.exception("the engine loop died; the server can no longer serve requests")
+            self._error = exc
+            tracker.fail_all(self._dead_error())
+
+    async def _step_once(self, tracker: RequestTracker) -> None:
+        new, aborted = tracker.get_new_and_aborted_requests()
+        for stream, kwargs in new:
+            try:
+                self.engine.add_request(stream.request_id, **kwargs)
+            except Exception as exc:  # a bad request fails alone; the engine is fine
+                tracker.fail_request(stream.request_id, exc)
+        if aborted:
+            self.engine.abort_request(aborted)
+            logger.info("aborted request(s) %s", ", ".join(sorted(aborted)))
+        outputs: list[RequestOutput] = []
+        if self.engine.has_unfinished_requests():
+            loop = asyncio.get_running_loop()
+            outputs = await loop.run_in_executor(self._executor, self.engine.step)
+            for output in outputs:
+                tracker.process_request_output(output)
+        if self.stat_logger is not None:
+            try:
+                self.stat_logger.log(self.engine, outputs, len(aborted))
+            except Exception:  # a metrics bug must not take the engine down with it
+                logger.exception("recording engine stats failed")

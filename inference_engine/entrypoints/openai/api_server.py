@@ -1,0 +1,243 @@
+"""The OpenAI-compatible HTTP server.
+
+`build_app` is the factory: its lifespan loads the engine (or takes one given), starts the async
+engine's loop and stops it on shutdown; everything lives on `app.state`. The routes are thin and
+call the serving modules. `run_server` runs the app under uvicorn for `inference-engine serve`
+(SIGTERM: stop accepting, let open requests finish, then stop the engine).
+"""
+import argparse
+import asyncio
+import logging
+import secrets
+import uuid
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from inference_engine import __version__
+from inference_engine.engine.async_engine import AsyncEngineDeadError, AsyncLLMEngine
+from inference_engine.engine.metrics import Metrics, StatLogger
+from inference_engine.entrypoints.openai.cli_args import engine_args_from
+from inference_engine.entrypoints.openai.protocol import (ChatCompletionRequest,
+                                                          ChatCompletionResponse,
+                                                          CompletionRequest, CompletionResponse,
+                                                          DetokenizeRequest, DetokenizeResponse,
+                                                          ErrorResponse, ModelCard, ModelList,
+                                                          TokenizeRequest, TokenizeResponse)
+from inference_engine.entrypoints.openai.serving_chat import OpenAIServingChat
+from inference_engine.entrypoints.openai.serving_completion import OpenAIServingCompletion
+from inference_engine.entrypoints.openai.serving_engine import OpenAIError
+from inference_engine.entrypoints.openai.serving_tokenization import OpenAIServingTokenization
+
+logger = logging.getLogger(__name__)
+
+# The id of the HTTP request being served, for log lines (each request runs in its own context).
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 500)}
+
+
+def build_app(args: argparse.Namespace, engine=None) -> FastAPI:
+    """The server for parsed serve flags; `engine` (an LLMEngine) skips loading one."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        llm_engine = engine or await asyncio.to_thread(_load_engine, args)
+        config = llm_engine.config
+        registry = CollectorRegistry()
+        metrics = Metrics(registry, config.cache_config, config.model_config.max_model_len)
+        interval = float("inf") if args.disable_log_stats else args.log_stats_interval
+        client = AsyncLLMEngine(llm_engine, StatLogger(metrics, interval))
+        name = config.model_config.served_model_name
+        state = app.state
+        state.engine_client, state.registry = client, registry
+        state.serving_completion = OpenAIServingCompletion(client, name)
+        state.serving_chat = OpenAIServingChat(client, name)
+        state.serving_tokenization = OpenAIServingTokenization(client, name)
+        client.start()
+        logger.info("serving %s (max_model_len=%d)", name, config.model_config.max_model_len)
+        try:
+            yield
+        finally:
+            await client.shutdown()
+            logger.info("engine stopped")
+
+    app = FastAPI(title="inference-engine", version=__version__, lifespan=lifespan)
+    for path, handler, response_model in _ROUTES["POST"]:
+        app.post(path, response_model=response_model, responses=_ERRORS)(handler)
+    for path, handler, response_model in _ROUTES["GET"]:
+        app.get(path, response_model=response_model, responses=_ERRORS)(handler)
+    app.add_exception_handler(OpenAIError, _openai_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Added innermost first: request id (outermost), CORS, then the API key check.
+    if args.api_key:
+        app.add_middleware(ApiKeyMiddleware, api_key=args.api_key)
+    app.add_middleware(CORSMiddleware, allow_origins=args.allowed_origins,
+                       allow_credentials=args.allow_credentials,
+                       allow_methods=args.allowed_methods, allow_headers=args.allowed_headers,
+                       expose_headers=["X-Request-Id"])
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def _load_engine(args: argparse.Namespace):
+    from inference_engine.engine.llm_engine import LLMEngine
+    return LLMEngine.from_engine_args(engine_args_from(args))
+
+
+async def create_completion(request: CompletionRequest, raw_request: Request) -> Response:
+    return await raw_request.app.state.serving_completion.create_completion(request, raw_request)
+
+
+async def create_chat_completion(request: ChatCompletionRequest, raw_request: Request) -> Response:
+    return await raw_request.app.state.serving_chat.create_chat_completion(request, raw_request)
+
+
+async def show_models(raw_request: Request) -> ModelList:
+    serving = raw_request.app.state.serving_completion
+    root = serving.engine.config.model_config.model
+    return ModelList(data=[ModelCard(id=serving.served_model_name, root=root,
+                                     max_model_len=serving.max_model_len)])
+
+
+async def tokenize(request: TokenizeRequest, raw_request: Request) -> TokenizeResponse:
+    return raw_request.app.state.serving_tokenization.tokenize(request)
+
+
+async def detokenize(request: DetokenizeRequest, raw_request: Request) -> DetokenizeResponse:
+    return raw_request.app.state.serving_tokenization.detokenize(request)
+
+
+async def health(raw_request: Request) -> Response:
+    """200 while the engine loop runs; 500 once it has died."""
+    try:
+        raw_request.app.state.engine_client.check_health()
+    except AsyncEngineDeadError as exc:
+        return OpenAIError(500, str(exc), code="engine_dead").to_response()
+    return Response(status_code=200)
+
+
+async def version() -> dict:
+    return {"version": __version__}
+
+
+async def metrics(raw_request: Request) -> Response:
+    return Response(generate_latest(raw_request.app.state.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+_ROUTES = {
+    "POST": [("/v1/completions", create_completion, CompletionResponse),
+             ("/v1/chat/completions", create_chat_completion, ChatCompletionResponse),
+             ("/tokenize", tokenize, TokenizeResponse),
+             ("/detokenize", detokenize, DetokenizeResponse)],
+    "GET": [("/v1/models", show_models, ModelList), ("/health", health, None),
+            ("/version", version, None), ("/metrics", metrics, None)],
+}
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """Bad request bodies answer 400 in OpenAI's shape (FastAPI's default is a 422)."""
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":
+        return OpenAIError(400, f"the body is not valid JSON: {first.get('msg', '')}").to_response()
+    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+    param = ".".join(loc) or None
+    message = f"{param}: {first.get('msg')}" if param else str(first.get("msg", "invalid body"))
+    return OpenAIError(400, message, param=param).to_response()
+
+
+async def _openai_error(_: Request, exc: OpenAIError) -> JSONResponse:
+    return exc.to_response()
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    response = OpenAIError(exc.status_code, str(exc.detail)).to_response()
+    response.headers.update(exc.headers or {})
+    return response
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (its X-Request-Id header, or a new one), returns it in the
+    X-Request-Id response header, puts it on log lines, and turns an unhandled error into a
+    500 in OpenAI's shape."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        given = Headers(scope=scope).get("x-request-id", "")
+        request_id = given if given.isprintable() and 0 < len(given) <= 128 else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        started = False
+
+        async def send_with_id(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                MutableHeaders(scope=message).append("X-Request-Id", request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            logger.exception("unhandled error")
+            if started:
+                raise
+            await OpenAIError(500, f"internal error: {exc!r}").to_response()(
+                scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+class ApiKeyMiddleware:
+    """401 on every /v1 route without `Authorization: Bearer <key>` (CORS preflights pass)."""
+
+    def __init__(self, app, api_key: str):
+        self.app = app
+        self.expected = f"Bearer {api_key}".encode()
+
+    async def __call__(self, scope, receive, send):
+        if (scope["type"] == "http" and scope["method"] != "OPTIONS"
+                and scope["path"].startswith("/v1")):
+            given = Headers(scope=scope).get("authorization", "").encode()
+            if not secrets.compare_digest(given, self.expected):
+                error = OpenAIError(401, "Incorrect or missing API key; send it as "
+                                    "`Authorization: Bearer <key>`.", code="invalid_api_key")
+                return await error.to_response()(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id` (the HTTP request being served, or '-') to every log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+def run_server(args: argparse.Namespace) -> None:
+    """Serves until SIGINT/SIGTERM; open requests get `--shutdown-timeout` seconds to finish."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO)
+    for handler in root.handlers:
+        handler.addFilter(RequestIdFilter())
+        handler.setFormatter(logging.Formatter(
+            "%(levelname)s %(asctime)s %(name)s [%(request_id)s]: %(message)s"))
+    config = uvicorn.Config(build_app(args), host=args.host, port=args.port, log_config=None,
+                            log_level=args.uvicorn_log_level,
+                            timeout_graceful_shutdown=args.shutdown_timeout)
+    uvicorn.Server(config).run()

@@ -1,0 +1,63 @@
+"""`inference-engine serve`: the server's own flags on top of every EngineArgs flag (the same
+ones the offline LLM takes: --model, --max-model-len, --max-num-seqs, --dtype, ...)."""
+import argparse
+import json
+import os
+
+from inference_engine.engine.arg_utils import EngineArgs
+
+
+def _json_list(text: str) -> list[str]:
+    value = json.loads(text)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise argparse.ArgumentTypeError(f"expected a JSON list of strings, got {text!r}")
+    return value
+
+
+def make_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """Adds the serve flags to `parser` (a new one if None) and returns it."""
+    if parser is None:
+        parser = argparse.ArgumentParser(prog="inference-engine serve")
+    parser.add_argument("model_tag", nargs="?", default=None,
+                        help="the model to serve; same as --model")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on; 0.0.0.0 for every interface")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--api-key", default=os.environ.get("INFERENCE_ENGINE_API_KEY"),
+                        help="require `Authorization: Bearer KEY` on every /v1 route "
+                             "(default: $INFERENCE_ENGINE_API_KEY)")
+    parser.add_argument("--allowed-origins", type=_json_list, default=["*"],
+                        help='CORS origins, a JSON list (default: ["*"])')
+    parser.add_argument("--allowed-methods", type=_json_list, default=["*"])
+    parser.add_argument("--allowed-headers", type=_json_list, default=["*"])
+    parser.add_argument("--allow-credentials", action="store_true",
+                        help="allow CORS requests with credentials")
+    parser.add_argument("--log-stats-interval", type=float, default=5.0,
+                        help="seconds between throughput log lines (see --disable-log-stats)")
+    parser.add_argument("--shutdown-timeout", type=float, default=30.0,
+                        help="on SIGTERM, seconds to let open requests finish")
+    parser.add_argument("--uvicorn-log-level", default="info",
+                        choices=["critical", "error", "warning", "info", "debug", "trace"])
+    EngineArgs.add_cli_args(parser)
+    return parser
+
+
+def engine_args_from(args: argparse.Namespace) -> EngineArgs:
+    """The engine settings of parsed serve flags; a positional model wins over --model."""
+    engine_args = EngineArgs.from_cli_args(args)
+    if args.model_tag:
+        engine_args.model = args.model_tag
+    return engine_args
+
+
+def add_serve_parser(subparsers) -> argparse.ArgumentParser:
+    """Registers `serve` on the CLI's subcommands."""
+    serve = subparsers.add_parser("serve", help="start the OpenAI-compatible server")
+    make_arg_parser(serve)
+    serve.set_defaults(func=_serve)
+    return serve
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from inference_engine.entrypoints.openai.api_server import run_server
+    run_server(args)

@@ -1,0 +1,168 @@
+"""POST /v1/chat/completions: the messages rendered by the tokenizer's chat template (or the
+request's), generated like a completion, and streamed as OpenAI's chunks: the assistant role
+first, then content deltas, then the finish reason."""
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from inference_engine.engine.detokenizer import decode_token
+from inference_engine.entrypoints.openai.protocol import (AssistantMessage, ChatChoiceLogprobs,
+                                                          ChatCompletionChoice,
+                                                          ChatCompletionChunk,
+                                                          ChatCompletionRequest,
+                                                          ChatCompletionResponse, ChatMessage,
+                                                          ChatStreamChoice, ChatTokenLogprob,
+                                                          DeltaMessage, TopLogprob, UsageInfo)
+from inference_engine.entrypoints.openai.serving_engine import (SSE_DONE, OpenAIError,
+                                                                OpenAIServing,
+                                                                collect_final_outputs,
+                                                                engine_error,
+                                                                merge_async_iterators, sse)
+from inference_engine.outputs import RequestOutput
+from inference_engine.sequence import Logprob
+
+logger = logging.getLogger(__name__)
+
+
+class OpenAIServingChat(OpenAIServing):
+    """Serves chat completions through the chat template."""
+
+    async def create_chat_completion(self, request: ChatCompletionRequest,
+                                     raw_request: Request) -> Response:
+        self.check_model(request.model)
+        self.check_engine()
+        request_id = f"chatcmpl-{raw_request.state.request_id}"
+        if request.top_logprobs is not None and not request.logprobs:
+            raise OpenAIError(400, "top_logprobs needs logprobs=true", param="top_logprobs")
+        prompt, prompt_ids = self.render_chat(request.messages, request.chat_template,
+                                              request.add_generation_prompt,
+                                              request.continue_final_message,
+                                              request.chat_template_kwargs)
+        max_tokens = (request.max_completion_tokens if request.max_completion_tokens is not None
+                      else request.max_tokens)
+        params = self.sampling_params(
+            request, self.max_tokens_for(len(prompt_ids), max_tokens, "messages"),
+            (request.top_logprobs or 0) if request.logprobs else None)
+        logger.info("%s: %d prompt tokens, n=%d, max_tokens=%d, stream=%s", request_id,
+                    len(prompt_ids), request.n, params.max_tokens, request.stream)
+        outputs = merge_async_iterators(
+            self.engine.generate(request_id, prompt, params, prompt_ids))
+        created = int(time.time())
+        if request.stream:
+            return StreamingResponse(self._stream(request, request_id, created, outputs),
+                                     media_type="text/event-stream")
+        try:
+            final = await collect_final_outputs(outputs, raw_request)
+        except Exception as exc:
+            raise engine_error(exc) from exc
+        if final is None:
+            return Response(status_code=499)  # nobody is listening any more
+        output = final[0]
+        choices = [ChatCompletionChoice(
+            index=c.index, message=AssistantMessage(content=c.text),
+            logprobs=self._logprobs(request, c.token_ids, c.logprobs),
+            finish_reason=c.finish_reason, stop_reason=c.stop_reason) for c in output.outputs]
+        response = ChatCompletionResponse(id=request_id, created=created, choices=choices,
+                                          model=self.served_model_name, usage=_usage(output))
+        return JSONResponse(response.model_dump())
+
+    def render_chat(self, messages: list[ChatMessage], chat_template: str | None,
+                    add_generation_prompt: bool, continue_final_message: bool,
+                    chat_template_kwargs: dict | None = None) -> tuple[str, list[int]]:
+        """The prompt text and token ids of a conversation."""
+        if self.tokenizer is None:
+            raise OpenAIError(400, "chat needs the tokenizer (skip_tokenizer_init is set)")
+        conversation = [_plain_message(m) for m in messages]
+        try:
+            text = self.tokenizer.apply_chat_template(
+                conversation, chat_template=chat_template, tokenize=False,
+                # Continuing the last message means not opening a new one.
+                add_generation_prompt=add_generation_prompt and not continue_final_message,
+                continue_final_message=continue_final_message, **(chat_template_kwargs or {}))
+        except (jinja2.TemplateError, ValueError, TypeError, KeyError) as exc:
+            raise OpenAIError(400, f"the chat template could not render the messages: {exc}",
+                              param="chat_template" if chat_template else "messages") from exc
+        # The template writes the special tokens (BOS included) itself.
+        ids = self.encode(text, add_special_tokens=False)
+        self.check_token_ids(ids, "messages")
+        return text, ids
+
+    def _logprobs(self, request: ChatCompletionRequest, token_ids: list[int],
+                  entries: list[dict[int, Logprob]] | None) -> ChatChoiceLogprobs | None:
+        if not request.logprobs:
+            return None
+        k, content = request.top_logprobs or 0, []
+        for token_id, top in zip(token_ids, entries or []):
+            ranked = sorted(top.items(), key=lambda kv: kv[1].rank or 0)
+            alternatives = [self._top(t, lp) for t, lp in ranked[:k]]
+            chosen = self._top(token_id, top[token_id])
+            content.append(ChatTokenLogprob(**chosen.model_dump(), top_logprobs=alternatives))
+        return ChatChoiceLogprobs(content=content)
+
+    def _top(self, token_id: int, lp: Logprob) -> TopLogprob:
+        token = lp.decoded_token if lp.decoded_token is not None else decode_token(
+            self.tokenizer, token_id)
+        return TopLogprob(token=token, logprob=lp.logprob, bytes=list(token.encode()))
+
+    async def _stream(self, request: ChatCompletionRequest, request_id: str, created: int,
+                      outputs: AsyncIterator) -> AsyncIterator[str]:
+        def chunk(choices: list[ChatStreamChoice], usage: UsageInfo | None = None) -> str:
+            return sse(ChatCompletionChunk(id=request_id, created=created, choices=choices,
+                                           model=self.served_model_name, usage=usage))
+
+        sent_tokens: dict[int, int] = {}
+        sent_text: dict[int, str] = {}
+        last: RequestOutput | None = None
+        try:
+            for index in range(request.n):
+                yield chunk([ChatStreamChoice(index=index,
+                                              delta=DeltaMessage(role="assistant", content=""))])
+            async for _, output in outputs:
+                last = output
+                for c in output.outputs:
+                    num_sent = sent_tokens.get(c.index, 0)
+                    if num_sent is None or (num_sent == len(c.token_ids) and
+                                            c.finish_reason is None):
+                        continue  # finished already, or nothing new
+                    text = c.text[len(sent_text.get(c.index, "")):]
+                    logprobs = self._logprobs(request, c.token_ids[num_sent:],
+                                              (c.logprobs or [])[num_sent:])
+                    sent_tokens[c.index] = None if c.finish_reason else len(c.token_ids)
+                    sent_text[c.index] = c.text
+                    yield chunk([ChatStreamChoice(
+                        index=c.index, delta=DeltaMessage(content=text or None),
+                        logprobs=logprobs, finish_reason=c.finish_reason,
+                        stop_reason=c.stop_reason)])
+            if request.include_usage and last is not None:
+                yield chunk([], _usage(last))
+        except Exception as exc:
+            yield engine_error(exc).to_sse()
+        yield SSE_DONE
+
+
+def _plain_message(message: ChatMessage) -> dict:
+    """The message as the chat template expects it: text content only."""
+    plain = message.model_dump(exclude_none=True)
+    content = message.content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if part.get("type") != "text":
+                raise OpenAIError(400, f"content parts of type {part.get('type')!r} are not "
+                                  "supported; only 'text'", param="messages")
+            texts.append(str(part.get("text", "")))
+        plain["content"] = "\n".join(texts)
+    elif content is None:
+        plain["content"] = ""
+    return plain
+
+
+def _usage(output: RequestOutput) -> UsageInfo:
+    prompt = len(output.prompt_token_ids)
+    completion = sum(len(c.token_ids) for c in output.outputs)
+    return UsageInfo(prompt_tokens=prompt, completion_tokens=completion,
+                     total_tokens=prompt + completion)

@@ -1,0 +1,152 @@
+"""POST /v1/completions: one engine request per prompt, `n` choices each, whole or streamed.
+
+Choice `i * n + j` is completion j of prompt i, as in OpenAI's API.
+"""
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from inference_engine.engine.detokenizer import decode_token
+from inference_engine.entrypoints.openai.protocol import (CompletionChoice, CompletionChunk,
+                                                          CompletionLogProbs, CompletionRequest,
+                                                          CompletionResponse, UsageInfo)
+from inference_engine.entrypoints.openai.serving_engine import (SSE_DONE, OpenAIError,
+                                                                OpenAIServing,
+                                                                collect_final_outputs,
+                                                                engine_error,
+                                                                merge_async_iterators, sse)
+from inference_engine.outputs import CompletionOutput, RequestOutput
+from inference_engine.sequence import Logprob
+
+logger = logging.getLogger(__name__)
+
+Prompt = tuple[str | None, list[int]]  # the text (None for token ids) and its token ids
+
+
+class OpenAIServingCompletion(OpenAIServing):
+    """Serves the legacy completions endpoint."""
+
+    async def create_completion(self, request: CompletionRequest, raw_request: Request) -> Response:
+        self.check_model(request.model)
+        self.check_engine()
+        if request.suffix:
+            raise OpenAIError(400, "suffix is not supported", param="suffix")
+        request_id = f"cmpl-{raw_request.state.request_id}"
+        prompts = self._prompts(request.prompt)
+        prompt_logprobs = request.logprobs if request.echo else None
+        params = [self.sampling_params(request, self.max_tokens_for(len(ids), request.max_tokens),
+                                       request.logprobs, prompt_logprobs) for _, ids in prompts]
+        logger.info("%s: %d prompt(s), n=%d, max_tokens=%s, stream=%s", request_id, len(prompts),
+                    request.n, params[0].max_tokens, request.stream)
+        outputs = merge_async_iterators(*[
+            self.engine.generate(f"{request_id}-{i}", text, p, ids)
+            for i, ((text, ids), p) in enumerate(zip(prompts, params))])
+        created = int(time.time())
+        if request.stream:
+            return StreamingResponse(self._stream(request, request_id, created, prompts, outputs),
+                                     media_type="text/event-stream")
+        try:
+            final = await collect_final_outputs(outputs, raw_request)
+        except Exception as exc:
+            raise engine_error(exc) from exc
+        if final is None:
+            return Response(status_code=499)  # nobody is listening any more
+        choices = [self._choice(request, i, prompts[i], final[i], c, c.text, 0, 0, request.echo)
+                   for i in sorted(final) for c in final[i].outputs]
+        response = CompletionResponse(id=request_id, created=created, model=self.served_model_name,
+                                      choices=choices, usage=_usage(final.values()))
+        return JSONResponse(response.model_dump())
+
+    def _prompts(self, prompt: str | list[str] | list[int] | list[list[int]]) -> list[Prompt]:
+        """The prompts of a request: a text, a list of texts, token ids, or lists of token ids."""
+        if isinstance(prompt, str) or (prompt and all(isinstance(t, int) for t in prompt)):
+            prompt = [prompt]
+        if not prompt:
+            raise OpenAIError(400, "prompt must not be empty", param="prompt")
+        prompts = []
+        for item in prompt:
+            ids = self.encode(item) if isinstance(item, str) else list(item)
+            self.check_token_ids(ids, "prompt")
+            prompts.append((item if isinstance(item, str) else None, ids))
+        return prompts
+
+    def _choice(self, request: CompletionRequest, i: int, prompt: Prompt, output: RequestOutput,
+                completion: CompletionOutput, text: str, num_sent_tokens: int, num_sent_chars: int,
+                echo: bool) -> CompletionChoice:
+        """Choice `completion` of prompt i, carrying `text` and the tokens after the first
+        `num_sent_tokens` (their text offsets start at `num_sent_chars`), the prompt first
+        when `echo`."""
+        token_ids = completion.token_ids[num_sent_tokens:]
+        entries = (completion.logprobs or [])[num_sent_tokens:]
+        if echo:
+            prompt_text, prompt_ids = prompt
+            text = (prompt_text if prompt_text is not None
+                    else self.tokenizer.decode(prompt_ids)) + text
+            token_ids = output.prompt_token_ids + token_ids
+            entries = (output.prompt_logprobs or [None] * len(prompt_ids)) + entries
+        logprobs = None
+        if request.logprobs is not None:
+            logprobs = self._logprobs(token_ids, entries, num_sent_chars)
+        return CompletionChoice(index=i * request.n + completion.index, text=text,
+                                logprobs=logprobs, finish_reason=completion.finish_reason,
+                                stop_reason=completion.stop_reason)
+
+    def _logprobs(self, token_ids: list[int], entries: list[dict[int, Logprob] | None],
+                  offset: int) -> CompletionLogProbs:
+        out = CompletionLogProbs()
+        for token_id, top in zip(token_ids, entries):
+            chosen = top.get(token_id) if top else None
+            token = (chosen.decoded_token if chosen and chosen.decoded_token is not None
+                     else decode_token(self.tokenizer, token_id))
+            out.tokens.append(token)
+            out.token_logprobs.append(chosen.logprob if chosen else None)
+            out.top_logprobs.append(None if top is None else {
+                lp.decoded_token or decode_token(self.tokenizer, t): lp.logprob
+                for t, lp in sorted(top.items(), key=lambda kv: kv[1].rank or 0)})
+            out.text_offset.append(offset)
+            offset += len(token)
+        return out
+
+    async def _stream(self, request: CompletionRequest, request_id: str, created: int,
+                      prompts: list[Prompt], outputs: AsyncIterator) -> AsyncIterator[str]:
+        sent_tokens: dict[int, int] = {}  # per choice index
+        sent_text: dict[int, str] = {}
+        sent_chars: dict[int, int] = {}  # the echoed prompt included
+        finished: set[int] = set()
+        last: dict[int, RequestOutput] = {}
+        try:
+            async for i, output in outputs:
+                last[i] = output
+                for c in output.outputs:
+                    index = i * request.n + c.index
+                    first = index not in sent_tokens
+                    if index in finished or (not first and sent_tokens[index] == len(c.token_ids)
+                                             and c.finish_reason is None):
+                        continue
+                    choice = self._choice(request, i, prompts[i], output, c,
+                                          c.text[len(sent_text.get(index, "")):],
+                                          sent_tokens.get(index, 0), sent_chars.get(index, 0),
+                                          echo=request.echo and first)
+                    sent_tokens[index], sent_text[index] = len(c.token_ids), c.text
+                    sent_chars[index] = sent_chars.get(index, 0) + len(choice.text)
+                    if c.finish_reason is not None:
+                        finished.add(index)
+                    yield sse(CompletionChunk(id=request_id, created=created,
+                                              model=self.served_model_name, choices=[choice]))
+            if request.include_usage:
+                yield sse(CompletionChunk(id=request_id, created=created,
+                                          model=self.served_model_name, choices=[],
+                                          usage=_usage(last.values())))
+        except Exception as exc:
+            yield engine_error(exc).to_sse()
+        yield SSE_DONE
+
+
+def _usage(outputs) -> UsageInfo:
+    prompt = sum(len(o.prompt_token_ids) for o in outputs)
+    completion = sum(len(c.token_ids) for o in outputs for c in o.outputs)
+    return UsageInfo(prompt_tokens=prompt, completion_tokens=completion,
+                     total_tokens=prompt + completion)

@@ -1,0 +1,202 @@
+"""What the OpenAI endpoints share: OpenAI-shaped errors, the model check, prompt validation,
+sampling parameters, SSE framing, and running a request until it ends or its client leaves."""
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from inference_engine.engine.async_engine import AsyncEngineDeadError, AsyncLLMEngine
+from inference_engine.entrypoints.openai.protocol import ErrorInfo, ErrorResponse, SamplingRequest
+from inference_engine.outputs import RequestOutput
+from inference_engine.sampling_params import SamplingParams, SamplingParamsError
+
+logger = logging.getLogger(__name__)
+
+class OpenAIError(Exception):
+    """An error to answer with OpenAI's body `{"error": {message, type, param, code}}`."""
+
+    def __init__(self, status_code: int, message: str, param: str | None = None,
+                 code: str | None = None, type: str | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.info = ErrorInfo(message=message, param=param, code=code,
+                              type=type or ("invalid_request_error" if status_code < 500
+                                            else "server_error"))
+
+    def to_response(self) -> JSONResponse:
+        return JSONResponse(ErrorResponse(error=self.info).model_dump(),
+                            status_code=self.status_code)
+
+    def to_sse(self) -> str:
+        return f"data: {json.dumps(ErrorResponse(error=self.info).model_dump())}\n\n"
+
+
+def engine_error(exc: BaseException) -> OpenAIError:
+    """The OpenAI error for an exception raised while a request ran in the engine."""
+    if isinstance(exc, OpenAIError):
+        return exc
+    if isinstance(exc, AsyncEngineDeadError):
+        return OpenAIError(500, str(exc), code="engine_dead")
+    if isinstance(exc, ValueError):  # the engine rejected the request itself
+        return OpenAIError(400, str(exc), param=getattr(exc, "param", None))
+    logger.error("request failed: %r", exc, exc_info=exc)
+    return OpenAIError(500, f"internal error: {exc!r}")
+
+
+def sse(payload) -> str:
+    """One Server-Sent Event carrying a pydantic model."""
+    return f"data: {payload.model_dump_json()}\n\n"
+
+
+SSE_DONE = "data: [DONE]\n\n"
+
+
+async def merge_async_iterators(*iterators: AsyncIterator) -> AsyncIterator[tuple[int, object]]:
+    """Yields `(i, item)` from several async iterators as items arrive. Closing the merged
+    iterator cancels the inner ones (which aborts their requests)."""
+    queue: asyncio.Queue = asyncio.Queue()
+    done = object()
+
+    async def drain(i: int, iterator: AsyncIterator) -> None:
+        try:
+            async for item in iterator:
+                queue.put_nowait((i, item))
+        except Exception as exc:
+            queue.put_nowait((i, exc))
+        queue.put_nowait((i, done))
+
+    tasks = [asyncio.create_task(drain(i, it)) for i, it in enumerate(iterators)]
+    try:
+        remaining = len(tasks)
+        while remaining:
+            i, item = await queue.get()
+            if item is done:
+                remaining -= 1
+            elif isinstance(item, Exception):
+                raise item
+            else:
+                yield i, item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _wait_for_disconnect(raw_request: Request) -> None:
+    # The body has been read, so the next ASGI message can only be the disconnect.
+    while (await raw_request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def collect_final_outputs(outputs: AsyncIterator[tuple[int, RequestOutput]],
+                                raw_request: Request) -> dict[int, RequestOutput] | None:
+    """The last output of every request, or None if the client disconnected first (the
+    requests are then aborted)."""
+    final: dict[int, RequestOutput] = {}
+
+    async def consume() -> None:
+        async for i, output in outputs:
+            final[i] = output
+
+    consumer = asyncio.create_task(consume())
+    watcher = asyncio.create_task(_wait_for_disconnect(raw_request))
+    try:
+        await asyncio.wait({consumer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        consumer.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if not consumer.done():
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
+        return None
+    consumer.result()  # re-raises the request's error
+    return final
+
+
+class OpenAIServing:
+    """Base of the endpoint classes: the engine, the served model and the checks they share."""
+
+    def __init__(self, engine: AsyncLLMEngine, served_model_name: str):
+        self.engine = engine
+        self.served_model_name = served_model_name
+        self.tokenizer = engine.tokenizer
+        self.max_model_len = engine.config.model_config.max_model_len
+        self.vocab_size = engine.config.model_config.hf_config.vocab_size
+        self.max_num_seqs = engine.config.scheduler_config.max_num_seqs
+
+    def check_model(self, model: str | None) -> None:
+        if model is not None and model != self.served_model_name:
+            raise OpenAIError(404, f"The model `{model}` does not exist.", param="model",
+                              code="model_not_found")
+
+    def check_engine(self) -> None:
+        if self.engine.errored:
+            raise engine_error(AsyncEngineDeadError("the engine loop has stopped"))
+
+    def check_token_ids(self, token_ids: list[int], param: str) -> None:
+        if not token_ids:
+            raise OpenAIError(400, f"{param} must not be empty", param=param)
+        bad = [t for t in token_ids if not 0 <= t < self.vocab_size]
+        if bad:
+            raise OpenAIError(400, f"token ids must be in [0, {self.vocab_size}); got {bad[:5]}",
+                              param=param)
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        if self.tokenizer is None:
+            raise OpenAIError(400, "text prompts need the tokenizer (skip_tokenizer_init is set)")
+        return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
+
+    def max_tokens_for(self, num_prompt_tokens: int, max_tokens: int | None,
+                       prompt_word: str = "prompt") -> int | None:
+        """Checks prompt + completion against the context; a missing max_tokens gets the rest."""
+        if max_tokens is not None and max_tokens < 1:
+            return max_tokens  # SamplingParams reports it, naming max_tokens
+        completion = 1 if max_tokens is None else max_tokens
+        if num_prompt_tokens + completion > self.max_model_len:
+            raise OpenAIError(
+                400, f"This model's maximum context length is {self.max_model_len} tokens. "
+                f"However, you requested {num_prompt_tokens + completion} tokens "
+                f"({num_prompt_tokens} in the {prompt_word}, {completion} in the completion). "
+                f"Please reduce the length of the {prompt_word} or completion.",
+                param=prompt_word, code="context_length_exceeded")
+        return self.max_model_len - num_prompt_tokens if max_tokens is None else max_tokens
+
+    def sampling_params(self, request: SamplingRequest, max_tokens: int | None,
+                        logprobs: int | None, prompt_logprobs: int | None = None
+                        ) -> SamplingParams:
+        self._check_engine_limits(request)
+        if request.stream and request.best_of is not None and request.best_of > request.n:
+            raise OpenAIError(400, "best_of > n is not supported with stream", param="best_of")
+        try:
+            return request.to_sampling_params(max_tokens, logprobs, prompt_logprobs)
+        except SamplingParamsError as exc:
+            raise OpenAIError(400, str(exc), param=exc.param) from exc
+        except (TypeError, ValueError) as exc:
+            raise OpenAIError(400, str(exc)) from exc
+
+    def _check_engine_limits(self, request: SamplingRequest) -> None:
+        """Values SamplingParams accepts but this engine can't run: token ids outside the
+        vocabulary, or more sequences than a step schedules (they would never run)."""
+        for token_id, bias in (request.logit_bias or {}).items():
+            if not token_id.lstrip("-").isdigit() or not 0 <= int(token_id) < self.vocab_size:
+                raise OpenAIError(400, f"logit_bias keys must be token ids in "
+                                  f"[0, {self.vocab_size}); got {token_id!r}", param="logit_bias")
+            if not -100 <= bias <= 100:
+                raise OpenAIError(400, f"logit_bias values must be in [-100, 100]; got {bias}",
+                                  param="logit_bias")
+        if any(not 0 <= t < self.vocab_size for t in request.stop_token_ids or []):
+            raise OpenAIError(400, f"stop_token_ids must be in [0, {self.vocab_size})",
+                              param="stop_token_ids")
+        if request.top_k > self.vocab_size:
+            raise OpenAIError(400, f"top_k must be at most the vocabulary size "
+                              f"{self.vocab_size}, got {request.top_k}", param="top_k")
+        for name in ("n", "best_of"):
+            value = getattr(request, name)
+            if value is not None and value > self.max_num_seqs:
+                raise OpenAIError(400, f"{name} must be at most max_num_seqs "
+                                  f"({self.max_num_seqs}), got {value}", param=name)

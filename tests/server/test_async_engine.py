@@ -1,0 +1,151 @@
+"""AsyncLLMEngine's contract, on a scripted engine (no model): streams, aborts, per-request
+errors, and the dead state."""
+import asyncio
+import threading
+
+import pytest
+
+from inference_engine.engine.async_engine import AsyncEngineDeadError, AsyncLLMEngine
+from inference_engine.outputs import CompletionOutput, RequestOutput
+from inference_engine.sampling_params import SamplingParams
+
+PARAMS = SamplingParams(max_tokens=3)
+
+
+class ScriptedEngine:
+    """Every request gets one more character per step and finishes after `length` steps."""
+
+    def __init__(self, length: int = 3):
+        self.length = length
+        self.progress: dict[str, int] = {}
+        self.aborted: list[str] = []
+        self.fail = False
+        self.thread_names: set[str] = set()
+
+    def add_request(self, request_id, prompt, params, prompt_token_ids=None, arrival_time=None):
+        if prompt == "bad":
+            raise ValueError("bad prompt")
+        self.progress[request_id] = 0
+
+    def abort_request(self, request_ids):
+        for request_id in [request_ids] if isinstance(request_ids, str) else request_ids:
+            self.progress.pop(request_id, None)
+            self.aborted.append(request_id)
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self.progress)
+
+    def step(self) -> list[RequestOutput]:
+        self.thread_names.add(threading.current_thread().name)
+        if self.fail:
+            raise RuntimeError("boom")
+        outputs = []
+        for request_id in list(self.progress):
+            n = self.progress[request_id] = self.progress[request_id] + 1
+            done = n == self.length
+            outputs.append(RequestOutput(request_id, "p", [1], None, [CompletionOutput(
+                0, "x" * n, [7] * n, None, None, "length" if done else None)], done))
+            if done:
+                del self.progress[request_id]
+        return outputs
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, timeout=30))
+
+
+async def collect(engine: AsyncLLMEngine, request_id: str, prompt: str = "p") -> list[str]:
+    return [o.outputs[0].text async for o in engine.generate(request_id, prompt, PARAMS)]
+
+
+def test_each_request_streams_its_outputs_until_finished():
+    async def main():
+        engine = AsyncLLMEngine(ScriptedEngine())
+        results = await asyncio.gather(*(collect(engine, f"r{i}") for i in range(5)))
+        await engine.shutdown()
+        return results, engine
+
+    results, engine = run(main())
+    assert results == [["x", "xx", "xxx"]] * 5
+    assert engine.engine.thread_names and all(
+        name.startswith("engine-step") for name in engine.engine.thread_names)
+
+
+def test_closing_a_stream_aborts_its_request_only():
+    async def main():
+        scripted = ScriptedEngine(length=1000)
+        engine = AsyncLLMEngine(scripted)
+        other = asyncio.create_task(anext(engine.generate("keep", "p", PARAMS)))
+        stream = engine.generate("drop", "p", PARAMS)
+        await anext(stream)
+        await stream.aclose()
+        while "drop" in scripted.progress:
+            await asyncio.sleep(0.01)
+        await other
+        assert "keep" in scripted.progress and scripted.aborted == ["drop"]
+        await engine.shutdown()
+
+    run(main())
+
+
+def test_cancelling_the_caller_aborts_the_request():
+    async def main():
+        scripted = ScriptedEngine(length=1000)
+        engine = AsyncLLMEngine(scripted)
+        task = asyncio.create_task(collect(engine, "r"))
+        while not scripted.progress:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        while "r" in scripted.progress:
+            await asyncio.sleep(0.01)
+        assert engine.num_open_requests == 0
+        await engine.shutdown()
+
+    run(main())
+
+
+def test_a_rejected_request_fails_alone():
+    async def main():
+        engine = AsyncLLMEngine(ScriptedEngine())
+        with pytest.raises(ValueError, match="bad prompt"):
+            await collect(engine, "bad", "bad")
+        assert await collect(engine, "good") == ["x", "xx", "xxx"]
+        engine.check_health()
+        await engine.shutdown()
+
+    run(main())
+
+
+def test_a_failing_step_kills_the_engine_and_every_request():
+    async def main():
+        scripted = ScriptedEngine(length=1000)
+        engine = AsyncLLMEngine(scripted)
+        tasks = [asyncio.create_task(collect(engine, f"r{i}")) for i in range(3)]
+        while len(scripted.progress) < 3:
+            await asyncio.sleep(0.01)
+        scripted.fail = True
+        for task in tasks:
+            with pytest.raises(AsyncEngineDeadError):
+                await task
+        assert engine.errored
+        with pytest.raises(AsyncEngineDeadError):
+            engine.check_health()
+        with pytest.raises(AsyncEngineDeadError):
+            await collect(engine, "late")
+        await engine.shutdown()
+
+    run(main())
+
+
+def test_shutdown_ends_open_streams_with_an_error():
+    async def main():
+        scripted = ScriptedEngine(length=1000)
+        engine = AsyncLLMEngine(scripted)
+        task = asyncio.create_task(collect(engine, "r"))
+        while not scripted.progress:
+            await asyncio.sleep(0.01)
+        await engine.shutdown()
+        with pytest.raises(AsyncEngineDeadError):
+            await task
+
+    run(main())

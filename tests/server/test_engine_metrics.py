@@ -1,0 +1,86 @@
+"""StatLogger turns engine state and finished requests into the Prometheus series, on a
+scripted engine state (no model)."""
+import logging
+from collections import deque
+from types import SimpleNamespace
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from inference_engine.config import CacheConfig
+from inference_engine.engine.metrics import PREFIX, Metrics, StatLogger
+from inference_engine.outputs import CompletionOutput, RequestOutput
+from inference_engine.sequence import RequestMetrics
+
+
+def engine_state(running=0, waiting=0, usage=0.0, prompt=0, generated=0, preemptions=0):
+    scheduler = SimpleNamespace(running=deque(range(running)), waiting=deque(range(waiting)),
+                                block_manager=SimpleNamespace(usage=usage),
+                                num_preemptions_total=preemptions)
+    return SimpleNamespace(scheduler=scheduler, num_prompt_tokens_total=prompt,
+                           num_generation_tokens_total=generated)
+
+
+def finished_output(num_tokens: int, reason: str = "length") -> RequestOutput:
+    times = RequestMetrics(arrival_time=100.0, first_scheduled_time=100.5,
+                           first_token_time=101.0, last_token_time=101.0 + 0.2 * (num_tokens - 1),
+                           finished_time=102.0)
+    completion = CompletionOutput(0, "x", [1] * num_tokens, None, None, reason)
+    return RequestOutput("r", "p", [1, 2, 3], None, [completion], True, times)
+
+
+@pytest.fixture
+def registry():
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def stat_logger(registry):
+    cache = CacheConfig(block_size=16)
+    cache.num_blocks = 100
+    return StatLogger(Metrics(registry, cache, max_model_len=512), log_interval=3600)
+
+
+def value(registry, name, **labels):
+    return registry.get_sample_value(PREFIX + name, labels or None)
+
+
+def test_gauges_and_counters_follow_the_engine(registry, stat_logger):
+    stat_logger.log(engine_state(running=2, waiting=1, usage=0.25, prompt=10, generated=2), [])
+    stat_logger.log(engine_state(running=1, usage=0.5, prompt=10, generated=5, preemptions=1),
+                    [], num_aborted=2)
+    assert value(registry, "num_requests_running") == 1
+    assert value(registry, "num_requests_waiting") == 0
+    assert value(registry, "kv_cache_usage_perc") == 0.5
+    assert value(registry, "prompt_tokens_total") == 10
+    assert value(registry, "generation_tokens_total") == 5
+    assert value(registry, "num_preemptions_total") == 1
+    assert value(registry, "request_success_total", finished_reason="abort") == 2
+    assert value(registry, "cache_config_info", block_size="16", num_blocks="100",
+                 gpu_memory_utilization="0.9", cpu_kv_cache_space_gib="4.0",
+                 watermark="0.01") == 1
+
+
+def test_finished_requests_feed_the_histograms(registry, stat_logger):
+    stat_logger.log(engine_state(), [finished_output(6), finished_output(1, "stop")])
+    assert value(registry, "request_success_total", finished_reason="length") == 1
+    assert value(registry, "request_success_total", finished_reason="stop") == 1
+    assert value(registry, "time_to_first_token_seconds_sum") == pytest.approx(2.0)
+    assert value(registry, "e2e_request_latency_seconds_sum") == pytest.approx(4.0)
+    assert value(registry, "request_queue_time_seconds_sum") == pytest.approx(1.0)
+    # One request had a single token: no time between tokens to observe.
+    assert value(registry, "time_per_output_token_seconds_count") == 1
+    assert value(registry, "time_per_output_token_seconds_sum") == pytest.approx(0.2)
+    assert value(registry, "request_prompt_tokens_sum") == 6
+    assert value(registry, "request_generation_tokens_sum") == 7
+    assert value(registry, "request_generation_tokens_bucket", le="5.0") == 1
+
+
+def test_throughput_is_logged_every_interval(stat_logger, caplog):
+    stat_logger.log_interval = 0.0
+    with caplog.at_level(logging.INFO, logger="inference_engine.engine.metrics"):
+        stat_logger.log(engine_state(running=3, waiting=2, usage=0.125, prompt=50,
+                                     generated=9), [])
+    line = caplog.records[-1].getMessage()
+    assert "prompt throughput" in line and "generation throughput" in line
+    assert "running: 3 reqs, waiting: 2 reqs, KV cache usage: 12.5%" in line
