@@ -28,7 +28,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cpu-kv-cache-space-gib", type=float, default=4.0)
     p.add_argument("--enforce-eager", action="store_true")
     p.add_argument("--compare-hf", action="store_true",
-                   help="also run transformers' continuous batching (generate_batch)")
+                   help="also run transformers' continuous batching (init_continuous_batching)")
     p.add_argument("--compare-hf-generate", action="store_true",
                    help="also run transformers' generate, one request at a time")
     p.add_argument("--plot", default=None, help="save a bar chart of requests/s to this PNG")
@@ -77,7 +77,7 @@ def main() -> None:
                  "float16": torch.float16}[args.dtype]
         model = load_hf_model(args.model, args.preset, dtype, device)
         if args.compare_hf:
-            rows.append(("transformers generate_batch",
+            rows.append(("transformers continuous batch",
                          run_hf_continuous_batching(model, requests, device), 0.0))
         if args.compare_hf_generate:
             rows.append(("transformers generate", run_hf_generate(model, requests, device), 0.0))

@@ -10,9 +10,12 @@ STEPS=${*:-build ops engine kernels throughput}
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD:$PWD/tests:${PYTHONPATH:-}"
-# Packages the GPU image lacks travel as wheels in .carry/wheels (see benchmarks/README.md).
+# Packages the GPU image lacks travel as wheels in .carry/wheels: unpacked onto PYTHONPATH, which
+# needs no pip and no index.
 if compgen -G ".carry/wheels/*.whl" >/dev/null; then
-  pip install --quiet --no-index --no-deps .carry/wheels/*.whl 2>&1 | tail -2
+  mkdir -p /tmp/carried_site
+  for w in .carry/wheels/*.whl; do python -m zipfile -e "$w" /tmp/carried_site; done
+  export PYTHONPATH="$PYTHONPATH:/tmp/carried_site"
 fi
 # The embedded model's GGUF file is larger than one call may carry: it travels in parts into
 # .carry/model/ (or was left in /tmp by an earlier call on this warm machine) and is joined here.
@@ -27,11 +30,11 @@ export PYTHONPATH="$PYTHONPATH:/tmp/embedded"
 export SHAREGPT_WORKLOAD=${SHAREGPT_WORKLOAD:-$PWD/.carry/sharegpt-1000.jsonl}
 WL=$SHAREGPT_WORKLOAD
 
-run() {  # run NAME CMD...: log to OUT/NAME.log, keep going on failure
+run() {  # run NAME CMD...: log to OUT/NAME.log, keep going on failure; STEP_TIMEOUT caps each step
   local name=$1; shift
   echo "=== $name: $*" | tee -a "$OUT/summary.log"
   local start=$SECONDS
-  "$@" > "$OUT/$name.log" 2>&1
+  timeout "${STEP_TIMEOUT:-600}" "$@" > "$OUT/$name.log" 2>&1
   local rc=$?
   echo "=== $name: rc=$rc in $((SECONDS - start)) s" | tee -a "$OUT/summary.log"
   tail -n 25 "$OUT/$name.log" | tee -a "$OUT/summary.log"

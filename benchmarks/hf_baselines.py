@@ -42,14 +42,31 @@ def run_hf_generate(model, requests: list[Request], device: str) -> float:
     return time.perf_counter() - start
 
 
-@torch.inference_mode()
 def run_hf_continuous_batching(model, requests: list[Request], device: str) -> float:
-    """transformers' own continuous batching (`generate_batch`); returns seconds."""
+    """transformers' own continuous batching (`init_continuous_batching`), each request with
+    its own max_new_tokens and EOS ignored; returns seconds.
+
+    Not under inference_mode: the manager runs its loop in a thread of its own, which may not
+    update tensors created in inference mode.
+    """
     from transformers import GenerationConfig
     config = GenerationConfig(max_new_tokens=max(r.output_len for r in requests), do_sample=False,
                               eos_token_id=-1, pad_token_id=0)
+    manager = model.init_continuous_batching(generation_config=config)
+    manager.start()
     start = time.perf_counter()
-    model.generate_batch(inputs=[r.prompt_token_ids for r in requests], generation_config=config)
+    for i, req in enumerate(requests):
+        manager.add_request(req.prompt_token_ids, request_id=f"r{i}", max_new_tokens=req.output_len,
+                            eos_token_id=-1)
+    done = 0
+    while done < len(requests):
+        result = manager.get_result(timeout=600)
+        if result is None:
+            raise RuntimeError(f"transformers' continuous batching stopped after {done} requests")
+        if result.is_finished():
+            done += 1
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    manager.stop(block=True)
+    return elapsed
