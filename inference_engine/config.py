@@ -1,5 +1,7 @@
 """Engine configuration: small dataclasses checked on construction."""
 import logging
+import os
+import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -115,13 +117,46 @@ class SchedulerConfig:
 
 @dataclass
 class ParallelConfig:
-    """How many ranks shard the model, and what starts them."""
+    """How many ranks shard the model, and what starts them: `mp` (spawned processes on this
+    node) or `ray` (actors on a Ray cluster). Left unset, the backend is `ray` when a Ray cluster
+    is given (RAY_ADDRESS, or ray.init() already called in this process), else `mp`."""
     tensor_parallel_size: int = 1
     distributed_executor_backend: str | None = None
 
     def __post_init__(self) -> None:
         if self.tensor_parallel_size < 1:
             raise ValueError(f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
+        if self.distributed_executor_backend not in (None, "mp", "ray"):
+            raise ValueError("distributed_executor_backend must be 'mp' or 'ray', "
+                             f"got {self.distributed_executor_backend!r}")
+        if self.distributed_executor_backend is None and self.tensor_parallel_size > 1:
+            self.distributed_executor_backend = "ray" if _ray_cluster_given() else "mp"
+
+    def verify_with_model_config(self, model_config: ModelConfig) -> None:
+        """Raises ValueError when the model's heads or MLP do not split over the ranks."""
+        tp = self.tensor_parallel_size
+        cfg = model_config.hf_config
+        heads = cfg.num_attention_heads
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+        intermediate = cfg.intermediate_size
+
+        def fits(n: int) -> bool:  # KV heads may be replicated when there are fewer than ranks
+            return heads % n == 0 and (kv_heads % n == 0 or n % kv_heads == 0) and intermediate % n == 0
+
+        if not fits(tp):
+            sizes = ", ".join(str(n) for n in range(1, heads + 1) if fits(n))
+            raise ValueError(
+                f"tensor_parallel_size={tp} does not split this model: it has {heads} query heads, "
+                f"{kv_heads} KV heads and an MLP of {intermediate}; the query heads and the MLP "
+                f"must divide by it, and the KV heads divide by it or it by them. "
+                f"Sizes that work: {sizes}")
+
+
+def _ray_cluster_given() -> bool:
+    if os.environ.get("RAY_ADDRESS"):
+        return True
+    ray = sys.modules.get("ray")  # never import Ray just to ask
+    return ray is not None and ray.is_initialized()
 
 
 @dataclass

@@ -10,7 +10,7 @@ from inference_engine.config import EngineConfig
 from inference_engine.core.scheduler import Scheduler, SchedulerOutputs
 from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.engine.stop_checker import StopChecker
-from inference_engine.executor.local_executor import LocalExecutor
+from inference_engine.executor import create_executor
 from inference_engine.model_executor.layers.sampler import Sample, SamplerOutput
 from inference_engine.outputs import RequestOutput
 from inference_engine.sampling_params import SamplingParams
@@ -33,7 +33,7 @@ class LLMEngine:
         self.eos_token_id = eos if eos is not None else getattr(mc.hf_config, "eos_token_id", None)
         if isinstance(self.eos_token_id, list):
             self.eos_token_id = self.eos_token_id[0]
-        self.executor = LocalExecutor(config, self.eos_token_id)
+        self.executor = create_executor(config, self.eos_token_id)
         num_blocks = self.executor.determine_num_blocks()
         needed = -(-mc.max_model_len // config.cache_config.block_size)
         if num_blocks < needed:

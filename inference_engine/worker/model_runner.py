@@ -1,4 +1,12 @@
-"""Builds a step's input tensors from the scheduled requests, runs the model and samples."""
+"""Builds a step's input tensors from the scheduled requests, runs the model and samples.
+
+With tensor parallelism the driver (rank 0) prepares the inputs and samples; every rank runs
+the model on the same ModelInput.
+"""
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
 from inference_engine.config import EngineConfig
@@ -10,6 +18,48 @@ from inference_engine.model_executor.sampling_metadata import (PromptLogprobRows
                                                                 SamplingMetadata)
 from inference_engine.sequence import SequenceGroup, SequenceStatus
 from inference_engine.worker.cache_engine import CacheEngine
+from inference_engine.worker.cuda_graph import CUDAGraphRunner
+
+
+@dataclass
+class ModelInput:
+    """One step's model inputs, built by the driver as CPU tensors and sent as they are to the
+    other ranks, which need no SequenceGroup objects to run the model."""
+    input_ids: torch.Tensor
+    positions: torch.Tensor
+    attn: AttentionMetadata
+    logits_rows: torch.Tensor  # the hidden-state rows whose logits the sampler reads
+    blocks_to_copy: list[tuple[int, int]]
+
+    # Pickled once a step for every other rank: as numpy arrays the tensors travel as raw bytes
+    # (about 0.1 ms for a full batch), where torch's own pickling takes over a millisecond.
+    def __getstate__(self) -> dict:
+        state = {f.name: _to_numpy(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        state["attn"] = {f.name: _to_numpy(getattr(self.attn, f.name))
+                         for f in dataclasses.fields(self.attn)}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = {name: _from_numpy(value) for name, value in state.items()}
+        state["attn"] = AttentionMetadata(**{name: _from_numpy(value)
+                                             for name, value in state["attn"].items()})
+        self.__dict__.update(state)
+
+    def to(self, device: torch.device) -> "ModelInput":
+        def move(x):
+            return x.to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x
+        attn = dataclasses.replace(self.attn, **{f.name: move(getattr(self.attn, f.name))
+                                                 for f in dataclasses.fields(self.attn)})
+        return ModelInput(move(self.input_ids), move(self.positions), attn,
+                          move(self.logits_rows), self.blocks_to_copy)
+
+
+def _to_numpy(x):
+    return x.numpy() if isinstance(x, torch.Tensor) else x
+
+
+def _from_numpy(x):
+    return torch.from_numpy(x) if isinstance(x, np.ndarray) else x
 
 
 class ModelRunner:
@@ -20,13 +70,22 @@ class ModelRunner:
         self.model = get_model(config.model_config, device)
         self.sampler = Sampler(config.model_config.hf_config.vocab_size, eos_token_id)
         self.cache_engine: CacheEngine | None = None
+        self.graph_runner: CUDAGraphRunner | None = None
 
     def init_cache(self, num_blocks: int) -> None:
         self.cache_engine = CacheEngine(self.model, num_blocks, self.block_size,
                                         self.config.model_config.torch_dtype, self.device)
+        if self.device.type == "cuda" and not self.config.enforce_eager:
+            mc = self.config.model_config
+            self.graph_runner = CUDAGraphRunner(
+                self.model, self.config.scheduler_config.max_num_seqs,
+                -(-mc.max_model_len // self.block_size), mc.hf_config.hidden_size, mc.torch_dtype,
+                self.device)
+            self.graph_runner.capture()
 
-    def _tensor(self, values, dtype=torch.int64) -> torch.Tensor:
-        return torch.tensor(values, dtype=dtype).to(self.device, non_blocking=True)
+    @staticmethod
+    def _tensor(values, dtype=torch.int64) -> torch.Tensor:
+        return torch.tensor(values, dtype=dtype)
 
     def _block_tables(self, tables: list[list[int]]) -> torch.Tensor:
         width = max(len(t) for t in tables)
@@ -76,22 +135,35 @@ class ModelRunner:
                                  max_query_len=1)
         return self._tensor(tokens), self._tensor(positions), attn, meta
 
-    @torch.inference_mode()
-    def execute_model(self, sched: SchedulerOutputs) -> SamplerOutput:
-        self.cache_engine.copy_blocks(sched.blocks_to_copy)
+    def prepare_input(self, sched: SchedulerOutputs) -> tuple[ModelInput, SamplingMetadata]:
+        """The step's ModelInput (for every rank) and its SamplingMetadata (for the driver)."""
         prepare = self.prepare_prefill if sched.is_prompt else self.prepare_decode
         input_ids, positions, attn, meta = prepare(sched.scheduled_seq_groups)
-        with set_attention_metadata(attn):
-            hidden = self.model(input_ids, positions)
         rows = sorted({i for i in meta.sample_indices}
                       | {pr.start + j for pr in meta.prompt_rows
                          for j in range(len(pr.group.prompt_token_ids))})
-        logits = self.model.compute_logits(hidden[self._tensor(rows)])
         # Renumber the rows the sampler reads to their place among the computed logits.
         where = {row: i for i, row in enumerate(rows)}
         meta.sample_indices = [where[i] for i in meta.sample_indices]
         for pr in meta.prompt_rows:
             pr.start = where[pr.start]
+        return ModelInput(input_ids, positions, attn, self._tensor(rows), sched.blocks_to_copy), meta
+
+    @torch.inference_mode()
+    def execute_model(self, model_input: ModelInput) -> torch.Tensor | None:
+        """Runs the model; the logits of `logits_rows` on rank 0, None on the other ranks."""
+        self.cache_engine.copy_blocks(model_input.blocks_to_copy)
+        inp = model_input.to(self.device)
+        graphs = self.graph_runner
+        if not inp.attn.is_prefill and graphs is not None and graphs.can_run(len(inp.input_ids)):
+            hidden = graphs.run(inp.input_ids, inp.positions, inp.attn)
+        else:
+            with set_attention_metadata(inp.attn):
+                hidden = self.model(inp.input_ids, inp.positions)
+        return self.model.compute_logits(hidden[inp.logits_rows])
+
+    @torch.inference_mode()
+    def sample(self, logits: torch.Tensor, meta: SamplingMetadata) -> SamplerOutput:
         return self.sampler(logits, meta)
 
     @torch.inference_mode()
@@ -109,9 +181,10 @@ class ModelRunner:
                                  self._block_tables(tables),
                                  self._tensor([seq_len] * num_seqs, torch.int32),
                                  self._tensor(starts, torch.int32), seq_len, seq_len)
-        input_ids = torch.zeros(num_seqs * seq_len, dtype=torch.int64, device=self.device)
-        positions = torch.arange(seq_len, device=self.device).repeat(num_seqs)
-        with set_attention_metadata(attn):
-            hidden = self.model(input_ids, positions)
-        self.model.compute_logits(hidden[torch.tensor(starts[1:], device=self.device) - 1])
+        inp = ModelInput(torch.zeros(num_seqs * seq_len, dtype=torch.int64),
+                         torch.arange(seq_len).repeat(num_seqs), attn,
+                         self._tensor(starts[1:]) - 1, []).to(self.device)
+        with set_attention_metadata(inp.attn):
+            hidden = self.model(inp.input_ids, inp.positions)
+        self.model.compute_logits(hidden[inp.logits_rows])
         del scratch

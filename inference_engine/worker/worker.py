@@ -1,24 +1,37 @@
-"""A worker owns one device: the model runner on it and its share of the KV cache."""
+"""A worker owns one device: the model runner on it and its share of the KV cache.
+
+Every tensor-parallel rank has one; the driver's (rank 0) also prepares inputs and samples.
+"""
 import logging
 
 import torch
 
 from inference_engine.config import EngineConfig, resolve_device
 from inference_engine.core.scheduler import SchedulerOutputs
+from inference_engine.distributed.parallel_state import destroy_distributed, init_distributed
 from inference_engine.model_executor.layers.sampler import SamplerOutput
+from inference_engine.model_executor.sampling_metadata import SamplingMetadata
 from inference_engine.worker.cache_engine import block_bytes
-from inference_engine.worker.model_runner import ModelRunner
+from inference_engine.worker.model_runner import ModelInput, ModelRunner
 
 logger = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(self, config: EngineConfig, eos_token_id: int | None, local_rank: int = 0):
+    """`rank` of `tensor_parallel_size` ranks; with more than one it first joins the group at
+    `distributed_init_method`, since the parallel layers size their shards from the group."""
+
+    def __init__(self, config: EngineConfig, eos_token_id: int | None, local_rank: int = 0,
+                 rank: int = 0, distributed_init_method: str | None = None):
         self.config = config
+        self.rank = rank
         self.device = resolve_device(config.model_config.device)
         if self.device.type == "cuda":
             self.device = torch.device("cuda", local_rank)
             torch.cuda.set_device(self.device)
+        world_size = config.parallel_config.tensor_parallel_size
+        if world_size > 1:
+            init_distributed(world_size, rank, distributed_init_method, self.device)
         torch.manual_seed(config.model_config.seed)
         self.model_runner = ModelRunner(config, self.device, eos_token_id)
 
@@ -49,5 +62,15 @@ class Worker:
     def init_cache(self, num_blocks: int) -> None:
         self.model_runner.init_cache(num_blocks)
 
-    def execute_model(self, sched: SchedulerOutputs) -> SamplerOutput:
-        return self.model_runner.execute_model(sched)
+    def prepare_input(self, sched: SchedulerOutputs) -> tuple[ModelInput, SamplingMetadata]:
+        return self.model_runner.prepare_input(sched)
+
+    def execute_model(self, model_input: ModelInput) -> torch.Tensor | None:
+        """The logits on rank 0; None on the other ranks."""
+        return self.model_runner.execute_model(model_input)
+
+    def sample(self, logits: torch.Tensor, meta: SamplingMetadata) -> SamplerOutput:
+        return self.model_runner.sample(logits, meta)
+
+    def shutdown(self) -> None:
+        destroy_distributed()

@@ -1,0 +1,69 @@
+"""Tensor parallelism end to end on CPU (gloo): TP=2 through `mp` and through Ray generates
+exactly the tokens of TP=1 in float32, on tiny random Llamas; the embedded model (9 query, 3 KV
+heads) is refused at TP=2 with the head counts named, and matches TP=1 at TP=3."""
+import pytest
+
+from conftest import ENGINE_KWARGS
+from inference_engine import LLM, SamplingParams
+
+# Lengths around the block size (16), so prompts span several blocks and end mid-block.
+PROMPTS = [{"prompt_token_ids": [(7 * i + 11 * j) % 40000 + 3 for j in range(n)]}
+           for i, n in enumerate([5, 16, 23, 40])]
+GREEDY = SamplingParams(temperature=0, max_tokens=16, ignore_eos=True, logprobs=3)
+# Two samples of one prompt share its last block until they diverge: copy-on-write, so every
+# rank must copy its own share of the cache (blocks_to_copy).
+SEEDED_PAIR = SamplingParams(temperature=1.0, n=2, seed=1234, max_tokens=8, ignore_eos=True)
+
+
+def _run(model: str | None, **kwargs) -> list:
+    llm = LLM(model, **{**ENGINE_KWARGS, **kwargs})
+    try:
+        greedy = llm.generate(PROMPTS, GREEDY, use_tqdm=False)
+        seeded = llm.generate(PROMPTS[2], SEEDED_PAIR, use_tqdm=False)
+    finally:
+        llm.llm_engine.executor.shutdown()
+    return greedy + seeded
+
+
+def _assert_same(reference: list, outputs: list) -> None:
+    for ref, out in zip(reference, outputs, strict=True):
+        for ref_c, out_c in zip(ref.outputs, out.outputs, strict=True):
+            assert out_c.token_ids == ref_c.token_ids
+            for ref_lp, out_lp in zip(ref_c.logprobs or [], out_c.logprobs or []):
+                assert ref_lp.keys() == out_lp.keys()
+                for token, lp in ref_lp.items():
+                    assert out_lp[token].logprob == pytest.approx(lp.logprob, abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def tp1_reference(tiny_gqa, tiny_mqa) -> dict:
+    return {path: _run(path) for path in (tiny_gqa, tiny_mqa)}
+
+
+@pytest.mark.parametrize("checkpoint", ["tiny_gqa", "tiny_mqa"])
+def test_tp2_mp_matches_tp1(request, checkpoint, tp1_reference):
+    path = request.getfixturevalue(checkpoint)
+    outputs = _run(path, tensor_parallel_size=2, distributed_executor_backend="mp")
+    _assert_same(tp1_reference[path], outputs)
+
+
+@pytest.mark.parametrize("checkpoint", ["tiny_gqa", "tiny_mqa"])
+def test_tp2_ray_matches_tp1(request, checkpoint, tp1_reference, ray_cluster):
+    path = request.getfixturevalue(checkpoint)
+    outputs = _run(path, tensor_parallel_size=2, distributed_executor_backend="ray")
+    _assert_same(tp1_reference[path], outputs)
+
+
+def test_embedded_model_refuses_tp2_naming_its_heads():
+    from inference_engine.engine.arg_utils import EngineArgs
+    from inference_engine.executor import create_executor
+    config = EngineArgs(tensor_parallel_size=2, **ENGINE_KWARGS).create_engine_config()
+    assert config.parallel_config.distributed_executor_backend in ("mp", "ray")
+    with pytest.raises(ValueError, match=r"9 query heads, 3 KV heads.*Sizes that work: 1, 3"):
+        create_executor(config, None)  # refused before any rank is started
+
+
+@pytest.mark.slow
+def test_embedded_model_tp3_mp_matches_tp1():
+    reference = _run(None)
+    _assert_same(reference, _run(None, tensor_parallel_size=3, distributed_executor_backend="mp"))
