@@ -1,0 +1,41 @@
+"""Shared pieces of the kernel benchmarks: a timer, the device-to-device copy bandwidth that every
+figure is compared with, and the table printer."""
+import time
+from typing import Callable
+
+import torch
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_us(fn: Callable[[], object], device: str, iters: int, warmup: int = 5) -> float:
+    """Mean wall time of fn() in microseconds, measured over `iters` back-to-back calls."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    synchronize(device)
+    return (time.perf_counter() - start) / iters * 1e6
+
+
+def copy_bandwidth_gbs(device: str, size_mib: int = 1024, iters: int = 20) -> float:
+    """Device-to-device copy bandwidth in GB/s, counting the bytes read and the bytes written."""
+    src = torch.empty(size_mib * 2**20, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    us = time_us(lambda: dst.copy_(src), device, iters)
+    return 2 * src.numel() / us / 1e3
+
+
+def print_table(headers: list[str], rows: list[list[object]]) -> None:
+    """Prints rows under headers, columns right-aligned to their widest cell."""
+    cells = [headers] + [[f"{c:.1f}" if isinstance(c, float) else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths)))
+        if n == 0:
+            print("  ".join("-" * width for width in widths))

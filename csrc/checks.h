@@ -1,0 +1,116 @@
+// Argument checks shared by the CPU and GPU implementations of the inference_engine ops: shapes, dtypes and
+// layouts the kernels rely on. Device-specific checks stay with each backend.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <optional>
+
+namespace ie {
+
+inline void check_rms_norm(const at::Tensor& out, const at::Tensor& input, const at::Tensor& weight) {
+  TORCH_CHECK(input.is_contiguous() && out.is_contiguous(), "rms_norm: tensors must be contiguous");
+  TORCH_CHECK(weight.dim() == 1 && weight.size(0) == input.size(-1), "rms_norm: weight must be [hidden]");
+  TORCH_CHECK(weight.scalar_type() == input.scalar_type() && out.scalar_type() == input.scalar_type(),
+              "rms_norm: input, weight and out must share a dtype");
+  TORCH_CHECK(out.sizes() == input.sizes(), "rms_norm: out must have the input's shape");
+}
+
+// Returns d, the width of the output.
+inline int64_t check_act_and_mul(const at::Tensor& out, const at::Tensor& input) {
+  TORCH_CHECK(input.is_contiguous() && out.is_contiguous(), "act_and_mul: tensors must be contiguous");
+  TORCH_CHECK(input.size(-1) % 2 == 0, "act_and_mul: the last dimension must be even");
+  TORCH_CHECK(out.scalar_type() == input.scalar_type(), "act_and_mul: out must have the input's dtype");
+  const int64_t d = input.size(-1) / 2;
+  TORCH_CHECK(out.numel() * 2 == input.numel() && out.size(-1) == d, "act_and_mul: out must be [..., d]");
+  return d;
+}
+
+// query/key: the heads of a token back to back, [T, H * head_size] or [T, H, head_size], any row
+// stride; outputs contiguous. The cache is float32 or the query's dtype.
+inline void check_rotary(const at::Tensor& query_out, const at::Tensor& key_out,
+                         const at::Tensor& positions, const at::Tensor& query,
+                         const at::Tensor& key, int64_t head_size, const at::Tensor& cache) {
+  for (const at::Tensor* x : {&query, &key}) {
+    TORCH_CHECK(x->stride(-1) == 1, "rotary_embedding: the last dimension must be contiguous");
+    TORCH_CHECK(x->dim() == 2 || (x->dim() == 3 && x->stride(1) == head_size && x->size(2) == head_size),
+                "rotary_embedding: query/key must be [T, H * head_size] or [T, H, head_size]");
+    TORCH_CHECK(x->size(0) == positions.numel(), "rotary_embedding: one position per token");
+  }
+  TORCH_CHECK(positions.scalar_type() == at::kLong && positions.dim() == 1, "positions must be int64 [T]");
+  TORCH_CHECK(cache.dim() == 2 && cache.is_contiguous() && cache.size(1) <= head_size &&
+                  cache.size(1) % 2 == 0,
+              "cos_sin_cache must be contiguous [max_position, rot_dim] with rot_dim <= head_size");
+  TORCH_CHECK(query_out.is_contiguous() && key_out.is_contiguous(), "outputs must be contiguous");
+  TORCH_CHECK(key.scalar_type() == query.scalar_type(), "query and key must share a dtype");
+  TORCH_CHECK(cache.scalar_type() == at::kFloat || cache.scalar_type() == query.scalar_type(),
+              "cos_sin_cache must be float32 or the query's dtype");
+}
+
+// src [T, num_kv_heads, head_size] (heads contiguous, any row stride) into a contiguous cache.
+inline void check_cache_write(const at::Tensor& src, const at::Tensor& cache, const at::Tensor& slots) {
+  TORCH_CHECK(src.dim() == 3 && src.stride(2) == 1 && src.stride(1) == src.size(2),
+              "reshape_and_cache: key/value must be [T, num_kv_heads, head_size] with contiguous heads");
+  TORCH_CHECK(cache.is_contiguous() && cache.dim() == 4, "reshape_and_cache: cache must be contiguous 4-D");
+  TORCH_CHECK(src.scalar_type() == cache.scalar_type(), "reshape_and_cache: dtype must match the cache's");
+  TORCH_CHECK(cache.size(2) * cache.size(3) == src.size(1) * src.size(2),
+              "reshape_and_cache: cache rows must be num_kv_heads * head_size");
+  TORCH_CHECK(slots.scalar_type() == at::kLong && slots.is_contiguous() && slots.numel() == src.size(0),
+              "slot_mapping must be contiguous int64 [T]");
+}
+
+inline void check_block_mapping(const at::Tensor& block_mapping) {
+  TORCH_CHECK(block_mapping.scalar_type() == at::kLong && block_mapping.dim() == 2 &&
+                  block_mapping.size(1) == 2 && block_mapping.is_contiguous(),
+              "block_mapping must be a contiguous int64 [N, 2] tensor of (src, dst)");
+}
+
+// Two caches whose blocks can be copied into each other byte for byte.
+inline void check_same_blocks(const at::Tensor& src, const at::Tensor& dst) {
+  TORCH_CHECK(src.is_contiguous() && dst.is_contiguous(), "caches must be contiguous");
+  TORCH_CHECK(src.stride(0) == dst.stride(0) && src.scalar_type() == dst.scalar_type(),
+              "the two caches must have the same block shape and dtype");
+}
+
+inline void check_paged_attention(const at::Tensor& out, const at::Tensor& query,
+                                  const at::Tensor& key_cache, const at::Tensor& value_cache,
+                                  const at::Tensor& block_tables, const at::Tensor& seq_lens,
+                                  const std::optional<at::Tensor>& alibi_slopes) {
+  TORCH_CHECK(query.dim() == 3 && query.is_contiguous() && out.is_contiguous() &&
+                  out.sizes() == query.sizes(),
+              "query and out must be contiguous [num_seqs, num_heads, head_size]");
+  TORCH_CHECK(key_cache.is_contiguous() && value_cache.is_contiguous() && key_cache.dim() == 4 &&
+                  key_cache.sizes() == value_cache.sizes() && key_cache.size(3) == query.size(2),
+              "caches must be contiguous [num_blocks, block_size, num_kv_heads, head_size]");
+  TORCH_CHECK(key_cache.scalar_type() == query.scalar_type() &&
+                  value_cache.scalar_type() == query.scalar_type() &&
+                  out.scalar_type() == query.scalar_type(),
+              "query, caches and out must share a dtype");
+  TORCH_CHECK(query.size(1) % key_cache.size(2) == 0, "num_heads must be a multiple of num_kv_heads");
+  TORCH_CHECK(block_tables.scalar_type() == at::kInt && seq_lens.scalar_type() == at::kInt &&
+                  block_tables.is_contiguous() && seq_lens.is_contiguous() &&
+                  block_tables.size(0) == query.size(0) && seq_lens.numel() == query.size(0),
+              "block_tables [num_seqs, max_blocks] and seq_lens [num_seqs] must be contiguous int32");
+  if (alibi_slopes.has_value()) {
+    TORCH_CHECK(alibi_slopes->scalar_type() == at::kFloat && alibi_slopes->numel() == query.size(1) &&
+                    alibi_slopes->is_contiguous(), "alibi_slopes must be contiguous float32 [num_heads]");
+  }
+}
+
+// v2's workspaces: exp_sums/max_logits [num_seqs, num_heads, P] float32, tmp_out [.., P, head_size].
+inline void check_v2_workspace(const at::Tensor& exp_sums, const at::Tensor& max_logits,
+                               const at::Tensor& tmp_out, const at::Tensor& query,
+                               const at::Tensor& key_cache, const at::Tensor& block_tables,
+                               int64_t partition_size) {
+  TORCH_CHECK(partition_size > 0, "partition_size must be positive");
+  TORCH_CHECK(exp_sums.scalar_type() == at::kFloat && max_logits.scalar_type() == at::kFloat &&
+                  exp_sums.is_contiguous() && max_logits.is_contiguous() && tmp_out.is_contiguous() &&
+                  tmp_out.scalar_type() == query.scalar_type() && tmp_out.dim() == 4 &&
+                  exp_sums.sizes() == tmp_out.sizes().slice(0, 3) &&
+                  max_logits.sizes() == exp_sums.sizes(),
+              "exp_sums/max_logits must be float32 [num_seqs, num_heads, P], tmp_out [.., P, head_size]");
+  TORCH_CHECK(tmp_out.size(2) * partition_size >= block_tables.size(1) * key_cache.size(1),
+              "too few partitions for the block table");
+}
+
+}  // namespace ie

@@ -1,0 +1,18 @@
+// Registers the CPU implementations of the inference_engine ops.
+#include <torch/library.h>
+
+#include "cpu_ops.h"
+
+TORCH_LIBRARY_IMPL(inference_engine, CPU, m) {
+  m.impl("rms_norm", &ie::cpu::rms_norm);
+  m.impl("fused_add_rms_norm", &ie::cpu::fused_add_rms_norm);
+  m.impl("rotary_embedding", &ie::cpu::rotary_embedding);
+  m.impl("silu_and_mul", &ie::cpu::silu_and_mul);
+  m.impl("gelu_and_mul", &ie::cpu::gelu_and_mul);
+  m.impl("gelu_tanh_and_mul", &ie::cpu::gelu_tanh_and_mul);
+  m.impl("reshape_and_cache", &ie::cpu::reshape_and_cache);
+  m.impl("copy_blocks", &ie::cpu::copy_blocks);
+  m.impl("swap_blocks", &ie::cpu::swap_blocks);
+  m.impl("paged_attention_v1", &ie::cpu::paged_attention_v1);
+  m.impl("paged_attention_v2", &ie::cpu::paged_attention_v2);
+}

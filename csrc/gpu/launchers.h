@@ -1,0 +1,65 @@
+// Raw-pointer launchers of the GPU kernels: no torch types, so the kernel files compile with nvcc
+// or hipcc alone (see .ci/compile_check.sh). gpu_bindings.cpp wraps them as torch ops.
+// Every launcher returns nullptr on success or a static message naming the unsupported case.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace ie::gpu {
+
+enum class DType { kFloat32, kFloat16, kBFloat16 };
+enum class Activation { kSilu, kGelu, kGeluTanh };
+
+// out/residual_out/input/residual: [rows, hidden] contiguous; weight: [hidden]. residual and
+// residual_out are nullptr for plain rms_norm.
+const char* launch_rms_norm(void* out, void* residual_out, const void* input, const void* residual,
+                            const void* weight, int64_t rows, int hidden, float eps, DType dtype,
+                            cudaStream_t stream);
+
+// out: [rows, d]; input: [rows, 2 * d] holding (gate, up).
+const char* launch_act_and_mul(Activation act, void* out, const void* input, int64_t rows, int d,
+                               DType dtype, cudaStream_t stream);
+
+// query/key rows at strides q_stride/k_stride (elements); outputs contiguous; cos_sin_cache
+// [max_position, rot_dim] in float32 (cache_is_float) or the query dtype.
+const char* launch_rotary_embedding(void* query_out, void* key_out, const int64_t* positions,
+                                    const void* query, const void* key, const void* cos_sin_cache,
+                                    bool cache_is_float, int64_t tokens, int num_heads,
+                                    int num_kv_heads, int head_size, int rot_dim, int64_t q_stride,
+                                    int64_t k_stride, bool is_neox, DType dtype, cudaStream_t stream);
+
+// key/value: [tokens, row_elems] at row strides (elements); caches: [num_slots, row_elems].
+const char* launch_reshape_and_cache(const void* key, const void* value, void* key_cache,
+                                     void* value_cache, const int64_t* slot_mapping, int64_t tokens,
+                                     int row_elems, int64_t key_stride, int64_t value_stride,
+                                     DType dtype, cudaStream_t stream);
+
+// cache_ptrs: [num_caches] device addresses of the caches; block_mapping: [num_pairs, 2] on device.
+const char* launch_copy_blocks(const int64_t* cache_ptrs, const int64_t* block_mapping,
+                               int num_caches, int num_pairs, int64_t block_bytes,
+                               cudaStream_t stream);
+
+// Decode attention over the paged cache. partition_size == 0 is v1 (out is [num_seqs, num_heads,
+// head_size]); otherwise v2 writes per-partition results to tmp_out [num_seqs, num_heads,
+// max_partitions, head_size], exp_sums and max_logits [num_seqs, num_heads, max_partitions], then
+// merges them into out.
+struct PagedAttentionArgs {
+  void* out;
+  float* exp_sums;
+  float* max_logits;
+  void* tmp_out;
+  const void* query;        // [num_seqs, num_heads, head_size]
+  const void* key_cache;    // [num_blocks, block_size, num_kv_heads, head_size]
+  const void* value_cache;  // [num_blocks, block_size, num_kv_heads, head_size]
+  const int* block_tables;  // [num_seqs, max_blocks]
+  const int* seq_lens;      // [num_seqs]
+  const float* alibi_slopes;  // [num_heads] or nullptr
+  float scale;
+  int num_seqs, num_heads, num_kv_heads, head_size, block_size, max_blocks;
+  int partition_size, max_partitions;
+};
+const char* launch_paged_attention(const PagedAttentionArgs& args, DType dtype, cudaStream_t stream);
+
+}  // namespace ie::gpu

@@ -1,0 +1,86 @@
+// Host side of paged attention v1/v2: picks the kernel instance (storage type, head size, query
+// heads per block), sizes its shared memory and launches it (plus the v2 reduce kernel).
+#include <algorithm>
+
+#include "paged_attention.cuh"
+
+namespace ie::gpu {
+namespace {
+
+template <typename T, int HEAD_SIZE, int QPB>
+const char* launch_instance(const PagedAttentionArgs& a, cudaStream_t stream) {
+  const bool v2 = a.partition_size > 0;
+  const int logits_stride = v2 ? a.partition_size : a.max_blocks * a.block_size;
+  const int smem = static_cast<int>(
+      sizeof(float) * std::max(QPB * logits_stride, kAttnWarps * QPB * HEAD_SIZE));
+  auto kernel = paged_attention_kernel<T, HEAD_SIZE, QPB>;
+  if (smem > 48 * 1024) {
+    if (smem > max_dynamic_shared_memory()) {
+      return "paged_attention_v1: the context's logits exceed shared memory; use paged_attention_v2";
+    }
+    if (!allow_dynamic_shared_memory(kernel, smem)) {
+      return "paged_attention: could not raise the shared-memory limit";
+    }
+  }
+  const dim3 grid(a.num_kv_heads * (a.num_heads / a.num_kv_heads / QPB), a.num_seqs,
+                  v2 ? a.max_partitions : 1);
+  kernel<<<grid, kAttnThreads, smem, stream>>>(
+      static_cast<T*>(v2 ? a.tmp_out : a.out), a.exp_sums, a.max_logits,
+      static_cast<const T*>(a.query), static_cast<const T*>(a.key_cache),
+      static_cast<const T*>(a.value_cache), a.block_tables, a.seq_lens, a.alibi_slopes, a.scale,
+      a.num_heads, a.num_kv_heads, a.block_size, a.max_blocks, a.partition_size, logits_stride);
+  if (v2) {
+    paged_attention_reduce_kernel<T><<<dim3(a.num_heads, a.num_seqs), kAttnThreads,
+                                       sizeof(float) * a.max_partitions, stream>>>(
+        static_cast<T*>(a.out), a.exp_sums, a.max_logits, static_cast<const T*>(a.tmp_out),
+        a.seq_lens, HEAD_SIZE, a.partition_size, a.max_partitions);
+  }
+  return nullptr;
+}
+
+// The most query heads per block that divides the group and whose queries fit in registers.
+template <typename T, int HEAD_SIZE>
+const char* launch_head_size(const PagedAttentionArgs& a, cudaStream_t stream) {
+  constexpr int kMax = AttnShape<T, HEAD_SIZE>::kMaxQueries;
+  const int group = a.num_heads / a.num_kv_heads;
+  int qpb = 1;
+  while (qpb * 2 <= kMax && group % (qpb * 2) == 0) qpb *= 2;
+  switch (qpb) {
+    case 1: return launch_instance<T, HEAD_SIZE, 1>(a, stream);
+    case 2: if constexpr (kMax >= 2) return launch_instance<T, HEAD_SIZE, 2>(a, stream);
+    case 4: if constexpr (kMax >= 4) return launch_instance<T, HEAD_SIZE, 4>(a, stream);
+    case 8: if constexpr (kMax >= 8) return launch_instance<T, HEAD_SIZE, 8>(a, stream);
+  }
+  return "paged_attention: no kernel for this grouping";
+}
+
+template <typename T>
+const char* launch_typed(const PagedAttentionArgs& a, cudaStream_t stream) {
+  switch (a.head_size) {
+    case 64: return launch_head_size<T, 64>(a, stream);
+    case 80: return launch_head_size<T, 80>(a, stream);
+    case 96: return launch_head_size<T, 96>(a, stream);
+    case 112: return launch_head_size<T, 112>(a, stream);
+    case 128: return launch_head_size<T, 128>(a, stream);
+    case 256: return launch_head_size<T, 256>(a, stream);
+  }
+  return "paged_attention: head_size must be 64, 80, 96, 112, 128 or 256";
+}
+
+}  // namespace
+
+const char* launch_paged_attention(const PagedAttentionArgs& args, DType dtype, cudaStream_t stream) {
+  if (args.block_size % kChunkTokens != 0) return "paged_attention: block_size must be a multiple of 16";
+  if (args.partition_size % kChunkTokens != 0) {
+    return "paged_attention_v2: partition_size must be a multiple of 16";
+  }
+  if (args.num_kv_heads <= 0 || args.num_heads % args.num_kv_heads != 0) {
+    return "paged_attention: num_heads must be a multiple of num_kv_heads";
+  }
+  if (args.num_seqs == 0) return nullptr;
+  const char* error = nullptr;
+  dispatch_dtype(dtype, [&](auto tag) { error = launch_typed<decltype(tag)>(args, stream); });
+  return error;
+}
+
+}  // namespace ie::gpu

@@ -1,0 +1,99 @@
+// The one place that tells CUDA from ROCm (HIP): every `#ifdef USE_ROCM` of the project is here.
+//
+// GPU kernel files include only this header and the CUDA runtime API (which PyTorch's hipify
+// rewrites for HIP); they see one set of names on both platforms: WARP_SIZE, shfl_xor, the packed
+// half2 FMA, the fp16/bf16 storage types and their float conversions, a launch-bounds macro and
+// the dynamic shared-memory opt-in.
+#pragma once
+
+#include <cstdint>
+
+#ifdef USE_ROCM
+#include <hip/hip_fp16.h>
+#include <hip/hip_runtime.h>
+#if __has_include(<hip/hip_bf16.h>)
+#include <hip/hip_bf16.h>
+#define IE_HIP_BF16 1
+#else  // ROCm before 6.0 (Debian's 5.2 among them) has only hip_bfloat16
+#include <hip/hip_bfloat16.h>
+#endif
+#else
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#endif
+
+namespace ie::gpu {
+
+using fp16_t = __half;
+
+#ifdef USE_ROCM
+constexpr int WARP_SIZE = 64;  // a CDNA wavefront
+#ifdef IE_HIP_BF16
+using bf16_t = __hip_bfloat16;
+__device__ __forceinline__ float to_float(bf16_t x) { return __bfloat162float(x); }
+__device__ __forceinline__ bf16_t to_bf16(float x) { return __float2bfloat16(x); }
+#else
+using bf16_t = hip_bfloat16;
+__device__ __forceinline__ float to_float(bf16_t x) { return static_cast<float>(x); }
+__device__ __forceinline__ bf16_t to_bf16(float x) { return bf16_t(x); }  // round to nearest even
+#endif
+#else
+constexpr int WARP_SIZE = 32;
+using bf16_t = __nv_bfloat16;
+__device__ __forceinline__ float to_float(bf16_t x) { return __bfloat162float(x); }
+__device__ __forceinline__ bf16_t to_bf16(float x) { return __float2bfloat16_rn(x); }
+#endif
+
+// Butterfly exchange within a warp (all lanes take part). HIP's __shfl_xor covers the 64-lane
+// wavefront; CUDA needs the _sync form with a full mask.
+template <typename T>
+__device__ __forceinline__ T shfl_xor(T value, int lane_mask) {
+#ifdef USE_ROCM
+  return __shfl_xor(value, lane_mask);
+#else
+  return __shfl_xor_sync(0xffffffffu, value, lane_mask);
+#endif
+}
+
+// d = a * b + c on two packed fp16 lanes, one instruction on both vendors.
+__device__ __forceinline__ uint32_t fma_f16x2(uint32_t a, uint32_t b, uint32_t c) {
+  uint32_t d;
+#ifdef USE_ROCM
+  asm volatile("v_pk_fma_f16 %0, %1, %2, %3" : "=v"(d) : "v"(a), "v"(b), "v"(c));
+#else
+  asm volatile("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+#endif
+  return d;
+}
+
+// Lets `kernel` use more than the default 48 KiB of dynamic shared memory; true on success.
+template <typename Kernel>
+bool allow_dynamic_shared_memory(Kernel kernel, int bytes) {
+#ifdef USE_ROCM
+  return hipFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                             hipFuncAttributeMaxDynamicSharedMemorySize, bytes) == hipSuccess;
+#else
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) == cudaSuccess;
+#endif
+}
+
+// The most dynamic shared memory one block of the current device may use, in bytes.
+inline int max_dynamic_shared_memory() {
+  int device = 0, bytes = 0;
+#ifdef USE_ROCM
+  (void)hipGetDevice(&device);
+  (void)hipDeviceGetAttribute(&bytes, hipDeviceAttributeMaxSharedMemoryPerBlock, device);
+#else
+  (void)cudaGetDevice(&device);
+  (void)cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+#endif
+  return bytes;
+}
+
+}  // namespace ie::gpu
+
+// Caps the registers per thread so that a block of `threads` always fits on one multiprocessor
+// (both compilers take the CUDA spelling; kernels use this name so that a vendor-specific
+// occupancy hint would go here).
+#define IE_LAUNCH_BOUNDS(threads) __launch_bounds__(threads)

@@ -1,0 +1,135 @@
+"""Wrappers that give the compiled kernels (torch.ops.inference_engine) the references' signatures.
+
+The kernels write into outputs allocated here and take index tensors in fixed dtypes (int64 slots
+and positions, int32 block tables and lengths); conversions below are no-ops when the caller
+already passes those.
+"""
+import torch
+
+from inference_engine.ops.layernorm import rms_norm_ref
+
+# Resolved on each call, so importing this module does not need the extension to be built.
+_ops = torch.ops.inference_engine
+
+# Tokens per partition of paged_attention_v2 (the kernels take it as an argument): 512, halved down
+# to 128 while the grid would have fewer than _MIN_V2_BLOCKS (sequence, KV head, partition) blocks,
+# so that a few long sequences still fill the GPU.
+PARTITION_SIZE = 512
+_MIN_PARTITION_SIZE = 128
+_MIN_V2_BLOCKS = 512
+# v1 keeps a whole context's logits in shared memory (GPU); beyond this many (tokens x query heads
+# per KV head, at most 8 per thread block) it switches to v2.
+_V1_MAX_LOGITS = 8192
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    if weight.dtype != x.dtype:  # the reference's type promotion decides the output dtype
+        return rms_norm_ref(x, weight, eps)
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    _ops.rms_norm(out, x, weight.contiguous(), eps)
+    return out
+
+
+def fused_add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
+                       eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    if weight.dtype != x.dtype or residual.dtype != x.dtype:
+        residual = residual + x
+        return rms_norm_ref(residual, weight, eps), residual
+    x, residual = x.contiguous(), residual.contiguous()
+    out, residual_out = torch.empty_like(x), torch.empty_like(x)
+    _ops.fused_add_rms_norm(out, residual_out, x, residual, weight.contiguous(), eps)
+    return out, residual_out
+
+
+def rotary_embedding(positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor,
+                     head_size: int, cos_sin_cache: torch.Tensor,
+                     is_neox: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    if cos_sin_cache.dtype not in (torch.float32, query.dtype):
+        cos_sin_cache = cos_sin_cache.float()
+    query_out = torch.empty(query.shape, dtype=query.dtype, device=query.device)
+    key_out = torch.empty(key.shape, dtype=key.dtype, device=key.device)
+    _ops.rotary_embedding(query_out, key_out, positions.long().contiguous(), query, key, head_size,
+                          cos_sin_cache.contiguous(), is_neox)
+    return query_out, key_out
+
+
+def _act_and_mul(op, x: torch.Tensor) -> torch.Tensor:
+    x = x.contiguous()
+    out = torch.empty((*x.shape[:-1], x.shape[-1] // 2), dtype=x.dtype, device=x.device)
+    op(out, x)
+    return out
+
+
+def silu_and_mul(x: torch.Tensor) -> torch.Tensor:
+    return _act_and_mul(_ops.silu_and_mul, x)
+
+
+def gelu_and_mul(x: torch.Tensor) -> torch.Tensor:
+    return _act_and_mul(_ops.gelu_and_mul, x)
+
+
+def gelu_tanh_and_mul(x: torch.Tensor) -> torch.Tensor:
+    return _act_and_mul(_ops.gelu_tanh_and_mul, x)
+
+
+def reshape_and_cache(key: torch.Tensor, value: torch.Tensor, key_cache: torch.Tensor,
+                      value_cache: torch.Tensor, slot_mapping: torch.Tensor) -> None:
+    _ops.reshape_and_cache(key.to(key_cache.dtype), value.to(value_cache.dtype), key_cache,
+                           value_cache, slot_mapping.long().contiguous())
+
+
+def copy_blocks(key_caches: list[torch.Tensor], value_caches: list[torch.Tensor],
+                block_mapping: torch.Tensor) -> None:
+    if not key_caches:
+        return
+    mapping = block_mapping.to(device=key_caches[0].device, dtype=torch.long).contiguous()
+    _ops.copy_blocks(key_caches, value_caches, mapping)
+
+
+def swap_blocks(src: torch.Tensor, dst: torch.Tensor, block_mapping: torch.Tensor) -> None:
+    _ops.swap_blocks(src, dst, block_mapping.to(device="cpu", dtype=torch.long).contiguous())
+
+
+def use_v1(num_seqs: int, num_kv_heads: int, queries_per_kv: int, max_context: int) -> bool:
+    """v1 (one pass per sequence) when one partition covers the context or when there are enough
+    (sequence, KV head) pairs to fill the device and the logits fit in shared memory."""
+    if max_context <= PARTITION_SIZE:
+        return True
+    return max_context * min(queries_per_kv, 8) <= _V1_MAX_LOGITS and num_seqs * num_kv_heads >= 512
+
+
+def partition_size(num_seqs: int, num_kv_heads: int, max_context: int) -> int:
+    """paged_attention_v2's partition size for this batch (see PARTITION_SIZE)."""
+    size = PARTITION_SIZE
+    while (size > _MIN_PARTITION_SIZE
+           and num_seqs * num_kv_heads * -(-max_context // size) < _MIN_V2_BLOCKS):
+        size //= 2
+    return size
+
+
+def paged_attention(query: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
+                    block_tables: torch.Tensor, seq_lens: torch.Tensor, scale: float,
+                    alibi_slopes: torch.Tensor | None = None) -> torch.Tensor:
+    query = query.contiguous()
+    out = torch.empty_like(query)
+    block_tables = block_tables.to(torch.int32).contiguous()
+    seq_lens = seq_lens.to(torch.int32).contiguous()
+    if alibi_slopes is not None:
+        alibi_slopes = alibi_slopes.float().contiguous()
+    num_seqs, num_heads, head_size = query.shape
+    num_kv_heads = key_cache.shape[2]
+    # The block table's width bounds every context, without reading seq_lens on the host.
+    max_context = block_tables.shape[1] * key_cache.shape[1]
+    if use_v1(num_seqs, num_kv_heads, num_heads // num_kv_heads, max_context):
+        _ops.paged_attention_v1(out, query, key_cache, value_cache, block_tables, seq_lens,
+                                scale, alibi_slopes)
+        return out
+    size = partition_size(num_seqs, num_kv_heads, max_context)
+    partitions = -(-max_context // size)
+    stats = torch.empty((2, num_seqs, num_heads, partitions), dtype=torch.float32, device=query.device)
+    tmp_out = torch.empty((num_seqs, num_heads, partitions, head_size), dtype=query.dtype,
+                          device=query.device)
+    _ops.paged_attention_v2(out, stats[0], stats[1], tmp_out, query, key_cache, value_cache,
+                            block_tables, seq_lens, scale, alibi_slopes, size)
+    return out

@@ -1,0 +1,27 @@
+"""Shared parameters of the op tests: devices, dtypes and per-dtype tolerances.
+
+Every test compares a compiled (or Triton) kernel with the plain-PyTorch reference on fresh random
+inputs. CPU runs in CI; "cuda" cases carry the gpu marker and run on the GPU machine (CUDA or ROCm).
+"""
+import pytest
+import torch
+
+from inference_engine.ops._dispatch import has_compiled
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+DTYPES = [pytest.param(torch.float32, id="fp32"), pytest.param(torch.float16, id="fp16"),
+          pytest.param(torch.bfloat16, id="bf16")]
+# One rounding of the output dtype, plus float32 accumulation-order differences.
+TOLERANCES = {
+    torch.float32: dict(atol=1e-5, rtol=1e-5),
+    torch.float16: dict(atol=2e-3, rtol=2e-3),
+    torch.bfloat16: dict(atol=1.6e-2, rtol=1.6e-2),
+}
+
+
+def require_compiled(op_name: str, device: str) -> None:
+    """Fails (not skips) when the extension lacks the op: CI must build it."""
+    assert has_compiled(op_name, device), (
+        f"torch.ops.inference_engine.{op_name} has no {device} kernel: build the extension with "
+        "`pip install --no-build-isolation -e .`")
+

@@ -1,0 +1,102 @@
+"""paged_attention_v1 / v2 kernels against the reference, computed in float64.
+
+Parametrized over dtype x head size x block size x head grouping (multi-head, grouped-query,
+multi-query) x version; sequence lengths are random and span several v2 partitions.
+"""
+import math
+
+import pytest
+import torch
+
+from inference_engine.ops.attention import paged_attention_ref
+from op_testing import DEVICES, DTYPES, require_compiled
+
+HEAD_SIZES = [64, 80, 96, 112, 128, 256]
+HEADS = [(8, 8), (8, 2), (8, 1), (6, 2)]  # (query heads, KV heads); 6/2 makes a group of 3
+PARTITION_SIZE = 512
+# Softmax-weighted sums of random values: the error is one output rounding plus the kernels'
+# reduced-precision dot products (packed fp16 FMA on the GPU).
+TOLERANCES = {
+    torch.float32: dict(atol=1e-4, rtol=1e-4),
+    torch.float16: dict(atol=3e-3, rtol=1e-2),
+    torch.bfloat16: dict(atol=2e-2, rtol=2e-2),
+}
+
+
+def make_inputs(num_seqs, num_heads, num_kv_heads, head_size, block_size, max_seq_len, dtype, device):
+    """Random query, caches, block tables (random, distinct blocks) and seq_lens in [1, max_seq_len]."""
+    max_blocks = math.ceil(max_seq_len / block_size)
+    num_blocks = num_seqs * max_blocks + 3
+    cache_shape = (num_blocks, block_size, num_kv_heads, head_size)
+    key_cache = torch.randn(cache_shape, dtype=dtype, device=device)
+    value_cache = torch.randn(cache_shape, dtype=dtype, device=device)
+    query = torch.randn(num_seqs, num_heads, head_size, dtype=dtype, device=device)
+    block_tables = torch.randperm(num_blocks, device=device)[:num_seqs * max_blocks]
+    block_tables = block_tables.view(num_seqs, max_blocks).to(torch.int32)
+    seq_lens = torch.randint(1, max_seq_len + 1, (num_seqs,), dtype=torch.int32, device=device)
+    seq_lens[0] = max_seq_len
+    return query, key_cache, value_cache, block_tables, seq_lens
+
+
+def run_kernel(version, query, key_cache, value_cache, block_tables, seq_lens, scale, alibi_slopes):
+    """Calls paged_attention_v1 or _v2 directly (the dispatch heuristic would pick one)."""
+    out = torch.empty_like(query)
+    ops = torch.ops.inference_engine
+    if version == "v1":
+        ops.paged_attention_v1(out, query, key_cache, value_cache, block_tables, seq_lens,
+                              scale, alibi_slopes)
+        return out
+    num_seqs, num_heads, head_size = query.shape
+    partitions = math.ceil(block_tables.shape[1] * key_cache.shape[1] / PARTITION_SIZE)
+    stats = torch.empty(2, num_seqs, num_heads, partitions, device=query.device)
+    tmp_out = torch.empty(num_seqs, num_heads, partitions, head_size, dtype=query.dtype,
+                          device=query.device)
+    ops.paged_attention_v2(out, stats[0], stats[1], tmp_out, query, key_cache, value_cache,
+                           block_tables, seq_lens, scale, alibi_slopes, PARTITION_SIZE)
+    return out
+
+
+def check(version, dtype, head_size, block_size, heads, device, alibi=False, num_seqs=3,
+          max_seq_len=1100):
+    require_compiled(f"paged_attention_{version}", device)
+    num_heads, num_kv_heads = heads
+    inputs = make_inputs(num_seqs, num_heads, num_kv_heads, head_size, block_size, max_seq_len,
+                         dtype, device)
+    scale = head_size ** -0.5
+    slopes = torch.rand(num_heads, device=device) * 0.1 if alibi else None
+    out = run_kernel(version, *inputs, scale, slopes)
+    query, key_cache, value_cache, block_tables, seq_lens = inputs
+    ref = paged_attention_ref(query.double(), key_cache.double(), value_cache.double(), block_tables,
+                              seq_lens, scale, None if slopes is None else slopes.double())
+    torch.testing.assert_close(out.double(), ref, **TOLERANCES[dtype])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("heads", HEADS, ids=[f"{h}q{k}kv" for h, k in HEADS])
+@pytest.mark.parametrize("block_size", [16, 32])
+@pytest.mark.parametrize("head_size", HEAD_SIZES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_paged_attention(device, version, heads, block_size, head_size, dtype):
+    check(version, dtype, head_size, block_size, heads, device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_paged_attention_alibi(device, version, dtype):
+    check(version, dtype, 128, 16, (8, 2), device, alibi=True)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_paged_attention_many_heads_per_kv_head(device, dtype):
+    """32 query heads on one KV head: the GPU kernel splits the group over several thread blocks."""
+    check("v2", dtype, 128, 16, (32, 1), device, num_seqs=2)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_paged_attention_long_context(dtype):
+    """A 16k-token context: v2 with 32 partitions."""
+    check("v2", dtype, 128, 16, (32, 8), "cuda", num_seqs=3, max_seq_len=16384)
