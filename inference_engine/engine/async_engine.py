@@ -179,7 +179,13 @@ class AsyncLLMEngine:
         self._executor.shutdown(wait=False)
 
     def check_health(self) -> None:
-        """Raises AsyncEngineDeadError if the loop has died."""
+        """Raises AsyncEngineDeadError if the loop has died or a worker rank is gone (then every
+        later request would fail too, so the engine counts as dead even while idle)."""
+        if not self.errored:
+            try:
+                self.engine.executor.check_health()
+            except Exception as exc:  # noqa: BLE001 - any worker failure means the engine is dead
+                self._error = exc
         if self.errored:
             raise self._dead_error()
 

@@ -109,6 +109,10 @@ class LLMEngine:
             if self.scheduler.abort_seq_group(rid) is not None:
                 self.requests.pop(rid, None)
 
+    def shutdown(self) -> None:
+        """Stops the worker ranks (tensor parallelism); safe to call twice."""
+        self.executor.shutdown()
+
     def has_unfinished_requests(self) -> bool:
         return self.scheduler.has_unfinished_seqs()
 

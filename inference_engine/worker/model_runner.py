@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from inference_engine import ops
 from inference_engine.config import EngineConfig
 from inference_engine.core.scheduler import SchedulerOutputs
 from inference_engine.model_executor.forward_context import AttentionMetadata, set_attention_metadata
@@ -75,7 +76,10 @@ class ModelRunner:
     def init_cache(self, num_blocks: int) -> None:
         self.cache_engine = CacheEngine(self.model, num_blocks, self.block_size,
                                         self.config.model_config.torch_dtype, self.device)
-        if self.device.type == "cuda" and not self.config.enforce_eager:
+        # Graphs need the compiled decode path: the torch fallbacks read lengths on the host.
+        if (self.device.type == "cuda" and not self.config.enforce_eager
+                and ops.paged_attention.backend("cuda") == "compiled"
+                and ops.reshape_and_cache.backend("cuda") == "compiled"):
             mc = self.config.model_config
             self.graph_runner = CUDAGraphRunner(
                 self.model, self.config.scheduler_config.max_num_seqs,
