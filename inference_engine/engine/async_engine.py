@@ -183,7 +183,7 @@ class AsyncLLMEngine:
         later request would fail too, so the engine counts as dead even while idle)."""
         if not self.errored:
             try:
-                self.engine.executor.check_health()
+                self.engine.check_health()
             except Exception as exc:  # noqa: BLE001 - any worker failure means the engine is dead
                 self._error = exc
         if self.errored:

@@ -109,6 +109,10 @@ class LLMEngine:
             if self.scheduler.abort_seq_group(rid) is not None:
                 self.requests.pop(rid, None)
 
+    def check_health(self) -> None:
+        """Raises if a worker rank is gone."""
+        self.executor.check_health()
+
     def shutdown(self) -> None:
         """Stops the worker ranks (tensor parallelism); safe to call twice."""
         self.executor.shutdown()

@@ -27,6 +27,9 @@ class ScriptedEngine:
             raise ValueError("bad prompt")
         self.progress[request_id] = 0
 
+    def check_health(self):
+        pass
+
     def abort_request(self, request_ids):
         for request_id in [request_ids] if isinstance(request_ids, str) else request_ids:
             self.progress.pop(request_id, None)

@@ -25,6 +25,9 @@ class FailingEngine:
     def add_request(self, request_id, *args, **kwargs):
         self.request_ids.append(request_id)
 
+    def check_health(self):
+        pass
+
     def abort_request(self, request_id):
         pass
 
