@@ -55,10 +55,7 @@ class OpenAIServingChat(OpenAIServing):
         if request.stream:
             return StreamingResponse(self._stream(request, request_id, created, outputs),
                                      media_type="text/event-stream")
-        try:
-            final = await collect_final_outputs(outputs, raw_request)
-        except Exception as exc:
-            raise engine_error(exc) from exc
+        final = await collect_final_outputs(outputs, raw_request)
         if final is None:
             return Response(status_code=499)  # nobody is listening any more
         output = final[0]

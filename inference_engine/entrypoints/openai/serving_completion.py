@@ -48,10 +48,7 @@ class OpenAIServingCompletion(OpenAIServing):
         if request.stream:
             return StreamingResponse(self._stream(request, request_id, created, prompts, outputs),
                                      media_type="text/event-stream")
-        try:
-            final = await collect_final_outputs(outputs, raw_request)
-        except Exception as exc:
-            raise engine_error(exc) from exc
+        final = await collect_final_outputs(outputs, raw_request)
         if final is None:
             return Response(status_code=499)  # nobody is listening any more
         choices = [self._choice(request, i, prompts[i], final[i], c, c.text, 0, 0, request.echo)

@@ -94,7 +94,7 @@ async def _wait_for_disconnect(raw_request: Request) -> None:
 async def collect_final_outputs(outputs: AsyncIterator[tuple[int, RequestOutput]],
                                 raw_request: Request) -> dict[int, RequestOutput] | None:
     """The last output of every request, or None if the client disconnected first (the
-    requests are then aborted)."""
+    requests are then aborted). A request's failure is raised as its OpenAI error."""
     final: dict[int, RequestOutput] = {}
 
     async def consume() -> None:
@@ -114,7 +114,10 @@ async def collect_final_outputs(outputs: AsyncIterator[tuple[int, RequestOutput]
         consumer.cancel()
         await asyncio.gather(consumer, return_exceptions=True)
         return None
-    consumer.result()  # re-raises the request's error
+    try:
+        consumer.result()  # re-raises the request's error
+    except Exception as exc:
+        raise engine_error(exc) from exc
     return final
 
 
