@@ -20,7 +20,9 @@ async def one_request(client, model: str, prompt_ids: list[int], output_len: int
         model=model, prompt=prompt_ids, max_tokens=output_len, temperature=0, stream=True,
         extra_body={"ignore_eos": True})
     async for chunk in stream:
-        if chunk.choices and chunk.choices[0].text and first is None:
+        # The first chunk with a choice carries the first token, even when its text is empty
+        # (a server without a tokenizer, or bytes held back until a character is whole).
+        if chunk.choices and first is None:
             first = time.perf_counter()
     end = time.perf_counter()
     ttft = (first or end) - start

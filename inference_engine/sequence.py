@@ -18,13 +18,15 @@ class SequenceStatus(enum.Enum):
 
     @property
     def is_finished(self) -> bool:
-        return self.value >= SequenceStatus.FINISHED_STOPPED.value
+        return self in _FINISHED  # a set lookup: this runs for every sequence every step
 
     @property
     def finish_reason(self) -> str | None:
         return _FINISH_REASONS.get(self)
 
 
+_FINISHED = frozenset({SequenceStatus.FINISHED_STOPPED, SequenceStatus.FINISHED_LENGTH_CAPPED,
+                       SequenceStatus.FINISHED_ABORTED, SequenceStatus.FINISHED_IGNORED})
 _FINISH_REASONS = {
     SequenceStatus.FINISHED_STOPPED: "stop",
     SequenceStatus.FINISHED_LENGTH_CAPPED: "length",

@@ -32,6 +32,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--block-size", type=int, default=16)
     p.add_argument("--dtype", choices=DTYPES, default="bf16")
     p.add_argument("--iters", type=int, default=50)
+    p.add_argument("--partition-sizes", type=int, nargs="*", default=[64, 128, 256],
+                   help="also time v2 forced to each of these partition sizes")
     p.add_argument("--ref-max-tokens", type=int, default=16384,
                    help="run the torch reference only up to this many batch x context tokens")
     p.add_argument("--device", default="cuda")
@@ -62,6 +64,9 @@ def backends(args, inputs, batch: int, context: int) -> dict:
         fns["compiled"] = lambda: _compiled.paged_attention(*inputs, scale)
         for version in ("v1", "v2"):
             fns[f"compiled {version}"] = lambda v=version: run_version(v, inputs, scale)
+        for size in args.partition_sizes:  # v2 at a fixed partition size, to tune the choice
+            if size < context:
+                fns[f"compiled v2 p{size}"] = lambda s=size: run_version("v2", inputs, scale, s)
     if device_type == "cuda" and triton_available():
         from inference_engine.ops.triton_prefill_attention import paged_attention as triton_attention
         fns["triton"] = lambda: triton_attention(*inputs, scale)
@@ -76,7 +81,7 @@ def backends(args, inputs, batch: int, context: int) -> dict:
     return fns
 
 
-def run_version(version: str, inputs, scale: float) -> torch.Tensor:
+def run_version(version: str, inputs, scale: float, size: int | None = None) -> torch.Tensor:
     query, key_cache, value_cache, block_tables, seq_lens = inputs
     out = torch.empty_like(query)
     ops = torch.ops.inference_engine
@@ -85,7 +90,7 @@ def run_version(version: str, inputs, scale: float) -> torch.Tensor:
                               scale, None)
         return out
     max_context = block_tables.shape[1] * key_cache.shape[1]
-    size = _compiled.partition_size(query.shape[0], key_cache.shape[2], max_context)
+    size = size or _compiled.partition_size(query.shape[0], key_cache.shape[2], max_context)
     parts = math.ceil(max_context / size)
     stats = torch.empty(2, *query.shape[:2], parts, device=query.device)
     tmp = torch.empty(*query.shape[:2], parts, query.shape[2], dtype=query.dtype, device=query.device)

@@ -1,5 +1,6 @@
-"""Continuous batching: each step runs either a batch of prefills or one decode token for every
-running request, first come first served, preempting the newest requests when blocks run out."""
+"""Continuous batching: each step decodes one token for every running request and admits waiting
+prompts into the same step, first come first served, preempting the newest requests when blocks
+run out."""
 import logging
 import time
 from collections import deque
@@ -14,16 +15,30 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class SchedulerOutputs:
-    """What one step runs, and the cache work the worker must do before it."""
-    scheduled_seq_groups: list[SequenceGroup] = field(default_factory=list)
-    is_prompt: bool = False
-    num_batched_tokens: int = 0
+    """What one step runs, and the cache work the worker must do before it.
+
+    A step may mix both kinds of work: whole prompts to prefill (new requests, or preempted ones
+    computed again) and one new token for every other running sequence. The model runner lays
+    the prefills' tokens out first.
+    """
+    prefill_seq_groups: list[SequenceGroup] = field(default_factory=list)
+    decode_seq_groups: list[SequenceGroup] = field(default_factory=list)
+    num_prefill_tokens: int = 0
+    num_decode_tokens: int = 0
     blocks_to_copy: list[tuple[int, int]] = field(default_factory=list)
     ignored_seq_groups: list[SequenceGroup] = field(default_factory=list)
     num_preempted: int = 0
 
+    @property
+    def scheduled_seq_groups(self) -> list[SequenceGroup]:
+        return self.prefill_seq_groups + self.decode_seq_groups
+
+    @property
+    def num_batched_tokens(self) -> int:
+        return self.num_prefill_tokens + self.num_decode_tokens
+
     def is_empty(self) -> bool:
-        return not self.scheduled_seq_groups
+        return not (self.prefill_seq_groups or self.decode_seq_groups)
 
 
 class Scheduler:
@@ -59,18 +74,24 @@ class Scheduler:
         return len(self.waiting) + len(self.running)
 
     def schedule(self) -> SchedulerOutputs:
-        outputs = self._schedule_prefills()
-        if outputs.is_empty():
-            outputs = self._schedule_decodes()
+        """Every running sequence decodes one token; then waiting prompts are admitted into the
+        same step while the token budget, max_num_seqs and the free blocks allow.
+
+        Decoding never pauses for a prefill, so the weights read by each step serve both.
+        """
+        out = SchedulerOutputs()
+        self._schedule_decodes(out)
+        if not out.num_preempted:  # blocks ran short: admitting more would only thrash
+            self._schedule_prefills(out)
         now = time.time()
-        for group in outputs.scheduled_seq_groups:
+        for group in out.prefill_seq_groups:
             if group.metrics.first_scheduled_time is None:
                 group.metrics.first_scheduled_time = now
-        return outputs
+        return out
 
-    def _schedule_prefills(self) -> SchedulerOutputs:
-        out = SchedulerOutputs(is_prompt=True)
+    def _schedule_prefills(self, out: SchedulerOutputs) -> None:
         num_seqs = sum(len(g.get_seqs(SequenceStatus.RUNNING)) for g in self.running)
+        budget = self.config.max_num_batched_tokens
         while self.waiting:
             group = self.waiting[0]
             seqs = group.get_seqs(SequenceStatus.WAITING)
@@ -86,8 +107,11 @@ class Scheduler:
                     seq.status = SequenceStatus.FINISHED_IGNORED
                 out.ignored_seq_groups.append(group)
                 continue
-            if (status == AllocStatus.LATER
-                    or out.num_batched_tokens + num_tokens > self.config.max_num_batched_tokens
+            # The step's decodes share the token budget, but never keep out the first prompt
+            # (at most max_num_batched_tokens long): else a long prompt could wait forever.
+            over_budget = (out.num_batched_tokens + num_tokens > budget
+                           if out.prefill_seq_groups else num_tokens > budget)
+            if (status == AllocStatus.LATER or over_budget
                     or num_seqs + len(seqs) > self.config.max_num_seqs):
                 break
             self.waiting.popleft()
@@ -95,13 +119,11 @@ class Scheduler:
             for seq in seqs:
                 seq.status = SequenceStatus.RUNNING
             self.running.append(group)
-            out.scheduled_seq_groups.append(group)
-            out.num_batched_tokens += num_tokens
+            out.prefill_seq_groups.append(group)
+            out.num_prefill_tokens += num_tokens
             num_seqs += len(seqs)
-        return out
 
-    def _schedule_decodes(self) -> SchedulerOutputs:
-        out = SchedulerOutputs(is_prompt=False)
+    def _schedule_decodes(self, out: SchedulerOutputs) -> None:
         running: deque[SequenceGroup] = deque()
         while self.running:
             group = self.running.popleft()
@@ -113,15 +135,15 @@ class Scheduler:
                 if victim is group:
                     break
             else:
-                for seq in group.get_seqs(SequenceStatus.RUNNING):
+                seqs = group.get_seqs(SequenceStatus.RUNNING)
+                for seq in seqs:
                     copy = self.block_manager.append_slot(seq)
                     if copy is not None:
                         out.blocks_to_copy.append(copy)
                 running.append(group)
-                out.scheduled_seq_groups.append(group)
-                out.num_batched_tokens += len(group.get_seqs(SequenceStatus.RUNNING))
+                out.decode_seq_groups.append(group)
+                out.num_decode_tokens += len(seqs)
         self.running = running
-        return out
 
     def _preempt(self, group: SequenceGroup) -> None:
         """Preemption by recomputation: drop the group's blocks; it is prefilled again later."""

@@ -123,20 +123,22 @@ class LLMEngine:
     def get_num_unfinished_requests(self) -> int:
         return self.scheduler.get_num_unfinished_seq_groups()
 
-    def step(self) -> list[RequestOutput]:
-        """Runs one scheduling step and returns the state of every request it touched."""
+    def step(self, finished_only: bool = False) -> list[RequestOutput]:
+        """Runs one scheduling step and returns the state of every request it touched (only of
+        those that finished, for callers that do not stream: building the others costs time)."""
         sched = self.scheduler.schedule()
         outputs = [self._finish_ignored(g) for g in sched.ignored_seq_groups]
         if sched.is_empty():
             return outputs
         result = self.executor.execute_model(sched)
         self._process_model_outputs(sched, result)
-        if sched.is_prompt:
-            self.num_prompt_tokens_total += sched.num_batched_tokens
+        self.num_prompt_tokens_total += sched.num_prefill_tokens
         self.scheduler.free_finished_seq_groups()
         for group in sched.scheduled_seq_groups:
-            outputs.append(RequestOutput.from_seq_group(group))
-            if group.is_finished:
+            finished = group.is_finished
+            if finished or not finished_only:
+                outputs.append(RequestOutput.from_seq_group(group))
+            if finished:
                 group.metrics.finished_time = time.time()
                 self.requests.pop(group.request_id, None)
         return outputs

@@ -13,18 +13,26 @@ import torch
 class AttentionMetadata:
     """Where this step's tokens sit in the paged cache.
 
-    is_prefill: every sequence brings query_start_loc[i+1] - query_start_loc[i] new tokens
-    (the last of its seq_lens[i] tokens); otherwise each brings exactly one.
+    Sequences come prefills first. Sequence i < num_prefills brings the
+    query_start_loc[i+1] - query_start_loc[i] new tokens that end its seq_lens[i] tokens; every
+    later sequence is a decode bringing exactly one. Tokens are laid out the same way: the
+    num_prefill_tokens prefill tokens, then one per decode.
     slot_mapping [num_tokens]: cache slot of each new token (-1: padding, not stored).
-    block_tables [num_seqs, max_blocks] int32; seq_lens [num_seqs] int32.
+    block_tables [num_seqs, max_blocks] int32; seq_lens [num_seqs] int32;
+    query_start_loc [num_prefills + 1] int32 (None without prefills).
     """
-    is_prefill: bool
     slot_mapping: torch.Tensor
     block_tables: torch.Tensor
     seq_lens: torch.Tensor
+    num_prefills: int = 0
+    num_prefill_tokens: int = 0
     query_start_loc: torch.Tensor | None = None
     max_seq_len: int = 0
     max_query_len: int = 0
+
+    @property
+    def is_decode_only(self) -> bool:
+        return self.num_prefills == 0
 
 
 _current: AttentionMetadata | None = None

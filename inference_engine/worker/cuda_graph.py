@@ -31,7 +31,7 @@ class CUDAGraphRunner:
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
 
     def _metadata(self, bs: int) -> AttentionMetadata:
-        return AttentionMetadata(False, self.slot_mapping[:bs], self.block_tables[:bs],
+        return AttentionMetadata(self.slot_mapping[:bs], self.block_tables[:bs],
                                  self.seq_lens[:bs], max_query_len=1,
                                  max_seq_len=self.block_tables.shape[1])
 

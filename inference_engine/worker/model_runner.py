@@ -4,6 +4,7 @@ With tensor parallelism the driver (rank 0) prepares the inputs and samples; eve
 the model on the same ModelInput.
 """
 import dataclasses
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,24 +92,37 @@ class ModelRunner:
     def _tensor(values, dtype=torch.int64) -> torch.Tensor:
         return torch.tensor(values, dtype=dtype)
 
-    def _block_tables(self, tables: list[list[int]]) -> torch.Tensor:
-        width = max(len(t) for t in tables)
-        return self._tensor([t + [0] * (width - len(t)) for t in tables], torch.int32)
+    @staticmethod
+    def _block_tables(tables: list[list[int]]) -> torch.Tensor:
+        """[num_seqs, longest table] int32, zero-padded; one flat copy, not a list per row
+        (several times faster for a full decode batch)."""
+        lens = np.fromiter(map(len, tables), np.int64, len(tables))
+        flat = np.fromiter(itertools.chain.from_iterable(tables), np.int32, int(lens.sum()))
+        padded = np.zeros((len(tables), int(lens.max())), np.int32)
+        padded[np.arange(padded.shape[1])[None, :] < lens[:, None]] = flat
+        return torch.from_numpy(padded)
 
-    def _slots(self, table: list[int], start: int, end: int) -> list[int]:
+    def _slots(self, table: list[int], start: int, end: int) -> np.ndarray:
+        """Cache slots of tokens start..end-1 of a sequence with this block table."""
         bs = self.block_size
-        return [table[p // bs] * bs + p % bs for p in range(start, end)]
+        first, last = start // bs, (end - 1) // bs + 1
+        slots = (np.asarray(table[first:last], dtype=np.int64)[:, None] * bs + np.arange(bs)).ravel()
+        return slots[start - first * bs:end - first * bs]
 
-    def prepare_prefill(self, groups: list[SequenceGroup]):
+    def prepare_input(self, sched: SchedulerOutputs) -> tuple[ModelInput, SamplingMetadata]:
+        """The step's ModelInput (for every rank) and its SamplingMetadata (for the driver).
+
+        The prefills' tokens come first (whole prompts), then one token per decoding sequence.
+        """
         tokens, positions, slots, tables, seq_lens, starts = [], [], [], [], [], [0]
         meta = SamplingMetadata()
-        for group in groups:
+        for group in sched.prefill_seq_groups:
             first = group.is_first_prefill
             for seq in group.get_seqs(SequenceStatus.RUNNING):
                 n, offset = len(seq), len(tokens)
                 tokens += seq.token_ids
-                positions += range(n)
-                slots += self._slots(seq.block_table, 0, n)
+                positions.append(np.arange(n))
+                slots.append(self._slots(seq.block_table, 0, n))
                 tables.append(seq.block_table)
                 seq_lens.append(n)
                 starts.append(starts[-1] + n)
@@ -116,42 +130,46 @@ class ModelRunner:
                     meta.prompt_rows.append(PromptLogprobRows(group, offset))
                 meta.rows.append(SampleRow(group, seq, group.sampling_params.best_of if first else 1))
                 meta.sample_indices.append(offset + n - 1)
-        attn = AttentionMetadata(True, self._tensor(slots), self._block_tables(tables),
-                                 self._tensor(seq_lens, torch.int32), self._tensor(starts, torch.int32),
-                                 max(seq_lens), max(seq_lens))
-        return self._tensor(tokens), self._tensor(positions), attn, meta
-
-    def prepare_decode(self, groups: list[SequenceGroup]):
-        tokens, positions, slots, tables, seq_lens = [], [], [], [], []
-        meta = SamplingMetadata()
-        for group in groups:
+        num_prefills, num_prefill_tokens = len(seq_lens), len(tokens)
+        bs = self.block_size
+        decode_positions, decode_slots = [], []
+        for group in sched.decode_seq_groups:
             for seq in group.get_seqs(SequenceStatus.RUNNING):
-                n = len(seq)
+                pos = len(seq) - 1
                 meta.rows.append(SampleRow(group, seq))
                 meta.sample_indices.append(len(tokens))
                 tokens.append(seq.last_token_id)
-                positions.append(n - 1)
-                slots += self._slots(seq.block_table, n - 1, n)
+                decode_positions.append(pos)
+                decode_slots.append(seq.block_table[pos // bs] * bs + pos % bs)
                 tables.append(seq.block_table)
-                seq_lens.append(n)
-        attn = AttentionMetadata(False, self._tensor(slots), self._block_tables(tables),
-                                 self._tensor(seq_lens, torch.int32), max_seq_len=max(seq_lens),
-                                 max_query_len=1)
-        return self._tensor(tokens), self._tensor(positions), attn, meta
+                seq_lens.append(pos + 1)
+        positions.append(np.asarray(decode_positions, dtype=np.int64))
+        slots.append(np.asarray(decode_slots, dtype=np.int64))
+        query_lens = np.diff(starts)
+        attn = AttentionMetadata(
+            torch.from_numpy(np.concatenate(slots)), self._block_tables(tables),
+            self._tensor(seq_lens, torch.int32), num_prefills, num_prefill_tokens,
+            self._tensor(starts, torch.int32) if num_prefills else None, max(seq_lens),
+            int(query_lens.max()) if num_prefills else 1)
+        model_input = ModelInput(self._tensor(tokens), torch.from_numpy(np.concatenate(positions)),
+                                 attn, self._logits_rows(meta), sched.blocks_to_copy)
+        return model_input, meta
 
-    def prepare_input(self, sched: SchedulerOutputs) -> tuple[ModelInput, SamplingMetadata]:
-        """The step's ModelInput (for every rank) and its SamplingMetadata (for the driver)."""
-        prepare = self.prepare_prefill if sched.is_prompt else self.prepare_decode
-        input_ids, positions, attn, meta = prepare(sched.scheduled_seq_groups)
-        rows = sorted({i for i in meta.sample_indices}
+    def _logits_rows(self, meta: SamplingMetadata) -> torch.Tensor:
+        """The hidden-state rows whose logits the sampler reads; renumbers meta's rows to their
+        place among those logits."""
+        if not meta.prompt_rows:  # the sampled rows alone, already in increasing order
+            rows = meta.sample_indices
+            meta.sample_indices = list(range(len(rows)))
+            return self._tensor(rows)
+        rows = sorted(set(meta.sample_indices)
                       | {pr.start + j for pr in meta.prompt_rows
                          for j in range(len(pr.group.prompt_token_ids))})
-        # Renumber the rows the sampler reads to their place among the computed logits.
         where = {row: i for i, row in enumerate(rows)}
         meta.sample_indices = [where[i] for i in meta.sample_indices]
         for pr in meta.prompt_rows:
             pr.start = where[pr.start]
-        return ModelInput(input_ids, positions, attn, self._tensor(rows), sched.blocks_to_copy), meta
+        return self._tensor(rows)
 
     @torch.inference_mode()
     def execute_model(self, model_input: ModelInput) -> torch.Tensor | None:
@@ -159,7 +177,7 @@ class ModelRunner:
         self.cache_engine.copy_blocks(model_input.blocks_to_copy)
         inp = model_input.to(self.device)
         graphs = self.graph_runner
-        if not inp.attn.is_prefill and graphs is not None and graphs.can_run(len(inp.input_ids)):
+        if inp.attn.is_decode_only and graphs is not None and graphs.can_run(len(inp.input_ids)):
             hidden = graphs.run(inp.input_ids, inp.positions, inp.attn)
         else:
             with set_attention_metadata(inp.attn):
@@ -181,10 +199,11 @@ class ModelRunner:
                               self.config.model_config.torch_dtype, self.device)
         tables = [list(range(i * blocks, (i + 1) * blocks)) for i in range(num_seqs)]
         starts = [i * seq_len for i in range(num_seqs + 1)]
-        attn = AttentionMetadata(True, self._tensor([s for t in tables for s in self._slots(t, 0, seq_len)]),
-                                 self._block_tables(tables),
-                                 self._tensor([seq_len] * num_seqs, torch.int32),
-                                 self._tensor(starts, torch.int32), seq_len, seq_len)
+        slots = np.concatenate([self._slots(t, 0, seq_len) for t in tables])
+        attn = AttentionMetadata(torch.from_numpy(slots), self._block_tables(tables),
+                                 self._tensor([seq_len] * num_seqs, torch.int32), num_seqs,
+                                 num_seqs * seq_len, self._tensor(starts, torch.int32), seq_len,
+                                 seq_len)
         inp = ModelInput(torch.zeros(num_seqs * seq_len, dtype=torch.int64),
                          torch.arange(seq_len).repeat(num_seqs), attn,
                          self._tensor(starts[1:]) - 1, []).to(self.device)

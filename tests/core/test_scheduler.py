@@ -36,20 +36,42 @@ def test_prefills_respect_token_and_seq_limits():
     for i in range(3):
         add(s, str(i), 6, i)
     out = s.schedule()
-    assert out.is_prompt and len(out.scheduled_seq_groups) == 2 and out.num_batched_tokens == 12
-    assert len(s.waiting) == 1
+    assert len(out.prefill_seq_groups) == 2 and out.num_batched_tokens == 12
+    assert not out.decode_seq_groups and len(s.waiting) == 1
 
 
 def test_decode_runs_every_running_request_then_all_blocks_free():
     s = make_scheduler(num_blocks=100)
     groups = [add(s, str(i), 5, i) for i in range(4)]
-    assert fake_step(s, 12).is_prompt
+    assert len(fake_step(s, 12).prefill_seq_groups) == 4
     out = fake_step(s, 12)
-    assert not out.is_prompt and len(out.scheduled_seq_groups) == 4
+    assert not out.prefill_seq_groups and len(out.decode_seq_groups) == 4
     while s.has_unfinished_seqs():
         fake_step(s, 12)
     assert all(g.is_finished for g in groups)
     assert s.block_manager.get_num_free_blocks() == 100
+
+
+def test_new_prompts_join_a_step_that_decodes_the_running_ones():
+    s = make_scheduler(num_blocks=100, max_num_seqs=4, max_tokens=16)
+    first = [add(s, str(i), 6, i) for i in range(2)]
+    fake_step(s, 40)
+    late = [add(s, str(i), 6, i) for i in range(2, 5)]
+    out = fake_step(s, 40)
+    # Both running requests decode; the token budget (16 - 2 decodes) admits two 6-token
+    # prompts, and max_num_seqs (4) would have stopped a third anyway.
+    assert out.decode_seq_groups == first and out.prefill_seq_groups == late[:2]
+    assert out.num_decode_tokens == 2 and out.num_prefill_tokens == 12
+    assert list(s.waiting) == late[2:]
+
+
+def test_a_prompt_as_long_as_the_budget_still_joins_a_step_with_decodes():
+    s = make_scheduler(num_blocks=100, max_num_seqs=4, max_tokens=16)
+    running = add(s, "a", 4, 0)
+    fake_step(s, 40)
+    long = add(s, "b", 16, 1)
+    out = fake_step(s, 40)
+    assert out.decode_seq_groups == [running] and out.prefill_seq_groups == [long]
 
 
 def test_preemption_recomputes_newest_and_frees_blocks():

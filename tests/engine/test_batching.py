@@ -53,6 +53,29 @@ def test_tiny_kv_budget_preempts_and_still_matches(llm):
     assert free_blocks(small) == 12
 
 
+def test_prompts_admitted_while_others_decode_match(llm):
+    """A small token budget spreads the prompts' prefills over steps that also decode the
+    running requests (mixed steps): the tokens must not change."""
+    prompts = mixed_prompts(llm.get_tokenizer(), 10, seed=3, max_words=60)
+    params = SamplingParams(temperature=0, max_tokens=16, ignore_eos=True)
+    expected = llm.generate(prompt_token_ids=prompts, sampling_params=params, use_tqdm=False)
+    mixed = LLM(dtype="float32", max_model_len=256, max_num_batched_tokens=256,
+                cpu_kv_cache_space_gib=0.25)
+    scheduler = mixed.llm_engine.scheduler
+    schedule, kinds = scheduler.schedule, []
+
+    def counting_schedule():
+        out = schedule()
+        kinds.append((bool(out.prefill_seq_groups), bool(out.decode_seq_groups)))
+        return out
+    scheduler.schedule = counting_schedule
+    got = mixed.generate(prompt_token_ids=prompts, sampling_params=params, use_tqdm=False)
+    assert kinds.count((True, True)) >= 2, kinds
+    for e, g in zip(expected, got):
+        assert e.outputs[0].token_ids == g.outputs[0].token_ids
+    assert free_blocks(mixed) == mixed.llm_engine.config.cache_config.num_blocks
+
+
 def test_n_and_best_of_share_the_prompt_and_free_everything(llm):
     before = free_blocks(llm)
     params = SamplingParams(n=3, temperature=1.0, max_tokens=10, seed=5)

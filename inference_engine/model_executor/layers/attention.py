@@ -1,4 +1,6 @@
 """Attention over the paged KV cache: store this step's keys and values, then attend."""
+import math
+
 import torch
 from torch import nn
 
@@ -8,14 +10,19 @@ from inference_engine.model_executor.forward_context import get_attention_metada
 
 class Attention(nn.Module):
     """Multi-, grouped- or multi-query attention. The cache engine binds `k_cache` and
-    `v_cache` ([num_blocks, block_size, num_kv_heads, head_size]) before the first step."""
+    `v_cache` ([num_blocks, block_size, num_kv_heads, head_size]) before the first step.
+
+    `alibi_slopes` (float32 [num_heads], this rank's heads) adds ALiBi's position bias
+    slope * (key position - query position) to every score.
+    """
 
     def __init__(self, num_heads: int, head_size: int, scale: float, num_kv_heads: int,
                  alibi_slopes: torch.Tensor | None = None):
         super().__init__()
         self.num_heads, self.head_size, self.num_kv_heads = num_heads, head_size, num_kv_heads
         self.scale = scale
-        self.alibi_slopes = alibi_slopes
+        # A buffer, so that it follows the module to another device (it is no weight to load).
+        self.register_buffer("alibi_slopes", alibi_slopes, persistent=False)
         self.k_cache = self.v_cache = torch.empty(0)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -25,11 +32,43 @@ class Attention(nn.Module):
         k = k.view(-1, self.num_kv_heads, self.head_size)
         v = v.view(-1, self.num_kv_heads, self.head_size)
         ops.reshape_and_cache(k, v, self.k_cache, self.v_cache, meta.slot_mapping)
-        if meta.is_prefill:
-            out = ops.prefill_attention(q, self.k_cache, self.v_cache, meta.block_tables,
-                                        meta.query_start_loc, meta.seq_lens, self.scale,
-                                        self.alibi_slopes)
-        else:
-            out = ops.paged_attention(q, self.k_cache, self.v_cache, meta.block_tables,
-                                      meta.seq_lens, self.scale, self.alibi_slopes)
+        n, p = meta.num_prefills, meta.num_prefill_tokens
+        if n == 0:
+            out = self._decode(q, meta.block_tables, meta.seq_lens)
+        elif p == q.shape[0]:
+            out = self._prefill(q, meta)
+        else:  # a mixed step: the prefills' tokens first, then one per decoding sequence
+            out = torch.empty_like(q)
+            out[:p] = self._prefill(q[:p], meta)
+            out[p:] = self._decode(q[p:], meta.block_tables[n:], meta.seq_lens[n:])
         return out.reshape(-1, self.num_heads * self.head_size)
+
+    def _prefill(self, q: torch.Tensor, meta) -> torch.Tensor:
+        n = meta.num_prefills
+        return ops.prefill_attention(q, self.k_cache, self.v_cache, meta.block_tables[:n],
+                                     meta.query_start_loc, meta.seq_lens[:n], self.scale,
+                                     self.alibi_slopes)
+
+    def _decode(self, q: torch.Tensor, block_tables: torch.Tensor,
+                seq_lens: torch.Tensor) -> torch.Tensor:
+        return ops.paged_attention(q, self.k_cache, self.v_cache, block_tables, seq_lens,
+                                   self.scale, self.alibi_slopes)
+
+
+def get_alibi_slopes(num_heads: int) -> torch.Tensor:
+    """ALiBi's slope for each of `num_heads` heads, float32 [num_heads], bit for bit as
+    transformers' build_alibi_tensor computes them.
+
+    For a power of two n, the slopes are r, r^2, ..., r^n with r = 2^(-8/n). For other counts,
+    the first n = 2^floor(log2(num_heads)) heads take those, and the remaining ones the odd
+    powers r'^1, r'^3, ... of the next power's ratio r' = 2^(-4/n) (the ALiBi paper's recipe).
+    Integer powers of a float32 ratio, as transformers takes them, keep the rounding identical.
+    """
+    n = 2 ** math.floor(math.log2(num_heads))
+    ratio = torch.tensor(2.0 ** (-8.0 / n), dtype=torch.float32)
+    slopes = torch.pow(ratio, torch.arange(1, n + 1, dtype=torch.int32))
+    if n < num_heads:
+        extra_ratio = torch.tensor(2.0 ** (-4.0 / n), dtype=torch.float32)
+        odd_powers = torch.arange(1, 2 * (num_heads - n), 2, dtype=torch.int32)
+        slopes = torch.cat([slopes, torch.pow(extra_ratio, odd_powers)])
+    return slopes

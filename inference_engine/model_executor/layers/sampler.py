@@ -38,11 +38,17 @@ class Sampler(nn.Module):
         prompt_logprobs = [self._prompt_logprobs(logits, pr) for pr in meta.prompt_rows]
         if not meta.rows:
             return SamplerOutput([], prompt_logprobs, meta)
-        logits = logits[torch.tensor(meta.sample_indices, device=logits.device)].float()
+        if meta.sample_indices != list(range(logits.shape[0])):  # else: every row is sampled
+            logits = logits[torch.tensor(meta.sample_indices, device=logits.device)]
+        logits = logits.float()
         raw_logprobs = torch.log_softmax(logits, dim=-1)
-        t = SamplingTensors.build(meta.rows, logits.shape[-1], logits.device)
+        params = [row.group.sampling_params for row in meta.rows]
+        # Greedy rows without penalties need no per-row knobs on the device.
+        t = None
+        if not all(p.is_greedy and not p.needs_penalties for p in params):
+            t = SamplingTensors.build(meta.rows, logits.shape[-1], logits.device)
         logits = self._apply_min_tokens(logits, meta)
-        if t.output_counts is not None:
+        if t is not None and t.output_counts is not None:
             logits = apply_penalties(logits, t)
         logits = self._apply_logit_bias(logits, meta)
         tokens = self._sample(logits, t, meta)
@@ -67,7 +73,7 @@ class Sampler(nn.Module):
                 logits[i, ids] += torch.tensor(list(bias.values()), device=logits.device)
         return logits
 
-    def _sample(self, logits: torch.Tensor, t: SamplingTensors,
+    def _sample(self, logits: torch.Tensor, t: SamplingTensors | None,
                 meta: SamplingMetadata) -> tuple[torch.Tensor, torch.Tensor]:
         """All sampled tokens, row i's num_samples back to back: (token ids [S], their row [S]).
 

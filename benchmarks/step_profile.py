@@ -1,0 +1,119 @@
+"""Where an engine step's time goes.
+
+`StepProfile(engine)` wraps the engine's own methods with timers (the GPU is synchronised around
+the model call so its time is its own) and can trace a window of steps with torch.profiler to
+split the GPU time by kernel kind. `report()` prints both tables.
+"""
+import time
+from collections import defaultdict
+
+import torch
+
+# Kernel-name fragments -> the kind they are counted as (first match wins).
+KERNEL_KINDS = [
+    ("paged_attention", "attention: decode (paged)"),
+    ("prefill", "attention: prefill"),
+    ("attn", "attention: prefill"),
+    ("flash", "attention: prefill"),
+    ("gemm", "matmul"), ("gemv", "matmul"), ("nvjet", "matmul"), ("cutlass", "matmul"),
+    ("sm90_xmma", "matmul"), ("splitk", "matmul"),
+    ("reshape_and_cache", "KV-cache write"),
+    ("rms_norm", "norms"),
+    ("rotary", "rotary"),
+    ("silu", "activation"), ("gelu", "activation"),
+    ("softmax", "sampling"), ("argmax", "sampling"), ("argmin", "sampling"), ("reduce", "sampling"),
+    ("exponential", "sampling"), ("sort", "sampling"), ("topk", "sampling"),
+    ("memcpy", "copies"), ("memset", "copies"), ("copy", "copies"), ("index", "copies"),
+    ("gather", "copies"), ("cat", "copies"),
+]
+
+
+def kernel_kind(name: str) -> str:
+    low = name.lower()
+    return next((kind for key, kind in KERNEL_KINDS if key in low), "other")
+
+
+class StepProfile:
+    def __init__(self, engine, trace_steps: tuple[int, int] | None = None):
+        self.engine = engine
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.trace_steps = trace_steps
+        self.trace = None
+        self.num_steps = 0
+        driver = engine.executor.driver
+        self._wrap(engine.scheduler, "schedule", "host: schedule")
+        self._wrap(driver, "prepare_input", "host: prepare input")
+        self._wrap(driver, "sample", "sample (GPU + reading tokens)", sync=True)
+        self._wrap(engine, "_process_model_outputs", "host: process outputs")
+        self._wrap(engine.scheduler, "free_finished_seq_groups", "host: free finished")
+        original = driver.execute_model
+
+        def execute_model(model_input):
+            kind = "decode only" if model_input.attn.is_decode_only else "with prefills"
+            return self._timed(f"model: {kind} (GPU)", original, (model_input,), sync=True)
+        driver.execute_model = execute_model
+        step = engine.step
+
+        def profiled_step(*args, **kwargs):
+            self._maybe_trace()
+            self.num_steps += 1
+            return self._timed("step (all)", lambda: step(*args, **kwargs), (), sync=False)
+        engine.step = profiled_step
+
+    def _wrap(self, obj, method: str, label: str, sync: bool = False) -> None:
+        original = getattr(obj, method)
+        setattr(obj, method, lambda *args: self._timed(label, original, args, sync))
+
+    def _timed(self, label: str, fn, args, sync: bool):
+        if sync and torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        result = fn(*args)
+        if sync and torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.seconds[label] += time.perf_counter() - start
+        self.calls[label] += 1
+        return result
+
+    def _maybe_trace(self) -> None:
+        if self.trace_steps is None or not torch.cuda.is_available():
+            return
+        first, last = self.trace_steps
+        if self.num_steps == first:
+            self.trace = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA])
+            self.trace.__enter__()
+        elif self.num_steps == last and self.trace is not None:
+            torch.cuda.synchronize()
+            self.trace.__exit__(None, None, None)
+
+    def report(self) -> None:
+        total = self.seconds.get("step (all)", 0.0)
+        print(f"\nstep time over {self.num_steps} steps ({total:.2f} s in steps)")
+        print(f"{'part':<34}{'calls':>8}{'s':>9}{'% of steps':>12}{'ms/call':>10}")
+        for label in sorted(self.seconds, key=lambda k: -self.seconds[k]):
+            s, n = self.seconds[label], self.calls[label]
+            print(f"{label:<34}{n:>8}{s:>9.2f}{100 * s / max(total, 1e-9):>12.1f}{1000 * s / n:>10.3f}")
+        named = sum(s for k, s in self.seconds.items() if k != "step (all)")
+        print(f"{'host: the rest of step()':<34}{'':>8}{total - named:>9.2f}"
+              f"{100 * (total - named) / max(total, 1e-9):>12.1f}")
+        if self.trace is not None:
+            self._report_kernels()
+
+    def _report_kernels(self) -> None:
+        by_kind: dict[str, float] = defaultdict(float)
+        by_name: dict[str, float] = defaultdict(float)
+        for event in self.trace.events():
+            if event.device_type == torch.autograd.DeviceType.CUDA:
+                us = event.device_time_total if hasattr(event, "device_time_total") else event.cuda_time_total
+                by_kind[kernel_kind(event.name)] += us
+                by_name[event.name] += us
+        gpu = sum(by_kind.values())
+        first, last = self.trace_steps
+        print(f"\nGPU kernel time over steps {first}..{last - 1}: {gpu / 1e3:.1f} ms")
+        print(f"{'kind':<34}{'ms':>10}{'% of GPU':>10}")
+        for kind in sorted(by_kind, key=lambda k: -by_kind[k]):
+            print(f"{kind:<34}{by_kind[kind] / 1e3:>10.1f}{100 * by_kind[kind] / gpu:>10.1f}")
+        print("\ntop kernels")
+        for name in sorted(by_name, key=lambda k: -by_name[k])[:15]:
+            print(f"{by_name[name] / 1e3:>9.1f} ms  {kernel_kind(name):<26} {name[:90]}")
