@@ -138,7 +138,8 @@ class ParallelConfig:
         cfg = model_config.hf_config
         heads = cfg.num_attention_heads
         kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
-        intermediate = cfg.intermediate_size
+        # Bloom's config leaves its MLP width implicit: four times the hidden size.
+        intermediate = getattr(cfg, "intermediate_size", None) or 4 * cfg.hidden_size
 
         def fits(n: int) -> bool:  # KV heads may be replicated when there are fewer than ranks
             return heads % n == 0 and (kv_heads % n == 0 or n % kv_heads == 0) and intermediate % n == 0

@@ -12,23 +12,31 @@ from transformers import AutoConfig, LlamaConfig, PretrainedConfig
 from inference_engine.transformers_utils.embedded import model_or_default
 from inference_engine.transformers_utils.gguf_reader import GGUFFile
 
-# Published shapes of the base models, for benchmarks with dummy weights.
+# Published shapes of the base models, for benchmarks with dummy weights. `model_type` picks the
+# config class (transformers' name for the family); the other fields are that class's.
 PRESETS: dict[str, dict] = {
     "llama3-8b": dict(
+        model_type="llama",
         vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
         num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192,
         rms_norm_eps=1e-5, rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
         bos_token_id=128000, eos_token_id=128001, tie_word_embeddings=False, dtype="bfloat16"),
     "llama2-7b": dict(
+        model_type="llama",
         vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
         num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096,
         rms_norm_eps=1e-5, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
         bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, dtype="float16"),
     "llama2-70b": dict(
+        model_type="llama",
         vocab_size=32000, hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
         num_attention_heads=64, num_key_value_heads=8, max_position_embeddings=4096,
         rms_norm_eps=1e-5, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
         bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, dtype="float16"),
+    "bloom-176b": dict(
+        model_type="bloom", vocab_size=250880, hidden_size=14336, n_layer=70, n_head=112,
+        layer_norm_epsilon=1e-5, bos_token_id=1, eos_token_id=2, pad_token_id=3,
+        tie_word_embeddings=True, dtype="bfloat16"),
 }
 
 # GGUF `general.architecture` -> (config class, HF architecture name).
@@ -55,9 +63,13 @@ def get_hf_config(model: str | None) -> PretrainedConfig:
     return config
 
 
-def preset_config(name: str) -> LlamaConfig:
-    """A LlamaConfig with the published shapes of a preset model (no weights exist for it)."""
-    return LlamaConfig(architectures=["LlamaForCausalLM"], **PRESETS[name])
+def preset_config(name: str) -> PretrainedConfig:
+    """The config (of the preset's own family) with the published shapes of a preset model;
+    no weights exist for it."""
+    fields = dict(PRESETS[name])
+    model_type = fields.pop("model_type")
+    return AutoConfig.for_model(model_type, architectures=[_causal_lm_class(model_type, name)],
+                                **fields)
 
 
 def check_model_path(model: str) -> None:

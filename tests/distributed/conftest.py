@@ -1,10 +1,11 @@
-"""Tiny random Llama checkpoints whose heads split over two ranks, and a local Ray for the Ray
-backend (started once per session, two CPU slots)."""
+"""Tiny random Llama checkpoints whose heads split over two ranks, a tiny Bloom whose heads split
+over eight, and a local Ray for the Ray backend (started once per session, two CPU slots)."""
 import os
 
 import pytest
 
-from utils.hf_checkpoint import tiny_llama_config, write_hf_checkpoint
+from utils.hf_checkpoint import (tiny_bloom_config, tiny_llama_config, write_bloom_checkpoint,
+                                 write_hf_checkpoint)
 
 # float32 everywhere: tensor parallelism only reorders float sums, so greedy tokens must match.
 ENGINE_KWARGS = dict(dtype="float32", device="cpu", cpu_kv_cache_space_gib=0.05,
@@ -23,6 +24,14 @@ def tiny_mqa(tmp_path_factory) -> str:
     config = tiny_llama_config(num_key_value_heads=1, tie_word_embeddings=True,
                                attention_bias=True, mlp_bias=True)
     return write_hf_checkpoint(tmp_path_factory.mktemp("tiny-mqa"), config, seed=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_bloom(tmp_path_factory) -> str:
+    """8 ALiBi heads of 16, one per rank at TP=8: each rank must take its own head's slope and
+    its own head's rows of the per-head interleaved query_key_value."""
+    config = tiny_bloom_config(hidden_size=128, n_head=8, n_layer=2)
+    return write_bloom_checkpoint(tmp_path_factory.mktemp("tiny-bloom"), config, seed=3)
 
 
 @pytest.fixture(scope="session")

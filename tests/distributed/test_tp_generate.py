@@ -1,6 +1,7 @@
 """Tensor parallelism end to end on CPU (gloo): TP=2 through `mp` and through Ray generates
-exactly the tokens of TP=1 in float32, on tiny random Llamas; the embedded model (9 query, 3 KV
-heads) is refused at TP=2 with the head counts named, and matches TP=1 at TP=3."""
+exactly the tokens of TP=1 in float32, on tiny random Llamas, and so does TP=8 on a tiny Bloom;
+the embedded model (9 query, 3 KV heads) is refused at TP=2 with the head counts named, and
+matches TP=1 at TP=3."""
 import pytest
 
 from conftest import ENGINE_KWARGS
@@ -52,6 +53,12 @@ def test_tp2_ray_matches_tp1(request, checkpoint, tp1_reference, ray_cluster):
     path = request.getfixturevalue(checkpoint)
     outputs = _run(path, tensor_parallel_size=2, distributed_executor_backend="ray")
     _assert_same(tp1_reference[path], outputs)
+
+
+def test_bloom_tp8_mp_matches_tp1(tiny_bloom):
+    reference = _run(tiny_bloom)
+    outputs = _run(tiny_bloom, tensor_parallel_size=8, distributed_executor_backend="mp")
+    _assert_same(reference, outputs)
 
 
 def test_embedded_model_refuses_tp2_naming_its_heads():

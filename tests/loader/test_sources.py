@@ -8,6 +8,7 @@ from utils.gguf_file import write_llama_gguf
 from utils.hf_checkpoint import random_state_dict, tiny_llama_config
 
 from inference_engine.model_executor.loader import resolve_load_format
+from inference_engine.model_executor.models import get_model_class
 from inference_engine.transformers_utils import embedded
 from inference_engine.transformers_utils.config import PRESETS, get_hf_config
 from inference_engine.transformers_utils.tokenizer import get_tokenizer
@@ -41,6 +42,18 @@ def test_presets_have_published_shapes(name, shape):
         resolve_load_format(name, "auto")
 
 
+def test_bloom_preset_builds_bloom_with_its_published_parameter_count():
+    c = get_hf_config("bloom-176b")
+    assert type(c).__name__ == "BloomConfig" and c.architectures == ["BloomForCausalLM"]
+    assert (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.vocab_size) == (
+        70, 14336, 112, 250880)
+    assert c.dtype == torch.bfloat16 and c.tie_word_embeddings
+    assert resolve_load_format("bloom-176b", "dummy") == "dummy"
+    with torch.device("meta"):  # shapes only: no memory for 176e9 parameters
+        model = get_model_class(c)(c)
+    assert sum(p.numel() for p in model.parameters()) == 176_247_271_424
+
+
 def test_preset_tokenizer_is_the_embedded_one_with_a_warning(caplog):
     with caplog.at_level(logging.WARNING):
         tok = get_tokenizer("llama3-8b")
@@ -67,7 +80,7 @@ def test_load_format_must_fit_the_source(tmp_path):
         resolve_load_format(str(tmp_path), "gguf")
     with pytest.raises(ValueError, match="load_format must be one of"):
         resolve_load_format(gguf_path, "pt")
-    assert set(PRESETS) == {"llama3-8b", "llama2-7b", "llama2-70b"}
+    assert set(PRESETS) == {"llama3-8b", "llama2-7b", "llama2-70b", "bloom-176b"}
 
 
 def test_tiny_gguf_carries_the_embedded_tokenizer(tmp_path):

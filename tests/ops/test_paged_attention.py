@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from inference_engine.model_executor.layers.attention import get_alibi_slopes
 from inference_engine.ops.attention import paged_attention_ref
 from op_testing import DEVICES, DTYPES, require_compiled
 
@@ -56,14 +57,15 @@ def run_kernel(version, query, key_cache, value_cache, block_tables, seq_lens, s
     return out
 
 
-def check(version, dtype, head_size, block_size, heads, device, alibi=False, num_seqs=3,
+def check(version, dtype, head_size, block_size, heads, device, slopes=None, num_seqs=3,
           max_seq_len=1100):
+    """`slopes` (float32 [num_heads], any device) turns ALiBi on."""
     require_compiled(f"paged_attention_{version}", device)
     num_heads, num_kv_heads = heads
     inputs = make_inputs(num_seqs, num_heads, num_kv_heads, head_size, block_size, max_seq_len,
                          dtype, device)
     scale = head_size ** -0.5
-    slopes = torch.rand(num_heads, device=device) * 0.1 if alibi else None
+    slopes = None if slopes is None else slopes.to(device)
     out = run_kernel(version, *inputs, scale, slopes)
     query, key_cache, value_cache, block_tables, seq_lens = inputs
     ref = paged_attention_ref(query.double(), key_cache.double(), value_cache.double(), block_tables,
@@ -85,7 +87,16 @@ def test_paged_attention(device, version, heads, block_size, head_size, dtype):
 @pytest.mark.parametrize("version", ["v1", "v2"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_paged_attention_alibi(device, version, dtype):
-    check(version, dtype, 128, 16, (8, 2), device, alibi=True)
+    check(version, dtype, 128, 16, (8, 2), device, slopes=torch.rand(8) * 0.1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("heads", [(6, 6), (12, 4)], ids=["6q6kv", "12q4kv"])
+def test_paged_attention_bloom_slopes(device, version, heads):
+    """Bloom's slopes for head counts that are no power of two; steep enough (up to 0.5 per token
+    for 6 heads) that an off-by-one position would show."""
+    check(version, torch.float32, 64, 16, heads, device, slopes=get_alibi_slopes(heads[0]))
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -7,6 +7,7 @@ at full size.
 import pytest
 import torch
 
+from inference_engine.model_executor.layers.attention import get_alibi_slopes
 from inference_engine.ops.attention import paged_attention_ref, prefill_attention_ref
 
 GPU = torch.cuda.is_available()
@@ -68,6 +69,26 @@ def test_prefill_attention_alibi():
     ref = prefill_attention_ref(*(t.double() if t.is_floating_point() else t for t in batch), 0.125,
                                 slopes.double())
     torch.testing.assert_close(out.double(), ref, **TOLERANCES[torch.float16])
+
+
+def test_prefill_attention_bloom_slopes():
+    """Bloom's slopes for 6 heads (4 + 2: no power of two), float32, behind a cached prefix."""
+    batch = make_batch([21, 6], [0, 30], 6, 6, 64, 16, torch.float32)
+    slopes = get_alibi_slopes(6).to(DEVICE)
+    out = prefill_attention(*batch, 0.125, slopes)
+    ref = prefill_attention_ref(*(t.double() if t.is_floating_point() else t for t in batch), 0.125,
+                                slopes.double())
+    torch.testing.assert_close(out.double(), ref, **TOLERANCES[torch.float32])
+
+
+def test_decode_through_prefill_kernel_alibi():
+    query, key_cache, value_cache, block_tables, _, seq_lens = make_batch(
+        [1, 1, 1], [50, 3, 90], 6, 2, 64, 16, torch.float32)
+    slopes = get_alibi_slopes(6).to(DEVICE)
+    out = paged_attention(query, key_cache, value_cache, block_tables, seq_lens, 0.125, slopes)
+    ref = paged_attention_ref(query.double(), key_cache.double(), value_cache.double(), block_tables,
+                              seq_lens, 0.125, slopes.double())
+    torch.testing.assert_close(out.double(), ref, **TOLERANCES[torch.float32])
 
 
 def test_decode_through_prefill_kernel():

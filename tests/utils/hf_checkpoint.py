@@ -1,4 +1,4 @@
-"""Hugging Face checkpoint folders for tests: the embedded model, or tiny random Llamas.
+"""Hugging Face checkpoint folders for tests: the embedded model, or tiny random Llamas and Blooms.
 
 The folders load with both our engine and `transformers.AutoModelForCausalLM.from_pretrained`,
 so tests can compare the two token for token without any download.
@@ -6,6 +6,7 @@ so tests can compare the two token for token without any download.
     path = embedded_hf_checkpoint()                      # SmolLM2-135M, cached across runs
     write_hf_checkpoint(tmp_path, tiny_llama_config())   # random weights, a fraction of a second
     write_hf_checkpoint(tmp_path, tiny_llama_config(tie_word_embeddings=True), max_shard_size="2MB")
+    write_bloom_checkpoint(tmp_path, tiny_bloom_config(n_head=6, hidden_size=96))
 """
 import copy
 import hashlib
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import torch
 from huggingface_hub import save_torch_state_dict
-from transformers import AutoModelForCausalLM, LlamaConfig, PretrainedConfig
+from safetensors.torch import load_file, save_file
+from transformers import (AutoModelForCausalLM, BloomConfig, BloomForCausalLM, LlamaConfig,
+                          PretrainedConfig)
 
 from inference_engine.model_executor.loader import iterate_weights
 from inference_engine.transformers_utils.config import get_hf_config
@@ -37,6 +40,39 @@ def tiny_llama_config(**overrides) -> LlamaConfig:
         tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=2)
     fields.update(overrides)
     return LlamaConfig(**fields)
+
+
+def tiny_bloom_config(**overrides) -> BloomConfig:
+    """A 4-layer Bloom with 4 heads of 16, over the embedded tokenizer's vocabulary (49152)."""
+    fields = dict(architectures=["BloomForCausalLM"], vocab_size=49152, hidden_size=64, n_layer=4,
+                  n_head=4, layer_norm_epsilon=1e-5, bos_token_id=1, eos_token_id=2, pad_token_id=3)
+    fields.update(overrides)
+    return BloomConfig(**fields)
+
+
+def write_bloom_checkpoint(path, config: BloomConfig, *, seed: int = 0,
+                           strip_prefix: bool = False) -> str:
+    """A random Bloom written by transformers' own `save_pretrained` (float32 safetensors,
+    `transformer.` names, the tied head left out), with the embedded tokenizer; returns its path.
+
+    transformers starts biases at zero and LayerNorms at the identity: seeded noise on every
+    parameter makes them matter, so that a bias or norm loaded wrongly changes the tokens. With
+    `strip_prefix` the names lose `transformer.`, as in checkpoints saved from BloomModel
+    (bigscience's own).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = BloomForCausalLM(config)
+        with torch.no_grad():
+            for param in model.parameters():
+                param.add_(torch.randn_like(param), alpha=0.1)
+    model.save_pretrained(path)
+    if strip_prefix:
+        weights = Path(path) / "model.safetensors"
+        tensors = {name.removeprefix("transformer."): t for name, t in load_file(weights).items()}
+        save_file(tensors, weights, metadata={"format": "pt"})
+    get_tokenizer(embedded_model_path()).save_pretrained(path)
+    return str(path)
 
 
 def write_hf_checkpoint(path, config: PretrainedConfig | None = None, *, seed: int = 0,

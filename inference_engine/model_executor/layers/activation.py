@@ -1,5 +1,6 @@
-"""Gated activation layers; the arithmetic lives in inference_engine.ops."""
+"""Activation layers: gated ones (arithmetic in inference_engine.ops) and plain GELU."""
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from inference_engine import ops
@@ -25,3 +26,11 @@ class GatedActivation(nn.Module):
 
     def forward_native(self, x: torch.Tensor) -> torch.Tensor:
         return self.ref(x)
+
+
+class GeluTanh(nn.Module):
+    """GELU with the tanh approximation, not gated (Bloom's MLP). torch's gelu is one elementwise
+    kernel already, so there is no custom op behind it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate="tanh")

@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 
 import torch
+from torch import nn
 
 from inference_engine.model_executor.loader.dummy import initialize_dummy_weights
 from inference_engine.model_executor.loader.gguf_loader import iterate_gguf_weights
@@ -18,7 +19,13 @@ from inference_engine.transformers_utils.embedded import model_or_default
 
 LOAD_FORMATS = ("auto", "safetensors", "gguf", "dummy")
 
-__all__ = ["LOAD_FORMATS", "initialize_dummy_weights", "iterate_weights", "resolve_load_format"]
+__all__ = ["LOAD_FORMATS", "default_weight_loader", "initialize_dummy_weights", "iterate_weights",
+           "resolve_load_format"]
+
+
+def default_weight_loader(param: nn.Parameter, loaded: torch.Tensor) -> None:
+    """The loader of a parameter that every rank holds whole (norms, biases of replicated layers)."""
+    param.data.copy_(loaded)
 
 
 def resolve_load_format(model: str | None, load_format: str = "auto") -> str:

@@ -1,9 +1,11 @@
 """Model registry: Hugging Face architecture name -> model class."""
 from torch import nn
 
+from inference_engine.model_executor.models.bloom import BloomForCausalLM
 from inference_engine.model_executor.models.llama import LlamaForCausalLM
 
 MODEL_REGISTRY: dict[str, type[nn.Module]] = {
+    "BloomForCausalLM": BloomForCausalLM,
     "LlamaForCausalLM": LlamaForCausalLM,
     "MistralForCausalLM": LlamaForCausalLM,
 }

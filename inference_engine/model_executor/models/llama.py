@@ -12,6 +12,7 @@ from inference_engine.model_executor.layers.linear import (MergedColumnParallelL
 from inference_engine.model_executor.layers.rotary_embedding import RotaryEmbedding
 from inference_engine.model_executor.layers.vocab_embedding import (ParallelLMHead,
                                                                     VocabParallelEmbedding)
+from inference_engine.model_executor.loader import default_weight_loader
 
 
 class LlamaAttention(nn.Module):
@@ -120,9 +121,5 @@ class LlamaForCausalLM(nn.Module):
                 if name not in params:
                     raise ValueError(f"checkpoint tensor {name!r} has no place in {type(self).__name__}")
                 param = params[name]
-                getattr(param, "weight_loader", _default_loader)(param, tensor)
-
-
-def _default_loader(param: nn.Parameter, loaded: torch.Tensor) -> None:
-    param.data.copy_(loaded)
+                getattr(param, "weight_loader", default_weight_loader)(param, tensor)
 
