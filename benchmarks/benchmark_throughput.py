@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from workload import DEFAULT_WORKLOAD, load_workload  # noqa: E402
+from workload import DEFAULT_WORKLOAD, load_workload, preset_vocab_size  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -77,7 +77,7 @@ def run_engine(args, requests) -> tuple[float, float]:
 
 def main() -> None:
     args = parse_args()
-    requests = load_workload(args.workload, args.num_prompts)
+    requests = load_workload(args.workload, args.num_prompts, preset_vocab_size(args.preset))
     prompt_tokens = sum(len(r.prompt_token_ids) for r in requests)
     output_tokens = sum(r.output_len for r in requests)
     device = "cuda" if torch.cuda.is_available() else "cpu"

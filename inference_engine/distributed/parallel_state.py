@@ -6,6 +6,7 @@ code is the same for one rank and many.
 """
 import logging
 import socket
+import threading
 from datetime import timedelta
 
 import torch
@@ -45,17 +46,31 @@ def init_distributed(world_size: int, rank: int, init_method: str, device: torch
     logger.info("rank %d of %d joined the %s group", rank, world_size, backend_for(device))
 
 
+TEARDOWN_TIMEOUT_S = 15.0
+
+
 def destroy_distributed() -> None:
-    """Leaves the process group. NCCL communicators are aborted instead of destroyed: on two
-    H100s, once CUDA graphs had captured all-reduces, destroying them at shutdown hung, while an
-    abort waits for no peer (nothing is in flight by then)."""
+    """Leaves the process group, waiting at most TEARDOWN_TIMEOUT_S.
+
+    On two GPUs, once CUDA graphs had captured NCCL all-reduces, the teardown at shutdown hung
+    (seen with both destroy and abort; the cause is not found yet). A shutdown must not hang the
+    caller, so the teardown runs in a daemon thread and is abandoned after the timeout.
+    """
     if not (dist.is_available() and dist.is_initialized()):
         return
-    if dist.get_backend() == "nccl":
-        torch.cuda.synchronize()
-        abort_distributed()
-        return
-    dist.destroy_process_group()
+
+    def teardown() -> None:
+        if dist.get_backend() == "nccl":
+            torch.cuda.synchronize()
+            abort_distributed()  # an abort waits for no peer; nothing is in flight by now
+        else:
+            dist.destroy_process_group()
+    thread = threading.Thread(target=teardown, name="distributed-teardown", daemon=True)
+    thread.start()
+    thread.join(TEARDOWN_TIMEOUT_S)
+    if thread.is_alive():
+        logger.warning("leaving the process group did not finish within %.0f s; abandoned",
+                       TEARDOWN_TIMEOUT_S)
 
 
 def abort_distributed() -> None:
