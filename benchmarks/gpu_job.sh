@@ -2,7 +2,7 @@
 # A GPU machine's whole job in one go: install carried wheels, build the extension, run the GPU
 # tests and the benchmarks, and write every log under OUT.
 #   benchmarks/gpu_job.sh OUT [step ...]
-# steps: build ops engine kernels throughput profile throughput-hf serving tp tp-70b
+# steps: build ops engine kernels throughput profile sweep throughput-hf serving tp tp-70b
 #   (default: build ops engine kernels throughput)
 # Prepare .carry/ here first (it is git-ignored; name its paths in the device call's `carry`):
 #   pip download --dest .carry/wheels --only-binary=:all: --python-version 3.12 \
@@ -63,6 +63,10 @@ for step in $STEPS; do
                   --load-format dummy --workload "$WL" --num-prompts 1000 ;;
     profile) run profile python benchmarks/benchmark_throughput.py --preset llama3-8b \
                --load-format dummy --workload "$WL" --num-prompts 1000 --profile --trace-steps 400 440 ;;
+    sweep) for n in 256 512 1024; do  # max_num_seqs for the offline benchmark
+             run "sweep_seqs_$n" python benchmarks/benchmark_throughput.py --preset llama3-8b \
+               --load-format dummy --workload "$WL" --num-prompts 1000 --max-num-seqs "$n"
+           done ;;
     throughput-hf) run throughput_hf python benchmarks/benchmark_throughput.py --preset llama3-8b \
                      --load-format dummy --workload "$WL" --num-prompts 100 --compare-hf ;;
     serving) run serving bash benchmarks/serving_job.sh "$OUT" "$WL" ;;

@@ -11,7 +11,12 @@ from inference_engine.model_executor.forward_context import AttentionMetadata, s
 
 
 def capture_sizes(max_num_seqs: int) -> list[int]:
-    return sorted({1, 2, 4} | set(range(8, max_num_seqs + 1, 8)) | {max_num_seqs})
+    """Batch sizes to capture: every 8 up to 256, then coarser (a padded row costs less than
+    another graph's capture time and memory once the batch is large)."""
+    sizes = {1, 2, 4, max_num_seqs} | set(range(8, min(max_num_seqs, 256) + 1, 8))
+    sizes |= set(range(272, min(max_num_seqs, 512) + 1, 16))
+    sizes |= set(range(544, max_num_seqs + 1, 32))
+    return sorted(s for s in sizes if s <= max_num_seqs)
 
 
 class CUDAGraphRunner:
