@@ -2,7 +2,8 @@
 # A GPU machine's whole job in one go: install carried wheels, build the extension, run the GPU
 # tests and the benchmarks, and write every log under OUT.
 #   benchmarks/gpu_job.sh OUT [step ...]
-# steps: build ops engine kernels throughput profile sweep throughput-hf serving tp tp-70b
+# steps: build ops engine kernels throughput profile sweep throughput-hf serving tp tp-70b tp-any
+#   (tp-any: TP=4 PRESET=llama2-70b by default; e.g. TP=8 PRESET=bloom-176b)
 #   (default: build ops engine kernels throughput)
 # Prepare .carry/ here first (it is git-ignored; name its paths in the device call's `carry`):
 #   pip download --dest .carry/wheels --only-binary=:all: --python-version 3.12 \
@@ -72,6 +73,9 @@ for step in $STEPS; do
     serving) run serving bash benchmarks/serving_job.sh "$OUT" "$WL" ;;
     tp) run tp python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
           --workload "$WL" --num-prompts 1000 --tensor-parallel-size 2 ;;
+    tp-any) run "tp${TP:-4}_${PRESET:-llama2-70b}" python benchmarks/benchmark_throughput.py \
+              --preset "${PRESET:-llama2-70b}" --load-format dummy --workload "$WL" \
+              --num-prompts "${NUM_PROMPTS:-1000}" --tensor-parallel-size "${TP:-4}" ;;
     tp-70b) run tp_70b python benchmarks/benchmark_throughput.py --preset llama2-70b \
               --load-format dummy --workload "$WL" --num-prompts 1000 --tensor-parallel-size 2 ;;
     *) echo "unknown step $step" | tee -a "$OUT/summary.log" ;;
