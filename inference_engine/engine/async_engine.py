@@ -4,15 +4,22 @@ Only the loop touches the LLMEngine. Callers queue new requests and aborts in a 
 the loop applies them between steps and runs each `step()` in a worker thread, so the event loop
 keeps serving HTTP while the model runs. If the loop dies, the engine is dead: every open stream
 and every later call gets AsyncEngineDeadError, so no client ever waits forever.
+
+Each step asks the engine for the outputs of finished requests only; the loop builds the other
+streams' outputs itself, in the kind each caller asked for (see outputs.OutputCursor). A server
+streams deltas, so a step's host work grows with the tokens it produced, not with everything
+generated so far, and the engine thread waits less for the GIL.
 """
 import asyncio
+import functools
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from inference_engine.engine.arg_utils import EngineArgs
-from inference_engine.outputs import RequestOutput
+from inference_engine.outputs import OutputCursor, RequestOutput, RequestOutputKind
 from inference_engine.sampling_params import SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -26,27 +33,44 @@ class AsyncEngineDeadError(RuntimeError):
 
 class AsyncStream:
     """The outputs of one request in the order the loop produced them. Iteration ends after the
-    finished output or an abort, and raises the error the request (or the engine) failed with."""
+    finished output or an abort, and raises the error the request (or the engine) failed with.
 
-    def __init__(self, request_id: str):
+    A deque and one waiter future rather than an asyncio.Queue: every step puts into every open
+    stream, and the queue's bookkeeping is paid on the event loop the engine thread shares."""
+
+    def __init__(self, request_id: str, output_kind: RequestOutputKind):
         self.request_id = request_id
+        self.output_kind = output_kind
+        self.cursor: OutputCursor | None = None  # set once the engine has taken the request
         self.finished = False
-        self._queue: asyncio.Queue = asyncio.Queue()
+        self._items: deque = deque()
+        self._waiter: asyncio.Future | None = None
 
     def put(self, output: RequestOutput) -> None:
         if not self.finished:
-            self._queue.put_nowait(output)
+            self._push(output)
 
     def finish(self, error: BaseException | None = None) -> None:
         if not self.finished:
             self.finished = True
-            self._queue.put_nowait(_END if error is None else error)
+            self._push(_END if error is None else error)
+
+    def _push(self, item) -> None:
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def __aiter__(self) -> "AsyncStream":
         return self
 
     async def __anext__(self) -> RequestOutput:
-        item = await self._queue.get()
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        item = self._items.popleft()
         if item is _END:
             raise StopAsyncIteration
         if isinstance(item, BaseException):
@@ -66,10 +90,11 @@ class RequestTracker:
     def __len__(self) -> int:
         return len(self._streams)
 
-    def add_request(self, request_id: str, **add_request_kwargs) -> AsyncStream:
+    def add_request(self, request_id: str, output_kind: RequestOutputKind,
+                    **add_request_kwargs) -> AsyncStream:
         if request_id in self._streams:
             raise ValueError(f"request id {request_id!r} is already in use")
-        stream = AsyncStream(request_id)
+        stream = AsyncStream(request_id, output_kind)
         self._streams[request_id] = stream
         self._new.append((stream, add_request_kwargs))
         self._work.set()
@@ -84,14 +109,19 @@ class RequestTracker:
         self._aborted.add(request_id)
         self._work.set()
 
-    def process_request_output(self, output: RequestOutput) -> None:
-        stream = self._streams.get(output.request_id)
-        if stream is None:
-            return  # aborted while its step was running
-        stream.put(output)
-        if output.finished:
-            del self._streams[output.request_id]
-            stream.finish()
+    def process_step(self, finished: list[RequestOutput]) -> None:
+        """Hands every open stream its output of the step that just ended; `finished` holds the
+        engine's outputs of the requests that finished in it (of aborted ones: ignored)."""
+        final = {output.request_id: output for output in finished}
+        for request_id, stream in list(self._streams.items()):
+            if stream.cursor is None:
+                continue  # not in the engine yet
+            output = stream.cursor.next(final.get(request_id))
+            if output is not None:
+                stream.put(output)
+            if request_id in final:
+                del self._streams[request_id]
+                stream.finish()
 
     def fail_request(self, request_id: str, error: BaseException) -> None:
         stream = self._streams.pop(request_id, None)
@@ -120,8 +150,13 @@ class RequestTracker:
 class AsyncLLMEngine:
     """Serves an LLMEngine to many concurrent callers of `generate()`.
 
+    Besides add_request / abort_request / step(finished_only) / has_unfinished_requests, the
+    engine must keep each live request's SequenceGroup in `requests` (by request id): streams
+    read their outputs from it between steps.
+
     `stat_logger`, if given, is called after every pass of the loop as
-    `stat_logger.log(engine, outputs, num_aborted)` (see engine/metrics.py).
+    `stat_logger.log(engine, outputs, num_aborted)`, `outputs` being those of the requests
+    that finished in the pass (see engine/metrics.py).
     """
 
     def __init__(self, engine, stat_logger=None):
@@ -190,14 +225,18 @@ class AsyncLLMEngine:
             raise self._dead_error()
 
     async def generate(self, request_id: str, prompt: str | None, params: SamplingParams,
-                       prompt_token_ids: list[int] | None = None) -> AsyncIterator[RequestOutput]:
-        """Yields the request's state after every step that touched it, the finished one last.
+                       prompt_token_ids: list[int] | None = None,
+                       output_kind: RequestOutputKind = RequestOutputKind.CUMULATIVE
+                       ) -> AsyncIterator[RequestOutput]:
+        """Yields the request's outputs, the finished one last: by default its whole state after
+        every step that added tokens; DELTA yields only what is new each time, FINAL_ONLY only
+        the finished output.
 
         Cancelling the caller (a client disconnect) or closing the iterator early aborts the
         request, which frees its KV blocks before the engine's next step.
         """
         self.start()
-        stream = self._tracker.add_request(request_id, prompt=prompt, params=params,
+        stream = self._tracker.add_request(request_id, output_kind, prompt=prompt, params=params,
                                            prompt_token_ids=prompt_token_ids,
                                            arrival_time=time.time())
         try:
@@ -238,15 +277,18 @@ class AsyncLLMEngine:
                 self.engine.add_request(stream.request_id, **kwargs)
             except Exception as exc:  # a bad request fails alone; the engine is fine
                 tracker.fail_request(stream.request_id, exc)
+                continue
+            stream.cursor = OutputCursor(self.engine.requests[stream.request_id],
+                                         stream.output_kind)
         if aborted:
             self.engine.abort_request(aborted)
             logger.info("aborted request(s) %s", ", ".join(sorted(aborted)))
         outputs: list[RequestOutput] = []
         if self.engine.has_unfinished_requests():
             loop = asyncio.get_running_loop()
-            outputs = await loop.run_in_executor(self._executor, self.engine.step)
-            for output in outputs:
-                tracker.process_request_output(output)
+            outputs = await loop.run_in_executor(
+                self._executor, functools.partial(self.engine.step, finished_only=True))
+            tracker.process_step(outputs)
         if self.stat_logger is not None:
             try:
                 self.stat_logger.log(self.engine, outputs, len(aborted))

@@ -1,23 +1,35 @@
-"""AsyncLLMEngine's contract, on a scripted engine (no model): streams, aborts, per-request
-errors, and the dead state."""
+"""AsyncLLMEngine's contract, on a scripted engine (no model): streams in each output kind,
+aborts, per-request errors, and the dead state."""
 import asyncio
 import threading
 
 import pytest
 
 from inference_engine.engine.async_engine import AsyncEngineDeadError, AsyncLLMEngine
-from inference_engine.outputs import CompletionOutput, RequestOutput
+from inference_engine.outputs import RequestOutput, RequestOutputKind
 from inference_engine.sampling_params import SamplingParams
+from inference_engine.sequence import Sequence, SequenceGroup, SequenceStatus
 
 PARAMS = SamplingParams(max_tokens=3)
 
 
+class XText:
+    """A detokenizer whose text is one "x" per generated token."""
+
+    def __init__(self, seq: Sequence):
+        self.seq = seq
+
+    def text(self, finished: bool) -> str:
+        return "x" * len(self.seq.output_token_ids)
+
+
 class ScriptedEngine:
-    """Every request gets one more character per step and finishes after `length` steps."""
+    """Every request gets one more token (and character) per step and finishes after `length`
+    steps. Requests live in `requests` as real SequenceGroups, as in LLMEngine."""
 
     def __init__(self, length: int = 3):
         self.length = length
-        self.progress: dict[str, int] = {}
+        self.requests: dict[str, SequenceGroup] = {}
         self.aborted: list[str] = []
         self.fail = False
         self.thread_names: set[str] = set()
@@ -25,31 +37,35 @@ class ScriptedEngine:
     def add_request(self, request_id, prompt, params, prompt_token_ids=None, arrival_time=None):
         if prompt == "bad":
             raise ValueError("bad prompt")
-        self.progress[request_id] = 0
+        seq = Sequence(len(self.requests), [1])
+        seq.detokenizer = XText(seq)
+        seq.status = SequenceStatus.RUNNING
+        self.requests[request_id] = SequenceGroup(request_id, prompt, [1], params, seq)
 
     def check_health(self):
         pass
 
     def abort_request(self, request_ids):
         for request_id in [request_ids] if isinstance(request_ids, str) else request_ids:
-            self.progress.pop(request_id, None)
+            self.requests.pop(request_id, None)
             self.aborted.append(request_id)
 
     def has_unfinished_requests(self) -> bool:
-        return bool(self.progress)
+        return bool(self.requests)
 
-    def step(self) -> list[RequestOutput]:
+    def step(self, finished_only: bool = False) -> list[RequestOutput]:
         self.thread_names.add(threading.current_thread().name)
         if self.fail:
             raise RuntimeError("boom")
         outputs = []
-        for request_id in list(self.progress):
-            n = self.progress[request_id] = self.progress[request_id] + 1
-            done = n == self.length
-            outputs.append(RequestOutput(request_id, "p", [1], None, [CompletionOutput(
-                0, "x" * n, [7] * n, None, None, "length" if done else None)], done))
-            if done:
-                del self.progress[request_id]
+        for request_id, group in list(self.requests.items()):
+            seq = group.seqs[0]
+            seq.append_token(7, 0.0)
+            if len(seq.output_token_ids) == self.length:
+                seq.status = SequenceStatus.FINISHED_LENGTH_CAPPED
+                del self.requests[request_id]
+            if group.is_finished or not finished_only:
+                outputs.append(RequestOutput.from_seq_group(group))
         return outputs
 
 
@@ -57,8 +73,10 @@ def run(coroutine):
     return asyncio.run(asyncio.wait_for(coroutine, timeout=30))
 
 
-async def collect(engine: AsyncLLMEngine, request_id: str, prompt: str = "p") -> list[str]:
-    return [o.outputs[0].text async for o in engine.generate(request_id, prompt, PARAMS)]
+async def collect(engine: AsyncLLMEngine, request_id: str, prompt: str = "p",
+                  kind: RequestOutputKind = RequestOutputKind.CUMULATIVE) -> list[str]:
+    return [o.outputs[0].text async for o in engine.generate(request_id, prompt, PARAMS,
+                                                             output_kind=kind)]
 
 
 def test_each_request_streams_its_outputs_until_finished():
@@ -74,6 +92,19 @@ def test_each_request_streams_its_outputs_until_finished():
         name.startswith("engine-step") for name in engine.engine.thread_names)
 
 
+def test_output_kinds_stream_deltas_or_the_final_output_only():
+    async def main():
+        engine = AsyncLLMEngine(ScriptedEngine())
+        outputs = await asyncio.gather(
+            collect(engine, "delta", kind=RequestOutputKind.DELTA),
+            collect(engine, "final", kind=RequestOutputKind.FINAL_ONLY),
+            collect(engine, "whole", kind=RequestOutputKind.CUMULATIVE))
+        await engine.shutdown()
+        return outputs
+
+    assert run(main()) == [["x", "x", "x"], ["xxx"], ["x", "xx", "xxx"]]
+
+
 def test_closing_a_stream_aborts_its_request_only():
     async def main():
         scripted = ScriptedEngine(length=1000)
@@ -82,10 +113,10 @@ def test_closing_a_stream_aborts_its_request_only():
         stream = engine.generate("drop", "p", PARAMS)
         await anext(stream)
         await stream.aclose()
-        while "drop" in scripted.progress:
+        while "drop" in scripted.requests:
             await asyncio.sleep(0.01)
         await other
-        assert "keep" in scripted.progress and scripted.aborted == ["drop"]
+        assert "keep" in scripted.requests and scripted.aborted == ["drop"]
         await engine.shutdown()
 
     run(main())
@@ -96,10 +127,10 @@ def test_cancelling_the_caller_aborts_the_request():
         scripted = ScriptedEngine(length=1000)
         engine = AsyncLLMEngine(scripted)
         task = asyncio.create_task(collect(engine, "r"))
-        while not scripted.progress:
+        while not scripted.requests:
             await asyncio.sleep(0.01)
         task.cancel()
-        while "r" in scripted.progress:
+        while "r" in scripted.requests:
             await asyncio.sleep(0.01)
         assert engine.num_open_requests == 0
         await engine.shutdown()
@@ -124,7 +155,7 @@ def test_a_failing_step_kills_the_engine_and_every_request():
         scripted = ScriptedEngine(length=1000)
         engine = AsyncLLMEngine(scripted)
         tasks = [asyncio.create_task(collect(engine, f"r{i}")) for i in range(3)]
-        while len(scripted.progress) < 3:
+        while len(scripted.requests) < 3:
             await asyncio.sleep(0.01)
         scripted.fail = True
         for task in tasks:
@@ -145,7 +176,7 @@ def test_shutdown_ends_open_streams_with_an_error():
         scripted = ScriptedEngine(length=1000)
         engine = AsyncLLMEngine(scripted)
         task = asyncio.create_task(collect(engine, "r"))
-        while not scripted.progress:
+        while not scripted.requests:
             await asyncio.sleep(0.01)
         await engine.shutdown()
         with pytest.raises(AsyncEngineDeadError):

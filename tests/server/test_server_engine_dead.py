@@ -20,10 +20,12 @@ class FailingEngine:
     def __init__(self, real):
         self.config, self.tokenizer = real.config, real.tokenizer
         self.request_ids: list[str] = []
+        self.requests: dict[str, object] = {}  # the live requests' groups: none are ever read
         self.fail = threading.Event()
 
     def add_request(self, request_id, *args, **kwargs):
         self.request_ids.append(request_id)
+        self.requests[request_id] = None
 
     def check_health(self):
         pass
@@ -34,7 +36,7 @@ class FailingEngine:
     def has_unfinished_requests(self) -> bool:
         return bool(self.request_ids)
 
-    def step(self):
+    def step(self, finished_only: bool = False):
         self.fail.wait(timeout=120)
         raise RuntimeError("injected fault in step()")
 

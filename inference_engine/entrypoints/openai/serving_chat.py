@@ -1,6 +1,6 @@
 """POST /v1/chat/completions: the messages rendered by the tokenizer's chat template (or the
 request's), generated like a completion, and streamed as OpenAI's chunks: the assistant role
-first, then content deltas, then the finish reason."""
+first, then content deltas (the engine's delta outputs), then the finish reason."""
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -22,7 +22,8 @@ from inference_engine.entrypoints.openai.serving_engine import (SSE_DONE, OpenAI
                                                                 collect_final_outputs,
                                                                 engine_error,
                                                                 merge_async_iterators, sse)
-from inference_engine.outputs import RequestOutput
+from inference_engine.entrypoints.openai.text_chunks import ChatTextChunks
+from inference_engine.outputs import RequestOutput, RequestOutputKind
 from inference_engine.sequence import Logprob
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,9 @@ class OpenAIServingChat(OpenAIServing):
             (request.top_logprobs or 0) if request.logprobs else None)
         logger.info("%s: %d prompt tokens, n=%d, max_tokens=%d, stream=%s", request_id,
                     len(prompt_ids), request.n, params.max_tokens, request.stream)
+        kind = RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY
         outputs = merge_async_iterators(
-            self.engine.generate(request_id, prompt, params, prompt_ids))
+            self.engine.generate(request_id, prompt, params, prompt_ids, kind))
         created = int(time.time())
         if request.stream:
             return StreamingResponse(self._stream(request, request_id, created, outputs),
@@ -111,31 +113,31 @@ class OpenAIServingChat(OpenAIServing):
             return sse(ChatCompletionChunk(id=request_id, created=created, choices=choices,
                                            model=self.served_model_name, usage=usage))
 
-        sent_tokens: dict[int, int] = {}
-        sent_text: dict[int, str] = {}
-        last: RequestOutput | None = None
+        text_chunk = ChatTextChunks(request_id, created, self.served_model_name)
+        num_prompt_tokens = num_tokens = 0
         try:
-            for index in range(request.n):
-                yield chunk([ChatStreamChoice(index=index,
-                                              delta=DeltaMessage(role="assistant", content=""))])
-            async for _, output in outputs:
-                last = output
+            role = DeltaMessage(role="assistant", content="")
+            yield "".join(chunk([ChatStreamChoice(index=index, delta=role)])
+                          for index in range(request.n))
+            async for _, output in outputs:  # deltas: only choices with something new
+                num_prompt_tokens = len(output.prompt_token_ids)
+                events = []  # sent in one write: each write passes every middleware
                 for c in output.outputs:
-                    num_sent = sent_tokens.get(c.index, 0)
-                    if num_sent is None or (num_sent == len(c.token_ids) and
-                                            c.finish_reason is None):
-                        continue  # finished already, or nothing new
-                    text = c.text[len(sent_text.get(c.index, "")):]
-                    logprobs = self._logprobs(request, c.token_ids[num_sent:],
-                                              (c.logprobs or [])[num_sent:])
-                    sent_tokens[c.index] = None if c.finish_reason else len(c.token_ids)
-                    sent_text[c.index] = c.text
-                    yield chunk([ChatStreamChoice(
-                        index=c.index, delta=DeltaMessage(content=text or None),
-                        logprobs=logprobs, finish_reason=c.finish_reason,
-                        stop_reason=c.stop_reason)])
-            if request.include_usage and last is not None:
-                yield chunk([], _usage(last))
+                    num_tokens += len(c.token_ids)
+                    if not request.logprobs:
+                        events.append(text_chunk(c.index, c.text or None, c.finish_reason,
+                                                 c.stop_reason))
+                        continue
+                    events.append(chunk([ChatStreamChoice(
+                        index=c.index, delta=DeltaMessage(content=c.text or None),
+                        logprobs=self._logprobs(request, c.token_ids, c.logprobs),
+                        finish_reason=c.finish_reason, stop_reason=c.stop_reason)]))
+                if events:
+                    yield "".join(events)
+            if request.include_usage and num_prompt_tokens:
+                yield chunk([], UsageInfo(prompt_tokens=num_prompt_tokens,
+                                          completion_tokens=num_tokens,
+                                          total_tokens=num_prompt_tokens + num_tokens))
         except Exception as exc:
             yield engine_error(exc).to_sse()
         yield SSE_DONE

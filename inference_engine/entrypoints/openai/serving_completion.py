@@ -1,6 +1,7 @@
 """POST /v1/completions: one engine request per prompt, `n` choices each, whole or streamed.
 
-Choice `i * n + j` is completion j of prompt i, as in OpenAI's API.
+Choice `i * n + j` is completion j of prompt i, as in OpenAI's API. A streamed request asks the
+engine for deltas, a whole one for its final output only.
 """
 import logging
 import time
@@ -18,7 +19,8 @@ from inference_engine.entrypoints.openai.serving_engine import (SSE_DONE, OpenAI
                                                                 collect_final_outputs,
                                                                 engine_error,
                                                                 merge_async_iterators, sse)
-from inference_engine.outputs import CompletionOutput, RequestOutput
+from inference_engine.entrypoints.openai.text_chunks import CompletionTextChunks
+from inference_engine.outputs import CompletionOutput, RequestOutput, RequestOutputKind
 from inference_engine.sequence import Logprob
 
 logger = logging.getLogger(__name__)
@@ -41,8 +43,9 @@ class OpenAIServingCompletion(OpenAIServing):
                                        request.logprobs, prompt_logprobs) for _, ids in prompts]
         logger.info("%s: %d prompt(s), n=%d, max_tokens=%s, stream=%s", request_id, len(prompts),
                     request.n, params[0].max_tokens, request.stream)
+        kind = RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY
         outputs = merge_async_iterators(*[
-            self.engine.generate(f"{request_id}-{i}", text, p, ids)
+            self.engine.generate(f"{request_id}-{i}", text, p, ids, kind)
             for i, ((text, ids), p) in enumerate(zip(prompts, params))])
         created = int(time.time())
         if request.stream:
@@ -51,7 +54,7 @@ class OpenAIServingCompletion(OpenAIServing):
         final = await collect_final_outputs(outputs, raw_request)
         if final is None:
             return Response(status_code=499)  # nobody is listening any more
-        choices = [self._choice(request, i, prompts[i], final[i], c, c.text, 0, 0, request.echo)
+        choices = [self._choice(request, i, prompts[i], final[i], c, 0, request.echo)
                    for i in sorted(final) for c in final[i].outputs]
         response = CompletionResponse(id=request_id, created=created, model=self.served_model_name,
                                       choices=choices, usage=_usage(final.values()))
@@ -71,25 +74,24 @@ class OpenAIServingCompletion(OpenAIServing):
         return prompts
 
     def _choice(self, request: CompletionRequest, i: int, prompt: Prompt, output: RequestOutput,
-                completion: CompletionOutput, text: str, num_sent_tokens: int, num_sent_chars: int,
-                echo: bool) -> CompletionChoice:
-        """Choice `completion` of prompt i, carrying `text` and the tokens after the first
-        `num_sent_tokens` (their text offsets start at `num_sent_chars`), the prompt first
-        when `echo`."""
-        token_ids = completion.token_ids[num_sent_tokens:]
-        entries = (completion.logprobs or [])[num_sent_tokens:]
+                completion: CompletionOutput, num_sent_chars: int, echo: bool) -> CompletionChoice:
+        """Choice `completion` (whole or a delta) of prompt i, the prompt first when `echo`;
+        its tokens' text offsets start at `num_sent_chars`."""
+        text, token_ids, entries = completion.text, completion.token_ids, completion.logprobs or []
         if echo:
-            prompt_text, prompt_ids = prompt
-            text = (prompt_text if prompt_text is not None
-                    else self.tokenizer.decode(prompt_ids)) + text
+            text = self._prompt_text(prompt) + text
             token_ids = output.prompt_token_ids + token_ids
-            entries = (output.prompt_logprobs or [None] * len(prompt_ids)) + entries
+            entries = (output.prompt_logprobs or [None] * len(prompt[1])) + entries
         logprobs = None
         if request.logprobs is not None:
             logprobs = self._logprobs(token_ids, entries, num_sent_chars)
         return CompletionChoice(index=i * request.n + completion.index, text=text,
                                 logprobs=logprobs, finish_reason=completion.finish_reason,
                                 stop_reason=completion.stop_reason)
+
+    def _prompt_text(self, prompt: Prompt) -> str:
+        text, token_ids = prompt
+        return text if text is not None else self.tokenizer.decode(token_ids)
 
     def _logprobs(self, token_ids: list[int], entries: list[dict[int, Logprob] | None],
                   offset: int) -> CompletionLogProbs:
@@ -109,34 +111,41 @@ class OpenAIServingCompletion(OpenAIServing):
 
     async def _stream(self, request: CompletionRequest, request_id: str, created: int,
                       prompts: list[Prompt], outputs: AsyncIterator) -> AsyncIterator[str]:
-        sent_tokens: dict[int, int] = {}  # per choice index
-        sent_text: dict[int, str] = {}
-        sent_chars: dict[int, int] = {}  # the echoed prompt included
-        finished: set[int] = set()
-        last: dict[int, RequestOutput] = {}
+        """A chunk per delta output and choice: text-only chunks from a template, those with
+        log-probabilities through the models. An output's chunks go out in one write, as each
+        write passes every middleware."""
+        text_chunk = CompletionTextChunks(request_id, created, self.served_model_name)
+        sent_chars: dict[int, int] = {}  # per choice index, the echoed prompt included
+        num_prompt_tokens: dict[int, int] = {}  # per prompt that produced output
+        num_tokens = 0
         try:
             async for i, output in outputs:
-                last[i] = output
+                num_prompt_tokens[i] = len(output.prompt_token_ids)
+                events = []
                 for c in output.outputs:
                     index = i * request.n + c.index
-                    first = index not in sent_tokens
-                    if index in finished or (not first and sent_tokens[index] == len(c.token_ids)
-                                             and c.finish_reason is None):
+                    echo = request.echo and index not in sent_chars
+                    num_tokens += len(c.token_ids)
+                    if request.logprobs is None:
+                        sent_chars[index] = 0  # no offsets to keep: this marks it as started
+                        text = self._prompt_text(prompts[i]) + c.text if echo else c.text
+                        events.append(text_chunk(index, text, c.finish_reason, c.stop_reason))
                         continue
                     choice = self._choice(request, i, prompts[i], output, c,
-                                          c.text[len(sent_text.get(index, "")):],
-                                          sent_tokens.get(index, 0), sent_chars.get(index, 0),
-                                          echo=request.echo and first)
-                    sent_tokens[index], sent_text[index] = len(c.token_ids), c.text
+                                          sent_chars.get(index, 0), echo)
                     sent_chars[index] = sent_chars.get(index, 0) + len(choice.text)
-                    if c.finish_reason is not None:
-                        finished.add(index)
-                    yield sse(CompletionChunk(id=request_id, created=created,
-                                              model=self.served_model_name, choices=[choice]))
+                    events.append(sse(CompletionChunk(id=request_id, created=created,
+                                                      model=self.served_model_name,
+                                                      choices=[choice])))
+                if events:
+                    yield "".join(events)
             if request.include_usage:
+                prompt_tokens = sum(num_prompt_tokens.values())
+                usage = UsageInfo(prompt_tokens=prompt_tokens, completion_tokens=num_tokens,
+                                  total_tokens=prompt_tokens + num_tokens)
                 yield sse(CompletionChunk(id=request_id, created=created,
                                           model=self.served_model_name, choices=[],
-                                          usage=_usage(last.values())))
+                                          usage=usage))
         except Exception as exc:
             yield engine_error(exc).to_sse()
         yield SSE_DONE

@@ -3,7 +3,7 @@ sampling parameters, SSE framing, and running a request until it ends or its cli
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -54,9 +54,18 @@ def sse(payload) -> str:
 SSE_DONE = "data: [DONE]\n\n"
 
 
-async def merge_async_iterators(*iterators: AsyncIterator) -> AsyncIterator[tuple[int, object]]:
+async def merge_async_iterators(*iterators: AsyncGenerator) -> AsyncIterator[tuple[int, object]]:
     """Yields `(i, item)` from several async iterators as items arrive. Closing the merged
     iterator cancels the inner ones (which aborts their requests)."""
+    if len(iterators) == 1:
+        # The common case (one prompt) without a task and a queue per request: both would cost
+        # an extra event-loop wake-up for every token streamed.
+        try:
+            async for item in iterators[0]:
+                yield 0, item
+        finally:
+            await iterators[0].aclose()
+        return
     queue: asyncio.Queue = asyncio.Queue()
     done = object()
 
