@@ -6,15 +6,17 @@ from transformers import AutoModelForCausalLM
 def hf_greedy(model, prompt_ids: list[int], max_new_tokens: int, eos_token_id: int | None) -> list[int]:
     """transformers' own greedy generate for one prompt, on the model's device.
 
-    With eos_token_id None, EOS is ignored: exactly max_new_tokens tokens come back.
+    With eos_token_id None, EOS is ignored: exactly max_new_tokens tokens come back, EOS among
+    them wherever it is the greedy choice, as with our engine's ignore_eos. (An explicit None
+    overrides the checkpoint's EOS; min_new_tokens would instead forbid EOS and change the tokens.)
     """
     ids = torch.tensor([prompt_ids], device=model.device)
-    extra = {"eos_token_id": eos_token_id} if eos_token_id is not None else {
-        "min_new_tokens": max_new_tokens}
     with torch.inference_mode():
         out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=0,
-                             attention_mask=torch.ones_like(ids), **extra)
-    return out[0, len(prompt_ids):].tolist()
+                             attention_mask=torch.ones_like(ids), eos_token_id=eos_token_id)
+    tokens = out[0, len(prompt_ids):].tolist()
+    assert eos_token_id is not None or len(tokens) == max_new_tokens, "transformers stopped early"
+    return tokens
 
 
 def assert_greedy_matches_transformers(path: str, prompts: list, max_tokens: int = 16,
