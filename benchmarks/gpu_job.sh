@@ -4,6 +4,7 @@
 #   benchmarks/gpu_job.sh OUT [step ...]
 # steps: build ops engine kernels throughput profile sweep throughput-hf serving tp tp-70b tp-any
 #   (tp-any: TP=4 PRESET=llama2-70b by default; e.g. TP=8 PRESET=bloom-176b)
+#   (sweep: SWEEP="256:8192 512:8192 1024:8192" max_num_seqs:max_num_batched_tokens pairs)
 #   (default: build ops engine kernels throughput)
 # Prepare .carry/ here first (it is git-ignored; name its paths in the device call's `carry`):
 #   pip download --dest .carry/wheels --only-binary=:all: --python-version 3.12 \
@@ -22,9 +23,9 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD:$PWD/tests:${PYTHONPATH:-}"
 # Packages the GPU image lacks travel as wheels in .carry/wheels: unpacked onto PYTHONPATH, which
 # needs no pip and no index.
-if compgen -G ".carry/wheels/*.whl" >/dev/null; then
+if compgen -G ".carry/wheels*/*.whl" >/dev/null; then
   mkdir -p /tmp/carried_site
-  for w in .carry/wheels/*.whl; do python -m zipfile -e "$w" /tmp/carried_site; done
+  for w in .carry/wheels*/*.whl; do python -m zipfile -e "$w" /tmp/carried_site; done
 fi
 [ -d /tmp/carried_site ] && export PYTHONPATH="$PYTHONPATH:/tmp/carried_site"  # or an earlier call's
 # The embedded model's GGUF file is larger than one call may carry: it travels in parts into
@@ -64,9 +65,10 @@ for step in $STEPS; do
                   --load-format dummy --workload "$WL" --num-prompts 1000 ;;
     profile) run profile python benchmarks/benchmark_throughput.py --preset llama3-8b \
                --load-format dummy --workload "$WL" --num-prompts 1000 --profile --trace-steps 400 440 ;;
-    sweep) for n in 256 512 1024; do  # max_num_seqs for the offline benchmark
-             run "sweep_seqs_$n" python benchmarks/benchmark_throughput.py --preset llama3-8b \
-               --load-format dummy --workload "$WL" --num-prompts 1000 --max-num-seqs "$n"
+    sweep) for pair in ${SWEEP:-256:8192 512:8192 1024:8192}; do  # max_num_seqs:max_num_batched_tokens
+             run "sweep_${pair/:/_}" python benchmarks/benchmark_throughput.py --preset llama3-8b \
+               --load-format dummy --workload "$WL" --num-prompts 1000 --max-num-seqs "${pair%:*}" \
+               --max-num-batched-tokens "${pair#*:}"
            done ;;
     throughput-hf) run throughput_hf python benchmarks/benchmark_throughput.py --preset llama3-8b \
                      --load-format dummy --workload "$WL" --num-prompts 100 --compare-hf ;;

@@ -70,6 +70,8 @@ class ExecutorBase:
         if self._stopping.is_set():
             return
         self._stopping.set()
+        if self.driver is not None:  # before any rank leaves the group: see Worker.shutdown
+            self.driver.release_cuda_graphs()
         self._stop_ranks()
         if self.driver is not None:
             self.driver.shutdown()

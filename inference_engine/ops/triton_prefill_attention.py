@@ -17,7 +17,9 @@ BLOCK_N = 64
 DECODE_BLOCK_M = 16
 
 
-@triton.jit
+# Triton compiles a variant per "is 1 / divisible by 16" class of each integer argument; num_seqs
+# changes every step, and each new variant cost a second or more mid-benchmark.
+@triton.jit(do_not_specialize=["num_seqs"])
 def _prefill_kernel(
     query, key_cache, value_cache, out,  # query/out [T, H, D]; caches [blocks, block_size, Hk, D]
     block_tables, query_start_loc, seq_lens, tile_starts, alibi_slopes,

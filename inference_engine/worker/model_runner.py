@@ -4,6 +4,7 @@ With tensor parallelism the driver (rank 0) prepares the inputs and samples; eve
 the model on the same ModelInput.
 """
 import dataclasses
+import gc
 import itertools
 from dataclasses import dataclass
 
@@ -87,6 +88,13 @@ class ModelRunner:
                 -(-mc.max_model_len // self.block_size), mc.hf_config.hidden_size, mc.torch_dtype,
                 self.device)
             self.graph_runner.capture()
+
+    def release_cuda_graphs(self) -> None:
+        """Drops the captured graphs and their memory pool (before the process group is left)."""
+        if self.graph_runner is not None:
+            self.graph_runner = None
+            gc.collect()
+            torch.cuda.synchronize(self.device)
 
     @staticmethod
     def _tensor(values, dtype=torch.int64) -> torch.Tensor:

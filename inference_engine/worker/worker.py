@@ -72,5 +72,11 @@ class Worker:
     def sample(self, logits: torch.Tensor, meta: SamplingMetadata) -> SamplerOutput:
         return self.model_runner.sample(logits, meta)
 
+    def release_cuda_graphs(self) -> None:
+        self.model_runner.release_cuda_graphs()
+
     def shutdown(self) -> None:
+        # Graphs that captured NCCL all-reduces make leaving the process group hang
+        # (pytorch/pytorch#115388): they go first.
+        self.release_cuda_graphs()
         destroy_distributed()

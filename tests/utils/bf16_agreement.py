@@ -1,12 +1,15 @@
-"""How closely two greedy generators agree in bfloat16: our engine vs transformers, and
-transformers in bfloat16 vs itself in float32 (the model's inherent sensitivity to rounding).
+"""How closely greedy generators agree in bfloat16 on the embedded model: our engine vs
+transformers, and, for scale, transformers against itself (bfloat16 vs float32, and its eager
+attention vs its default sdpa attention).
 
-Greedy decoding in a 16-bit dtype amplifies any rounding difference: once one token differs the
-continuations drift apart, so the agreement is reported two ways, position by position and as
-the common prefix of each pair.
+Greedy decoding in a 16-bit dtype amplifies any rounding difference: a logit that moves by one
+ulp flips a near-tie, and from there the two continuations drift apart. The agreement is reported
+two ways, position by position and as the common prefix of each pair.
 
     OMP_NUM_THREADS=1 python tests/utils/bf16_agreement.py --prompts 20 --max-prompt-len 512
-    ... --torch-ops rms_norm,rotary_embedding   # run these ops on their torch references
+    ... --torch-ops rms_norm,paged_attention   # run these ops on their torch references (CPU)
+    ... --one-by-one                           # our engine on one prompt at a time
+    ... --device cuda                          # transformers on the GPU too
 """
 import argparse
 import json
@@ -29,19 +32,21 @@ def agreement(got: list[list[int]], expected: list[list[int]]) -> tuple[float, f
 
 def workload_prompts(count: int, max_len: int) -> list[list[int]]:
     """The first `count` ShareGPT prompts' token ids, each cut to its first `max_len` tokens."""
-    root = os.path.join(os.path.dirname(__file__), "..", "..")
-    sys.path.insert(0, os.path.join(root, "benchmarks"))
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
     from workload import load_workload
     return [r.prompt_token_ids[:max_len] for r in load_workload(num_prompts=count)]
 
 
-def hf_outputs(dtype: torch.dtype, prompts: list[list[int]], max_tokens: int) -> list[list[int]]:
+def hf_outputs(dtype: torch.dtype, prompts: list[list[int]], max_tokens: int,
+               device: str = "cpu", attention: str = "sdpa") -> list[list[int]]:
     """transformers' greedy tokens (EOS ignored) for each prompt, on the embedded model."""
     from transformers import AutoModelForCausalLM
 
     from utils.hf_checkpoint import embedded_hf_checkpoint
     from utils.oracle import hf_greedy
-    model = AutoModelForCausalLM.from_pretrained(embedded_hf_checkpoint(), dtype=dtype).eval()
+    model = AutoModelForCausalLM.from_pretrained(embedded_hf_checkpoint(), dtype=dtype,
+                                                 attn_implementation=attention)
+    model = model.to(device).eval()
     return [hf_greedy(model, ids, max_tokens, None) for ids in prompts]
 
 
@@ -49,7 +54,8 @@ def engine_outputs(dtype: str, prompts: list[list[int]], max_tokens: int,
                    batched: bool = True) -> list[list[int]]:
     """Our engine's greedy tokens (EOS ignored), all prompts in one batch or one at a time."""
     from inference_engine import LLM, SamplingParams
-    llm = LLM(dtype=dtype, max_model_len=2048, cpu_kv_cache_space_gib=0.5)
+    llm = LLM(dtype=dtype, max_model_len=2048, cpu_kv_cache_space_gib=0.5,
+              gpu_memory_utilization=0.3)
     params = SamplingParams(temperature=0, max_tokens=max_tokens, ignore_eos=True)
     batches = [prompts] if batched else [[ids] for ids in prompts]
     outs = [out for batch in batches
@@ -58,11 +64,11 @@ def engine_outputs(dtype: str, prompts: list[list[int]], max_tokens: int,
     return [out.outputs[0].token_ids for out in outs]
 
 
-def force_torch_ops(names: list[str]) -> None:
-    """Makes the named ops run their plain-PyTorch references on CPU tensors."""
+def force_torch_ops(names: list[str], device_type: str = "cpu") -> None:
+    """Makes the named ops run their plain-PyTorch references on tensors of this device type."""
     from inference_engine.ops import _dispatch
     for name in names:
-        _dispatch._CHOSEN[(name, "cpu")] = "torch"
+        _dispatch._CHOSEN[(name, device_type)] = "torch"
 
 
 def main() -> None:
@@ -70,34 +76,36 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=20)
     parser.add_argument("--max-prompt-len", type=int, default=512)
     parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--device", default="cpu", help="where transformers runs")
     parser.add_argument("--torch-ops", default="", help="comma-separated ops to run on torch")
-    parser.add_argument("--skip-fp32", action="store_true", help="skip transformers in float32")
     parser.add_argument("--one-by-one", action="store_true", help="our engine unbatched")
+    parser.add_argument("--only-ours", action="store_true",
+                        help="skip transformers' self-comparisons (float32, eager)")
     parser.add_argument("--hf-cache", help="JSON file keeping transformers' tokens between runs")
     args = parser.parse_args()
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-    force_torch_ops([n for n in args.torch_ops.split(",") if n])
+    force_torch_ops([n for n in args.torch_ops.split(",") if n], args.device)
     prompts = workload_prompts(args.prompts, args.max_prompt_len)
-    start = time.perf_counter()
     cache = {}
     if args.hf_cache and os.path.exists(args.hf_cache):
         with open(args.hf_cache) as f:
             cache = json.load(f)
-    key = f"{args.prompts}-{args.max_prompt_len}-{args.max_tokens}"
 
-    def hf(dtype: torch.dtype) -> list[list[int]]:
-        name = f"{key}-{dtype}"
-        if name not in cache:
-            cache[name] = hf_outputs(dtype, prompts, args.max_tokens)
-        return cache[name]
+    def hf(dtype: torch.dtype, attention: str = "sdpa") -> list[list[int]]:
+        key = f"{args.device}-{args.prompts}-{args.max_prompt_len}-{args.max_tokens}-{dtype}-{attention}"
+        if key not in cache:
+            cache[key] = hf_outputs(dtype, prompts, args.max_tokens, args.device, attention)
+        return cache[key]
 
+    start = time.perf_counter()
     hf_bf16 = hf(torch.bfloat16)
     ours = engine_outputs("bfloat16", prompts, args.max_tokens, not args.one_by_one)
     rows = [("ours bf16 vs transformers bf16", agreement(ours, hf_bf16))]
-    if not args.skip_fp32:
+    if not args.only_ours:
         hf_fp32 = hf(torch.float32)
-        rows.append(("transformers bf16 vs fp32", agreement(hf_bf16, hf_fp32)))
-        rows.append(("ours bf16 vs transformers fp32", agreement(ours, hf_fp32)))
+        rows += [("transformers bf16 vs fp32", agreement(hf_bf16, hf_fp32)),
+                 ("transformers bf16 eager vs sdpa", agreement(hf(torch.bfloat16, "eager"), hf_bf16)),
+                 ("ours bf16 vs transformers fp32", agreement(ours, hf_fp32))]
     if args.hf_cache:
         with open(args.hf_cache, "w") as f:
             json.dump(cache, f)
