@@ -2,7 +2,8 @@
 # A GPU machine's whole job in one go: install carried wheels, build the extension, run the GPU
 # tests and the benchmarks, and write every log under OUT.
 #   benchmarks/gpu_job.sh OUT [step ...]
-# steps: build ops engine kernels throughput profile sweep throughput-hf serving tp tp-70b tp-any
+# steps: build ops engine kernels throughput profile sweep throughput-hf serving serving-split tp
+#   tp-70b tp-any
 #   (tp-any: TP=4 PRESET=llama2-70b by default; e.g. TP=8 PRESET=bloom-176b)
 #   (sweep: SWEEP="256:8192 512:8192 1024:8192" max_num_seqs:max_num_batched_tokens pairs)
 #   (default: build ops engine kernels throughput)
@@ -73,6 +74,11 @@ for step in $STEPS; do
     throughput-hf) run throughput_hf python benchmarks/benchmark_throughput.py --preset llama3-8b \
                      --load-format dummy --workload "$WL" --num-prompts 100 --compare-hf ;;
     serving) run serving bash benchmarks/serving_job.sh "$OUT" "$WL" ;;
+    serving-split) for ms in ${SWITCH_MS:-5 0.5}; do  # TPOT at 16 req/s and the server's host split
+                     run "serving_split_gil_${ms}ms" python tests/utils/serving_overhead.py \
+                       --client sdk --request-rate 16 --switch-interval-ms "$ms" --workload "$WL" \
+                       -- --model llama3-8b --load-format dummy --skip-tokenizer-init
+                   done ;;
     tp) run tp python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
           --workload "$WL" --num-prompts 1000 --tensor-parallel-size 2 ;;
     tp-any) run "tp${TP:-4}_${PRESET:-llama2-70b}" python benchmarks/benchmark_throughput.py \
