@@ -162,9 +162,22 @@ def _ray_cluster_given() -> bool:
 
 @dataclass
 class EngineConfig:
+    """Everything the engine needs. `async_scheduling` (None: on for CUDA with one rank)
+    launches each step before the previous one's tokens are read, so the GPU never waits for
+    the host's scheduling and output processing."""
     model_config: ModelConfig
     cache_config: CacheConfig
     scheduler_config: SchedulerConfig
     parallel_config: ParallelConfig
     enforce_eager: bool = False
     disable_log_stats: bool = False
+    async_scheduling: bool | None = None
+
+    def __post_init__(self) -> None:
+        one_rank = self.parallel_config.tensor_parallel_size == 1
+        if self.async_scheduling is None:
+            on_cuda = resolve_device(self.model_config.device).type == "cuda"
+            self.async_scheduling = on_cuda and one_rank
+        elif self.async_scheduling and not one_rank:
+            # The other ranks would need the sampled tokens, which only the driver has.
+            raise ValueError("async_scheduling needs tensor_parallel_size=1")

@@ -58,8 +58,12 @@ class Sequence:
         self.stop_reason: int | str | None = None
         self.block_table: list[int] = []
         self.detokenizer = None  # set by the engine when the request detokenizes
+        # Tokens sampled on the device whose ids the host has not read yet (async scheduling):
+        # they are not in output_token_ids, but the cache and the next step count them.
+        self.num_pending = 0
 
     def __len__(self) -> int:
+        """The tokens whose ids the host knows (see num_pending for those it does not yet)."""
         return len(self.prompt_token_ids) + len(self.output_token_ids)
 
     @property

@@ -87,9 +87,10 @@ class BlockSpaceManager:
         return len(group.get_seqs(SequenceStatus.RUNNING)) <= self.allocator.num_free
 
     def append_slot(self, seq: Sequence) -> tuple[int, int] | None:
-        """Makes room for the sequence's last token; returns (src, dst) if a block was copied."""
+        """Makes room for the sequence's last token (one still on the device counts); returns
+        (src, dst) if a block was copied."""
         table = seq.block_table
-        if len(table) < blocks_for(len(seq), self.block_size):
+        if len(table) < blocks_for(len(seq) + seq.num_pending, self.block_size):
             table.append(self.allocator.allocate())
             return None
         last = table[-1]

@@ -1,6 +1,10 @@
 """Continuous batching: each step decodes one token for every running request and admits waiting
 prompts into the same step, first come first served, preempting the newest requests when blocks
-run out."""
+run out.
+
+With async scheduling a step is scheduled while the previous one still runs: each sequence it
+ran has a token in flight (Sequence.num_pending), which takes a cache slot like any other.
+"""
 import logging
 import time
 from collections import deque
@@ -8,7 +12,7 @@ from dataclasses import dataclass, field
 
 from inference_engine.config import CacheConfig, SchedulerConfig
 from inference_engine.core.block_manager import AllocStatus, BlockSpaceManager
-from inference_engine.sequence import SequenceGroup, SequenceStatus
+from inference_engine.sequence import Sequence, SequenceGroup, SequenceStatus
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,9 @@ class Scheduler:
         self.waiting: deque[SequenceGroup] = deque()
         self.running: deque[SequenceGroup] = deque()
         self.num_preemptions_total = 0
+        # Groups preempted with a token in flight: when it arrives it may finish them while
+        # they wait to be computed again.
+        self.preempted_in_flight: list[SequenceGroup] = []
 
     def add_seq_group(self, group: SequenceGroup) -> None:
         self.waiting.append(group)
@@ -127,6 +134,10 @@ class Scheduler:
         running: deque[SequenceGroup] = deque()
         while self.running:
             group = self.running.popleft()
+            seqs = group.get_seqs(SequenceStatus.RUNNING)
+            if seqs[0].num_pending and self._last_token_in_flight(group, seqs[0]):
+                running.append(group)  # it finishes when that token is read
+                continue
             while not self.block_manager.can_append_slots(group):
                 # Recompute the newest request later rather than stall the older ones.
                 victim = self.running.pop() if self.running else group
@@ -135,7 +146,6 @@ class Scheduler:
                 if victim is group:
                     break
             else:
-                seqs = group.get_seqs(SequenceStatus.RUNNING)
                 for seq in seqs:
                     copy = self.block_manager.append_slot(seq)
                     if copy is not None:
@@ -145,21 +155,41 @@ class Scheduler:
                 out.num_decode_tokens += len(seqs)
         self.running = running
 
+    def _last_token_in_flight(self, group: SequenceGroup, seq: Sequence) -> bool:
+        """True when the token `seq` has in flight reaches max_tokens or max_model_len: another
+        step could produce nothing to keep. (A group's running sequences are equally long.)"""
+        max_tokens = group.sampling_params.max_tokens
+        return ((max_tokens is not None
+                 and len(seq.output_token_ids) + seq.num_pending >= max_tokens)
+                or len(seq) + seq.num_pending >= self.config.max_model_len)
+
     def _preempt(self, group: SequenceGroup) -> None:
-        """Preemption by recomputation: drop the group's blocks; it is prefilled again later."""
+        """Preemption by recomputation: drop the group's blocks; it is prefilled again later.
+
+        A token in flight is kept: the engine appends it when read, and the recomputation
+        (scheduled only after that) starts from it."""
         for seq in group.get_seqs(SequenceStatus.RUNNING):
             seq.status = SequenceStatus.WAITING
             self.block_manager.free(seq)
+        if any(seq.num_pending for seq in group.seqs):
+            self.preempted_in_flight.append(group)
         group.num_preemptions += 1
         self.num_preemptions_total += 1
         self.waiting.appendleft(group)
 
     def free_finished_seq_groups(self) -> list[SequenceGroup]:
-        """Frees the blocks of finished sequences; drops finished groups from the running queue."""
+        """Frees the blocks of finished sequences; drops finished groups from the queues.
+
+        Called after every step's tokens are processed: then no group preempted before it has
+        a token in flight any more."""
         for group in self.running:
             for seq in group.seqs:
                 if seq.is_finished and seq.block_table:
                     self.block_manager.free(seq)
         finished = [g for g in self.running if g.is_finished]
         self.running = deque(g for g in self.running if not g.is_finished)
+        if any(g.is_finished for g in self.preempted_in_flight):
+            finished += [g for g in self.waiting if g.is_finished]
+            self.waiting = deque(g for g in self.waiting if not g.is_finished)
+        self.preempted_in_flight.clear()
         return finished

@@ -29,6 +29,7 @@ class EngineArgs:
     enforce_eager: bool = False
     skip_tokenizer_init: bool = False
     disable_log_stats: bool = False
+    async_scheduling: bool | None = None  # None: on for CUDA with tensor_parallel_size=1
 
     @staticmethod
     def add_cli_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -36,6 +37,10 @@ class EngineArgs:
             flag = "--" + f.name.replace("_", "-")
             if f.type is bool or f.type == "bool":
                 parser.add_argument(flag, action="store_true", help=f"(default: {f.default})")
+                continue
+            if f.type == bool | None:  # --x / --no-x, unset: the engine decides
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                    help="(default: decided by the engine)")
                 continue
             kind = int if "int" in str(f.type) else float if "float" in str(f.type) else str
             parser.add_argument(flag, type=kind, default=f.default, help=f"(default: {f.default})")
@@ -61,4 +66,5 @@ class EngineArgs:
                                              model_config.max_model_len),
             parallel_config=ParallelConfig(self.tensor_parallel_size,
                                            self.distributed_executor_backend),
-            enforce_eager=self.enforce_eager, disable_log_stats=self.disable_log_stats)
+            enforce_eager=self.enforce_eager, disable_log_stats=self.disable_log_stats,
+            async_scheduling=self.async_scheduling)

@@ -1,4 +1,8 @@
-"""The engine: requests in, one step at a time (schedule -> execute -> process outputs), outputs out."""
+"""The engine: requests in, one step at a time (schedule -> execute -> process outputs), outputs out.
+
+With async scheduling a step launches the next model run before it processes the previous one
+(see engine/step_in_flight.py), so the device never waits for the host.
+"""
 import itertools
 import logging
 import time
@@ -9,9 +13,10 @@ import torch
 from inference_engine.config import EngineConfig
 from inference_engine.core.scheduler import Scheduler, SchedulerOutputs
 from inference_engine.engine.arg_utils import EngineArgs
+from inference_engine.engine.step_in_flight import StepInFlight, needs_host_tokens
 from inference_engine.engine.stop_checker import StopChecker
 from inference_engine.executor import create_executor
-from inference_engine.model_executor.layers.sampler import Sample, SamplerOutput
+from inference_engine.model_executor.device_samples import Sample, SamplerOutput
 from inference_engine.outputs import RequestOutput
 from inference_engine.sampling_params import SamplingParams
 from inference_engine.sequence import Logprob, Sequence, SequenceGroup, SequenceStatus
@@ -52,6 +57,8 @@ class LLMEngine:
         self.num_prompt_tokens_total = 0
         self.num_generation_tokens_total = 0
         self.device = self.executor.driver.device
+        self.async_scheduling = config.async_scheduling
+        self.in_flight: StepInFlight | None = None  # launched, not yet processed
 
     @classmethod
     def from_engine_args(cls, args: EngineArgs) -> "LLMEngine":
@@ -118,23 +125,51 @@ class LLMEngine:
         self.executor.shutdown()
 
     def has_unfinished_requests(self) -> bool:
-        return self.scheduler.has_unfinished_seqs()
+        return self.in_flight is not None or self.scheduler.has_unfinished_seqs()
 
     def get_num_unfinished_requests(self) -> int:
         return self.scheduler.get_num_unfinished_seq_groups()
 
     def step(self, finished_only: bool = False) -> list[RequestOutput]:
-        """Runs one scheduling step and returns the state of every request it touched (only of
-        those that finished, for callers that do not stream: building the others costs time)."""
+        """Runs one scheduling step and returns the state of every request whose new tokens it
+        processed (only of those that finished, for callers that do not stream: building the
+        others costs time).
+
+        With async scheduling those tokens are the previous step's: this one is launched first
+        and left in flight. It drains the previous step before scheduling instead when the next
+        tokens cannot be sampled without it; with nothing left to schedule it just drains."""
+        outputs = []
+        if self.in_flight is not None and needs_host_tokens(self.in_flight.sched):
+            outputs += self._process_step(self.in_flight, finished_only)
+            self.in_flight = None
         sched = self.scheduler.schedule()
-        outputs = [self._finish_ignored(g) for g in sched.ignored_seq_groups]
-        if sched.is_empty():
-            return outputs
-        result = self.executor.execute_model(sched)
+        outputs += [self._finish_ignored(g) for g in sched.ignored_seq_groups]
+        previous, launched = self.in_flight, None
+        if not sched.is_empty():
+            launched = StepInFlight(sched, self.executor.execute_model(sched))
+        self.in_flight = None
+        if launched is not None and self.async_scheduling:
+            launched.count_pending(1)
+            self.in_flight, launched = launched, None  # the next step processes it
+        for step in (previous, launched):
+            if step is not None:
+                outputs += self._process_step(step, finished_only)
+        return outputs
+
+    def _process_step(self, step: StepInFlight, finished_only: bool) -> list[RequestOutput]:
+        """Reads a launched step's tokens (waiting for the device), appends them and returns
+        the outputs of its requests."""
+        result = step.samples.read()
+        if self.async_scheduling:
+            step.count_pending(-1)
+        sched = step.sched
         self._process_model_outputs(sched, result)
         self.num_prompt_tokens_total += sched.num_prefill_tokens
         self.scheduler.free_finished_seq_groups()
+        outputs = []
         for group in sched.scheduled_seq_groups:
+            if self.requests.get(group.request_id) is not group:
+                continue  # aborted, or finished by the step before (then this one ran it too far)
             finished = group.is_finished
             if finished or not finished_only:
                 outputs.append(RequestOutput.from_seq_group(group))
@@ -153,6 +188,8 @@ class LLMEngine:
             pr.group.prompt_logprobs = [None] + [self._decode_logprobs(d) for d in logprobs]
         for row, samples in zip(result.meta.rows, result.samples):
             group, seq = row.group, row.seq
+            if self.async_scheduling and seq.is_finished:
+                continue  # aborted, or past a stop found in the step before: dropped
             if group.metrics.first_token_time is None:
                 group.metrics.first_token_time = now
             group.metrics.last_token_time = now

@@ -13,7 +13,7 @@ from typing import Any
 from inference_engine.config import EngineConfig
 from inference_engine.core.scheduler import SchedulerOutputs
 from inference_engine.distributed.parallel_state import abort_distributed
-from inference_engine.model_executor.layers.sampler import SamplerOutput
+from inference_engine.model_executor.device_samples import DeviceSamples
 from inference_engine.worker.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,8 @@ class ExecutorBase:
     def init_cache(self, num_blocks: int) -> None:
         self._run_workers("init_cache", num_blocks)
 
-    def execute_model(self, sched: SchedulerOutputs) -> SamplerOutput:
+    def execute_model(self, sched: SchedulerOutputs) -> DeviceSamples:
+        """Launches the step; its tokens stay on the device until the caller reads them."""
         model_input, meta = self.driver.prepare_input(sched)
         logits = self._run_workers("execute_model", model_input)[0]
         return self.driver.sample(logits, meta)

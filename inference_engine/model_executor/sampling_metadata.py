@@ -28,6 +28,12 @@ class SamplingMetadata:
     prompt_rows: list[PromptLogprobRows] = field(default_factory=list)
 
 
+def device_tensor(values, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """`values` as a tensor on `device`, copied without waiting for the device: a blocking copy
+    would wait for every kernel queued, the running step's too (see engine/step_in_flight.py)."""
+    return torch.tensor(values, dtype=dtype).to(device, non_blocking=True)
+
+
 @dataclass
 class SamplingTensors:
     """Per-row knobs, [R] each; token masks [R, V] only when some row uses penalties."""
@@ -48,7 +54,7 @@ class SamplingTensors:
         params = [row.group.sampling_params for row in rows]
 
         def col(values, dtype=torch.float32):
-            return torch.tensor(values, dtype=dtype, device=device)
+            return device_tensor(values, dtype, device)
 
         temperature = col([p.temperature if p.temperature > 0 else 1.0 for p in params])
         top_k = col([p.top_k if p.top_k > 0 else vocab_size for p in params], torch.int64)
@@ -74,4 +80,4 @@ def _token_counts(token_lists: list[list[int]], vocab_size: int, device: torch.d
         padded[i, :len(tokens)] = torch.tensor(tokens, dtype=torch.int64)
     counts = torch.zeros(len(token_lists), vocab_size + 1, dtype=torch.int64)
     counts.scatter_add_(1, padded, torch.ones_like(padded))
-    return counts[:, :vocab_size].to(device)
+    return counts[:, :vocab_size].to(device, non_blocking=True)

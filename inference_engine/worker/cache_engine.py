@@ -32,5 +32,7 @@ class CacheEngine:
     def copy_blocks(self, blocks_to_copy: list[tuple[int, int]]) -> None:
         if not blocks_to_copy:
             return
-        mapping = torch.tensor(blocks_to_copy, dtype=torch.int64, device=self.kv_cache.device)
+        # Not waiting for the device: a step may still be running on it (async scheduling).
+        mapping = torch.tensor(blocks_to_copy, dtype=torch.int64).to(self.kv_cache.device,
+                                                                      non_blocking=True)
         ops.copy_blocks([l.k_cache for l in self.layers], [l.v_cache for l in self.layers], mapping)

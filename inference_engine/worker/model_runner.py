@@ -15,7 +15,8 @@ from inference_engine import ops
 from inference_engine.config import EngineConfig
 from inference_engine.core.scheduler import SchedulerOutputs
 from inference_engine.model_executor.forward_context import AttentionMetadata, set_attention_metadata
-from inference_engine.model_executor.layers.sampler import Sampler, SamplerOutput
+from inference_engine.model_executor.device_samples import DeviceSamples
+from inference_engine.model_executor.layers.sampler import Sampler
 from inference_engine.model_executor.model_loader import get_model
 from inference_engine.model_executor.sampling_metadata import (PromptLogprobRows, SampleRow,
                                                                 SamplingMetadata)
@@ -33,6 +34,9 @@ class ModelInput:
     attn: AttentionMetadata
     logits_rows: torch.Tensor  # the hidden-state rows whose logits the sampler reads
     blocks_to_copy: list[tuple[int, int]]
+    # [k, 2]: (row of input_ids, index among the previous step's sampled tokens) for decode rows
+    # whose input the host has not read yet (async scheduling); the copy happens on the device.
+    inputs_from_samples: torch.Tensor | None = None
 
     # Pickled once a step for every other rank: as numpy arrays the tensors travel as raw bytes
     # (about 0.1 ms for a full batch), where torch's own pickling takes over a millisecond.
@@ -54,7 +58,8 @@ class ModelInput:
         attn = dataclasses.replace(self.attn, **{f.name: move(getattr(self.attn, f.name))
                                                  for f in dataclasses.fields(self.attn)})
         return ModelInput(move(self.input_ids), move(self.positions), attn,
-                          move(self.logits_rows), self.blocks_to_copy)
+                          move(self.logits_rows), self.blocks_to_copy,
+                          move(self.inputs_from_samples))
 
 
 def _to_numpy(x):
@@ -74,6 +79,10 @@ class ModelRunner:
         self.sampler = Sampler(config.model_config.hf_config.vocab_size, eos_token_id)
         self.cache_engine: CacheEngine | None = None
         self.graph_runner: CUDAGraphRunner | None = None
+        # The last step's sampled token ids on the device, and where each sequence's first one
+        # is among them: the next step's inputs for tokens the host has not read yet.
+        self.last_sampled: torch.Tensor | None = None
+        self.last_sampled_index: dict[int, int] = {}
 
     def init_cache(self, num_blocks: int) -> None:
         self.cache_engine = CacheEngine(self.model, num_blocks, self.block_size,
@@ -140,13 +149,17 @@ class ModelRunner:
                 meta.sample_indices.append(offset + n - 1)
         num_prefills, num_prefill_tokens = len(seq_lens), len(tokens)
         bs = self.block_size
-        decode_positions, decode_slots = [], []
+        decode_positions, decode_slots, from_samples = [], [], []
         for group in sched.decode_seq_groups:
             for seq in group.get_seqs(SequenceStatus.RUNNING):
-                pos = len(seq) - 1
+                pos = len(seq) + seq.num_pending - 1
                 meta.rows.append(SampleRow(group, seq))
                 meta.sample_indices.append(len(tokens))
-                tokens.append(seq.last_token_id)
+                if seq.num_pending:  # the input is the token the step in flight samples
+                    from_samples.append((len(tokens), self.last_sampled_index[seq.seq_id]))
+                    tokens.append(0)
+                else:
+                    tokens.append(seq.last_token_id)
                 decode_positions.append(pos)
                 decode_slots.append(seq.block_table[pos // bs] * bs + pos % bs)
                 tables.append(seq.block_table)
@@ -160,7 +173,8 @@ class ModelRunner:
             self._tensor(starts, torch.int32) if num_prefills else None, max(seq_lens),
             int(query_lens.max()) if num_prefills else 1)
         model_input = ModelInput(self._tensor(tokens), torch.from_numpy(np.concatenate(positions)),
-                                 attn, self._logits_rows(meta), sched.blocks_to_copy)
+                                 attn, self._logits_rows(meta), sched.blocks_to_copy,
+                                 self._tensor(from_samples) if from_samples else None)
         return model_input, meta
 
     def _logits_rows(self, meta: SamplingMetadata) -> torch.Tensor:
@@ -184,6 +198,9 @@ class ModelRunner:
         """Runs the model; the logits of `logits_rows` on rank 0, None on the other ranks."""
         self.cache_engine.copy_blocks(model_input.blocks_to_copy)
         inp = model_input.to(self.device)
+        if inp.inputs_from_samples is not None:
+            rows, index = inp.inputs_from_samples.unbind(1)
+            inp.input_ids.index_copy_(0, rows, self.last_sampled.index_select(0, index))
         graphs = self.graph_runner
         if inp.attn.is_decode_only and graphs is not None and graphs.can_run(len(inp.input_ids)):
             hidden = graphs.run(inp.input_ids, inp.positions, inp.attn)
@@ -193,8 +210,15 @@ class ModelRunner:
         return self.model.compute_logits(hidden[inp.logits_rows])
 
     @torch.inference_mode()
-    def sample(self, logits: torch.Tensor, meta: SamplingMetadata) -> SamplerOutput:
-        return self.sampler(logits, meta)
+    def sample(self, logits: torch.Tensor, meta: SamplingMetadata) -> DeviceSamples:
+        """Queues the sampling; with async scheduling, keeps the tokens for the next step."""
+        samples = self.sampler.sample_on_device(logits, meta)
+        if self.config.async_scheduling:
+            self.last_sampled, self.last_sampled_index, index = samples.token_ids, {}, 0
+            for row in meta.rows:
+                self.last_sampled_index[row.seq.seq_id] = index
+                index += row.num_samples
+        return samples
 
     @torch.inference_mode()
     def profile_run(self, num_tokens: int, max_seq_len: int) -> None:

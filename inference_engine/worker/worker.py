@@ -9,7 +9,7 @@ import torch
 from inference_engine.config import EngineConfig, resolve_device
 from inference_engine.core.scheduler import SchedulerOutputs
 from inference_engine.distributed.parallel_state import destroy_distributed, init_distributed
-from inference_engine.model_executor.layers.sampler import SamplerOutput
+from inference_engine.model_executor.device_samples import DeviceSamples
 from inference_engine.model_executor.sampling_metadata import SamplingMetadata
 from inference_engine.worker.cache_engine import block_bytes
 from inference_engine.worker.model_runner import ModelInput, ModelRunner
@@ -69,7 +69,7 @@ class Worker:
         """The logits on rank 0; None on the other ranks."""
         return self.model_runner.execute_model(model_input)
 
-    def sample(self, logits: torch.Tensor, meta: SamplingMetadata) -> SamplerOutput:
+    def sample(self, logits: torch.Tensor, meta: SamplingMetadata) -> DeviceSamples:
         return self.model_runner.sample(logits, meta)
 
     def release_cuda_graphs(self) -> None:

@@ -98,3 +98,81 @@ def test_abort_frees_blocks_in_any_queue():
         assert s.abort_seq_group(rid) is not None
     assert s.abort_seq_group("a") is None
     assert s.block_manager.get_num_free_blocks() == 10 and not s.has_unfinished_seqs()
+
+
+def launch(scheduler: Scheduler):
+    """Schedules a step and puts one token in flight per scheduled sequence, as the engine
+    does with async scheduling (Sequence.num_pending)."""
+    out = scheduler.schedule()
+    for group in out.scheduled_seq_groups:
+        for seq in group.get_seqs(SequenceStatus.RUNNING):
+            seq.num_pending += 1
+    return out
+
+
+def land(scheduler: Scheduler, out, stopping: tuple[str, ...] = ()) -> None:
+    """Reads a launched step's tokens as the engine does: appends one to each sequence still
+    alive, finishing it on max_tokens, or on a stop token for the requests in `stopping`."""
+    for group in out.scheduled_seq_groups:
+        for seq in group.seqs:
+            if not seq.num_pending:
+                continue
+            seq.num_pending -= 1
+            if seq.is_finished:
+                continue  # the token computed past a stop: dropped
+            seq.append_token(7, 0.0)
+            if group.request_id in stopping:
+                seq.status = SequenceStatus.FINISHED_STOPPED
+            elif len(seq.output_token_ids) >= group.sampling_params.max_tokens:
+                seq.status = SequenceStatus.FINISHED_LENGTH_CAPPED
+    scheduler.free_finished_seq_groups()
+
+
+def test_a_token_in_flight_takes_a_slot_and_the_last_one_is_not_scheduled_past():
+    s = make_scheduler(num_blocks=20, block_size=4)
+    group = add(s, "a", 3, 0)
+    group.sampling_params = SamplingParams(max_tokens=3)
+    seq = group.seqs[0]
+    first = launch(s)  # prefill of 3 tokens; its sample is position 3, still in block 0
+    assert len(seq.block_table) == 1 and seq.num_pending == 1
+    second = launch(s)  # decodes the token in flight (position 3) to sample position 4
+    assert second.decode_seq_groups == [group] and seq.num_pending == 2
+    land(s, first)
+    third = launch(s)  # position 4 is a new block's first slot
+    assert len(seq.block_table) == 2 and third.decode_seq_groups == [group]
+    land(s, second)
+    # The token in flight is the third and last: no step may run past it.
+    assert s.schedule().is_empty() and list(s.running) == [group]
+    land(s, third)
+    assert seq.output_token_ids == [7, 7, 7] and seq.status == SequenceStatus.FINISHED_LENGTH_CAPPED
+    assert not s.has_unfinished_seqs() and s.block_manager.get_num_free_blocks() == 20
+
+
+def test_a_group_preempted_with_a_token_in_flight_keeps_it_and_may_finish_waiting():
+    s = make_scheduler(num_blocks=4, block_size=4)
+    old, new = add(s, "old", 7, 0), add(s, "new", 2, 1)  # 2 + 1 of 4 blocks
+    land(s, launch(s))  # 8 and 3 tokens
+    in_flight = launch(s)  # both decode, each sampling a token into its last block
+    out = s.schedule()  # old takes the last free block for its token in flight; new must go
+    assert out.decode_seq_groups == [old] and out.num_preempted == 1
+    assert list(s.waiting) == [new] and s.preempted_in_flight == [new]
+    assert new.seqs[0].num_pending == 1 and not new.seqs[0].block_table
+    land(s, in_flight, stopping=("new",))  # new's token in flight stops it while it waits
+    assert new.seqs[0].output_token_ids == [7, 7] and new.is_finished
+    assert not s.waiting and not s.preempted_in_flight and list(s.running) == [old]
+    s.abort_seq_group("old")
+    assert s.block_manager.get_num_free_blocks() == 4
+
+
+def test_a_group_preempted_with_a_token_in_flight_is_recomputed_with_it():
+    s = make_scheduler(num_blocks=4, block_size=4)
+    add(s, "old", 7, 0)
+    new = add(s, "new", 2, 1)
+    land(s, launch(s))
+    in_flight = launch(s)
+    s.schedule()  # new is preempted with its token in flight
+    land(s, in_flight)
+    assert new.seqs[0].output_token_ids == [7, 7] and new.seqs[0].num_pending == 0
+    s.abort_seq_group("old")
+    out = s.schedule()  # the recomputation prefills the prompt and both tokens
+    assert out.prefill_seq_groups == [new] and out.num_prefill_tokens == 4

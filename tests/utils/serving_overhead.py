@@ -55,14 +55,18 @@ def serve_with_timers(stats_path: str, simulate_gpu_ms: float, switch_interval_m
         return wrapper
 
     def simulated_model(executor, vocab_size: int):
-        from inference_engine.model_executor.layers.sampler import Sample, SamplerOutput
+        """Made-up samples, already on the host: the engine must run synchronously."""
+        from types import SimpleNamespace
+
+        from inference_engine.model_executor.device_samples import Sample, SamplerOutput
 
         def execute_model(sched):
             _, meta = executor.driver.prepare_input(sched)
             time.sleep(simulate_gpu_ms / 1e3)  # the GPU's share of a step: no GIL held
             samples = [[Sample((row.seq.last_token_id + 1 + j) % vocab_size, -0.5, None)
                         for j in range(row.num_samples)] for row in meta.rows]
-            return SamplerOutput(samples, [[] for _ in meta.prompt_rows], meta)
+            out = SamplerOutput(samples, [[] for _ in meta.prompt_rows], meta)
+            return SimpleNamespace(meta=meta, read=lambda: out)  # a DeviceSamples, read
         return execute_model
 
     llm_engine.LLMEngine.step = timed(llm_engine.LLMEngine.step, "step_s", "step_cpu_s")
@@ -90,6 +94,8 @@ def serve_with_timers(stats_path: str, simulate_gpu_ms: float, switch_interval_m
         with open(stats_path, "w") as f:
             json.dump(totals, f)
 
+    if simulate_gpu_ms:
+        serve_args = [*serve_args, "--no-async-scheduling"]
     main(["serve", *serve_args])
 
 

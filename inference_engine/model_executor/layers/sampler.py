@@ -5,27 +5,13 @@ Sampling is an exponential race: argmax(p / E) with E ~ Exp(1) is distributed as
 requests draw their E from their own generator, so their tokens do not depend on what else is in
 the batch.
 """
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from inference_engine.model_executor.sampling_metadata import SamplingMetadata, SamplingTensors
+from inference_engine.model_executor.device_samples import DeviceSamples, SamplerOutput
+from inference_engine.model_executor.sampling_metadata import (SamplingMetadata, SamplingTensors,
+                                                                device_tensor)
 from inference_engine.sequence import Logprob
-
-
-@dataclass
-class Sample:
-    token_id: int
-    logprob: float
-    top_logprobs: dict[int, Logprob] | None  # the sampled token and the top-k, when asked
-
-
-@dataclass
-class SamplerOutput:
-    samples: list[list[Sample]]  # per SampleRow, num_samples each
-    prompt_logprobs: list[list[dict[int, Logprob]]]  # per PromptLogprobRows, one per prompt token after the first
-    meta: SamplingMetadata  # the rows the lists above belong to
 
 
 class Sampler(nn.Module):
@@ -35,11 +21,16 @@ class Sampler(nn.Module):
         self.eos_token_id = eos_token_id
 
     def forward(self, logits: torch.Tensor, meta: SamplingMetadata) -> SamplerOutput:
+        return self.sample_on_device(logits, meta).read()
+
+    def sample_on_device(self, logits: torch.Tensor, meta: SamplingMetadata) -> DeviceSamples:
+        """Queues the sampling kernels and the copy of their result to the host without waiting
+        for the device (but prompt log-probabilities, rarely asked for, are read at once)."""
         prompt_logprobs = [self._prompt_logprobs(logits, pr) for pr in meta.prompt_rows]
         if not meta.rows:
-            return SamplerOutput([], prompt_logprobs, meta)
+            return DeviceSamples(None, None, None, prompt_logprobs, meta)
         if meta.sample_indices != list(range(logits.shape[0])):  # else: every row is sampled
-            logits = logits[torch.tensor(meta.sample_indices, device=logits.device)]
+            logits = logits[device_tensor(meta.sample_indices, torch.int64, logits.device)]
         logits = logits.float()
         raw_logprobs = torch.log_softmax(logits, dim=-1)
         params = [row.group.sampling_params for row in meta.rows]
@@ -51,17 +42,18 @@ class Sampler(nn.Module):
         if t is not None and t.output_counts is not None:
             logits = apply_penalties(logits, t)
         logits = self._apply_logit_bias(logits, meta)
-        tokens = self._sample(logits, t, meta)
-        return SamplerOutput(self._gather(raw_logprobs, tokens, meta), prompt_logprobs, meta)
+        tokens, row_of = self._sample(logits, t, meta)
+        return DeviceSamples(tokens, row_of, raw_logprobs, prompt_logprobs, meta)
 
     def _apply_min_tokens(self, logits: torch.Tensor, meta: SamplingMetadata) -> torch.Tensor:
         for i, row in enumerate(meta.rows):
             p = row.group.sampling_params
-            if len(row.seq.output_token_ids) < p.min_tokens:
+            # Tokens still on the device (async scheduling) come before this one too.
+            if len(row.seq.output_token_ids) + row.seq.num_pending < p.min_tokens:
                 banned = list(p.stop_token_ids)
                 if self.eos_token_id is not None and not p.ignore_eos:
                     banned.append(self.eos_token_id)
-                logits[i, banned] = float("-inf")
+                logits[i, device_tensor(banned, torch.int64, logits.device)] = float("-inf")
         return logits
 
     @staticmethod
@@ -69,21 +61,21 @@ class Sampler(nn.Module):
         for i, row in enumerate(meta.rows):
             bias = row.group.sampling_params.logit_bias
             if bias:
-                ids = torch.tensor(list(bias), device=logits.device)
-                logits[i, ids] += torch.tensor(list(bias.values()), device=logits.device)
+                ids = device_tensor(list(bias), torch.int64, logits.device)
+                logits[i, ids] += device_tensor(list(bias.values()), logits.dtype, logits.device)
         return logits
 
     def _sample(self, logits: torch.Tensor, t: SamplingTensors | None,
                 meta: SamplingMetadata) -> tuple[torch.Tensor, torch.Tensor]:
-        """All sampled tokens, row i's num_samples back to back: (token ids [S], their row [S]).
-
-        Stays on the device: the caller reads the result once.
-        """
+        """All sampled tokens, row i's num_samples back to back: (token ids [S], their row [S]),
+        on the device."""
         device = logits.device
         counts = [row.num_samples for row in meta.rows]
-        row_of = torch.arange(len(counts), device=device)
         if any(c > 1 for c in counts):
-            row_of = row_of.repeat_interleave(torch.tensor(counts, device=device))
+            row_of = device_tensor([i for i, c in enumerate(counts) for _ in range(c)],
+                                   torch.int64, device)
+        else:
+            row_of = torch.arange(len(counts), device=device)
         tokens = logits.argmax(dim=-1)[row_of]
         greedy = [row.group.sampling_params.is_greedy for row in meta.rows]
         if all(greedy):
@@ -102,32 +94,8 @@ class Sampler(nn.Module):
                 noise[start:start + n].exponential_(generator=row.group.generator)
             start += n
         drawn = (probs / noise).argmax(dim=-1)
-        is_greedy = torch.tensor(greedy, device=device)[row_of]
+        is_greedy = device_tensor(greedy, torch.bool, device)[row_of]
         return torch.where(is_greedy, tokens, drawn), row_of
-
-    @staticmethod
-    def _gather(raw_logprobs: torch.Tensor, sampled: tuple[torch.Tensor, torch.Tensor],
-                meta: SamplingMetadata) -> list[list[Sample]]:
-        tokens, row_of = sampled
-        chosen = raw_logprobs[row_of, tokens]
-        wanted = [r.group.sampling_params.logprobs for r in meta.rows]
-        k_max = max((k or 0) for k in wanted)
-        ranks = top_vals = top_ids = None
-        if any(k is not None for k in wanted):
-            ranks = ((raw_logprobs[row_of] > chosen[:, None]).sum(-1) + 1).tolist()
-            if k_max:
-                top = raw_logprobs.topk(k_max, dim=-1)
-                top_vals, top_ids = top.values.tolist(), top.indices.tolist()
-        token_list, chosen_list, rows = tokens.tolist(), chosen.tolist(), row_of.tolist()
-        out: list[list[Sample]] = [[] for _ in meta.rows]
-        for j, (token, lp, i) in enumerate(zip(token_list, chosen_list, rows)):
-            entries = None
-            if wanted[i] is not None:
-                entries = {token: Logprob(lp, ranks[j])}
-                for r in range(wanted[i]):
-                    entries.setdefault(top_ids[i][r], Logprob(top_vals[i][r], r + 1))
-            out[i].append(Sample(token, lp, entries))
-        return out
 
     @staticmethod
     def _prompt_logprobs(logits: torch.Tensor, pr) -> list[dict[int, Logprob]]:
