@@ -2,8 +2,8 @@
 # A GPU machine's whole job in one go: install carried wheels, build the extension, run the GPU
 # tests and the benchmarks, and write every log under OUT.
 #   benchmarks/gpu_job.sh OUT [step ...]
-# steps: build ops engine kernels throughput profile sweep throughput-hf serving serving-split tp
-#   tp-70b tp-any
+# steps: build ops engine async kernels throughput throughput-sync profile sweep throughput-hf
+#   serving serving-split tp tp-70b tp-any
 #   (tp-any: TP=4 PRESET=llama2-70b by default; e.g. TP=8 PRESET=bloom-176b)
 #   (sweep: SWEEP="256:8192 512:8192 1024:8192" max_num_seqs:max_num_batched_tokens pairs)
 #   (default: build ops engine kernels throughput)
@@ -61,9 +61,12 @@ for step in $STEPS; do
              python setup.py build_ext --inplace ;;
     ops) run ops python -m pytest tests/ops -m gpu -q -x -p no:cacheprovider ;;
     engine) run engine python -m pytest tests/gpu -q -s -p no:cacheprovider ;;
+    async) run async python -m pytest tests/gpu/test_async_scheduling_gpu.py -q -p no:cacheprovider ;;
     kernels) run kernels bash -c "python benchmarks/kernels/benchmark_paged_attention.py && python benchmarks/kernels/benchmark_rms_norm_rotary.py" ;;
     throughput) run throughput python benchmarks/benchmark_throughput.py --preset llama3-8b \
                   --load-format dummy --workload "$WL" --num-prompts 1000 ;;
+    throughput-sync) run throughput_sync python benchmarks/benchmark_throughput.py --preset llama3-8b \
+                       --load-format dummy --workload "$WL" --num-prompts 1000 --no-async-scheduling ;;
     profile) run profile python benchmarks/benchmark_throughput.py --preset llama3-8b \
                --load-format dummy --workload "$WL" --num-prompts 1000 --profile --trace-steps 400 440 ;;
     sweep) for pair in ${SWEEP:-256:8192 512:8192 1024:8192}; do  # max_num_seqs:max_num_batched_tokens
