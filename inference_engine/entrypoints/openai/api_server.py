@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import logging
 import secrets
-import sys
 import uuid
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -229,15 +228,8 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-# The engine thread and the event loop share the GIL. Each step the engine thread comes back
-# from waiting on the GPU and needs the GIL; while the loop is busy streaming, CPython makes it
-# wait a whole switch interval (5 ms by default) first: too long beside a step of a few ms.
-GIL_SWITCH_INTERVAL_S = 0.0005
-
-
 def run_server(args: argparse.Namespace) -> None:
     """Serves until SIGINT/SIGTERM; open requests get `--shutdown-timeout` seconds to finish."""
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(level=logging.INFO)
