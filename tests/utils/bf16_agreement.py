@@ -10,6 +10,7 @@ two ways, position by position and as the common prefix of each pair.
     ... --torch-ops rms_norm,paged_attention   # run these ops on their torch references (CPU)
     ... --one-by-one                           # our engine on one prompt at a time
     ... --device cuda                          # transformers on the GPU too
+    ... --near-ties 5                          # do ours and transformers part at near-ties?
 """
 import argparse
 import json
@@ -64,6 +65,29 @@ def engine_outputs(dtype: str, prompts: list[list[int]], max_tokens: int,
     return [out.outputs[0].token_ids for out in outs]
 
 
+def near_tie_report(prompts: list[list[int]], max_tokens: int, k: int, device: str) -> str:
+    """Whether ours and transformers (both bfloat16) part only at near-ties (see near_ties)."""
+    from transformers import AutoModelForCausalLM
+
+    from inference_engine import LLM, SamplingParams
+    from utils.hf_checkpoint import embedded_hf_checkpoint
+    from utils.near_ties import engine_generation, first_divergences, hf_greedy_top, summary
+    llm = LLM(dtype="bfloat16", max_model_len=2048, cpu_kv_cache_space_gib=0.5,
+              gpu_memory_utilization=0.3)
+    params = SamplingParams(temperature=0, max_tokens=max_tokens, ignore_eos=True, logprobs=k)
+    ours = [engine_generation(out.outputs[0]) for out in
+            llm.generate(prompt_token_ids=prompts, sampling_params=params, use_tqdm=False)]
+    llm.shutdown()
+    model = AutoModelForCausalLM.from_pretrained(embedded_hf_checkpoint(), dtype=torch.bfloat16)
+    model = model.to(device).eval()
+    theirs = [hf_greedy_top(model, ids, max_tokens, k) for ids in prompts]
+    divergences = first_divergences(ours, theirs)
+    lines = [f"  prompt {d.prompt} at {d.position}: ours {d.ours} (in their top-{k}: "
+             f"{d.ours_in_their_top}, gap {d.gap}), theirs {d.theirs} (in our top-{k}: "
+             f"{d.theirs_in_our_top})" for d in divergences]
+    return "\n".join([summary(divergences, len(prompts)), *lines])
+
+
 def force_torch_ops(names: list[str], device_type: str = "cpu") -> None:
     """Makes the named ops run their plain-PyTorch references on tensors of this device type."""
     from inference_engine.ops import _dispatch
@@ -82,10 +106,15 @@ def main() -> None:
     parser.add_argument("--only-ours", action="store_true",
                         help="skip transformers' self-comparisons (float32, eager)")
     parser.add_argument("--hf-cache", help="JSON file keeping transformers' tokens between runs")
+    parser.add_argument("--near-ties", type=int, metavar="K",
+                        help="instead: check each first divergence against both sides' top-K")
     args = parser.parse_args()
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
     force_torch_ops([n for n in args.torch_ops.split(",") if n], args.device)
     prompts = workload_prompts(args.prompts, args.max_prompt_len)
+    if args.near_ties:
+        print(near_tie_report(prompts, args.max_tokens, args.near_ties, args.device))
+        return
     cache = {}
     if args.hf_cache and os.path.exists(args.hf_cache):
         with open(args.hf_cache) as f:
