@@ -2,9 +2,10 @@
 # A GPU machine's whole job in one go: install carried wheels, build the extension, run the GPU
 # tests and the benchmarks, and write every log under OUT.
 #   benchmarks/gpu_job.sh OUT [step ...]
-# steps: build ops engine async kernels throughput throughput-sync profile sweep throughput-hf
-#   serving serving-split tp tp-70b tp-any
-#   (tp-any: TP=4 PRESET=llama2-70b by default; e.g. TP=8 PRESET=bloom-176b)
+# steps: build ops engine async tp-tests kernels throughput throughput-sync profile sweep
+#   throughput-hf serving serving-split tp tp-70b tp-any
+#   (tp-any: TP=4 PRESET=llama2-70b by default; e.g. TP=8 PRESET=bloom-176b; EXTRA_ARGS are
+#    added to benchmark_throughput, e.g. EXTRA_ARGS=--async-scheduling)
 #   (sweep: SWEEP="256:8192 512:8192 1024:8192" max_num_seqs:max_num_batched_tokens pairs)
 #   (default: build ops engine kernels throughput)
 # Prepare .carry/ here first (it is git-ignored; name its paths in the device call's `carry`):
@@ -62,6 +63,7 @@ for step in $STEPS; do
     ops) run ops python -m pytest tests/ops -m gpu -q -x -p no:cacheprovider ;;
     engine) run engine python -m pytest tests/gpu -q -s -p no:cacheprovider ;;
     async) run async python -m pytest tests/gpu/test_async_scheduling_gpu.py -q -p no:cacheprovider ;;
+    tp-tests) run tp_tests python -m pytest tests/distributed/test_tp_gpu.py -q -p no:cacheprovider ;;
     kernels) run kernels bash -c "python benchmarks/kernels/benchmark_paged_attention.py && python benchmarks/kernels/benchmark_rms_norm_rotary.py" ;;
     throughput) run throughput python benchmarks/benchmark_throughput.py --preset llama3-8b \
                   --load-format dummy --workload "$WL" --num-prompts 1000 ;;
@@ -86,7 +88,7 @@ for step in $STEPS; do
           --workload "$WL" --num-prompts 1000 --tensor-parallel-size 2 ;;
     tp-any) run "tp${TP:-4}_${PRESET:-llama2-70b}" python benchmarks/benchmark_throughput.py \
               --preset "${PRESET:-llama2-70b}" --load-format dummy --workload "$WL" \
-              --num-prompts "${NUM_PROMPTS:-1000}" --tensor-parallel-size "${TP:-4}" ;;
+              --num-prompts "${NUM_PROMPTS:-1000}" --tensor-parallel-size "${TP:-4}" ${EXTRA_ARGS:-} ;;
     tp-70b) run tp_70b python benchmarks/benchmark_throughput.py --preset llama2-70b \
               --load-format dummy --workload "$WL" --num-prompts 1000 --tensor-parallel-size 2 ;;
     *) echo "unknown step $step" | tee -a "$OUT/summary.log" ;;

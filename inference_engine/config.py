@@ -174,10 +174,8 @@ class EngineConfig:
     async_scheduling: bool | None = None
 
     def __post_init__(self) -> None:
-        one_rank = self.parallel_config.tensor_parallel_size == 1
         if self.async_scheduling is None:
+            # With tensor parallelism it works (the driver broadcasts the sampled tokens) but
+            # has not been measured on GPUs yet, so it is asked for explicitly there.
             on_cuda = resolve_device(self.model_config.device).type == "cuda"
-            self.async_scheduling = on_cuda and one_rank
-        elif self.async_scheduling and not one_rank:
-            # The other ranks would need the sampled tokens, which only the driver has.
-            raise ValueError("async_scheduling needs tensor_parallel_size=1")
+            self.async_scheduling = on_cuda and self.parallel_config.tensor_parallel_size == 1

@@ -102,6 +102,13 @@ def all_reduce(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def broadcast_from_rank0(x: torch.Tensor) -> torch.Tensor:
+    """Overwrites `x` on every rank with rank 0's `x`, in place."""
+    if get_tp_world_size() > 1:
+        dist.broadcast(x, src=0)
+    return x
+
+
 def gather_to_rank0(x: torch.Tensor, dim: int = -1) -> torch.Tensor | None:
     """Concatenates every rank's shard along `dim` on rank 0; other ranks get None."""
     world = get_tp_world_size()

@@ -13,6 +13,7 @@ import torch
 
 from inference_engine import ops
 from inference_engine.config import EngineConfig
+from inference_engine.distributed.parallel_state import broadcast_from_rank0, get_tp_rank
 from inference_engine.core.scheduler import SchedulerOutputs
 from inference_engine.model_executor.forward_context import AttentionMetadata, set_attention_metadata
 from inference_engine.model_executor.device_samples import DeviceSamples
@@ -200,7 +201,7 @@ class ModelRunner:
         inp = model_input.to(self.device)
         if inp.inputs_from_samples is not None:
             rows, index = inp.inputs_from_samples.unbind(1)
-            inp.input_ids.index_copy_(0, rows, self.last_sampled.index_select(0, index))
+            inp.input_ids.index_copy_(0, rows, self._sampled_inputs(index))
         graphs = self.graph_runner
         if inp.attn.is_decode_only and graphs is not None and graphs.can_run(len(inp.input_ids)):
             hidden = graphs.run(inp.input_ids, inp.positions, inp.attn)
@@ -208,6 +209,15 @@ class ModelRunner:
             with set_attention_metadata(inp.attn):
                 hidden = self.model(inp.input_ids, inp.positions)
         return self.model.compute_logits(hidden[inp.logits_rows])
+
+    def _sampled_inputs(self, index: torch.Tensor) -> torch.Tensor:
+        """The last step's sampled tokens at `index`, on every rank: only the driver sampled
+        them, so with tensor parallelism it broadcasts them (on the device, no host read)."""
+        if get_tp_rank() == 0:
+            tokens = self.last_sampled.index_select(0, index).to(torch.int64)
+        else:
+            tokens = torch.empty(index.shape, dtype=torch.int64, device=self.device)
+        return broadcast_from_rank0(tokens)
 
     @torch.inference_mode()
     def sample(self, logits: torch.Tensor, meta: SamplingMetadata) -> DeviceSamples:

@@ -55,6 +55,17 @@ def test_tp2_ray_matches_tp1(request, checkpoint, tp1_reference, ray_cluster):
     _assert_same(tp1_reference[path], outputs)
 
 
+@pytest.mark.parametrize("backend", ["mp", "ray"])
+def test_tp2_async_scheduling_matches_tp1(request, backend, tp1_reference, tiny_gqa):
+    """The driver broadcasts each step's sampled tokens to the other ranks on the device; the
+    next step, launched before they are read, gives the tokens of TP=1."""
+    if backend == "ray":
+        request.getfixturevalue("ray_cluster")
+    outputs = _run(tiny_gqa, tensor_parallel_size=2, distributed_executor_backend=backend,
+                   async_scheduling=True)
+    _assert_same(tp1_reference[tiny_gqa], outputs)
+
+
 def test_bloom_tp8_mp_matches_tp1(tiny_bloom):
     reference = _run(tiny_bloom)
     outputs = _run(tiny_bloom, tensor_parallel_size=8, distributed_executor_backend="mp")

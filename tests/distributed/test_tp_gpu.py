@@ -1,5 +1,6 @@
-"""Tensor parallelism over two GPUs (NCCL, or RCCL on ROCm): TP=2 through `mp` generates the
-tokens of TP=1 in float32 on tiny random Llamas, one with its single KV head replicated."""
+"""Tensor parallelism over two GPUs (NCCL, or RCCL on ROCm): TP=2 through `mp`, with and
+without async scheduling, generates the tokens of TP=1 in float32 on tiny random Llamas, one
+with its single KV head replicated."""
 import pytest
 import torch
 
@@ -23,10 +24,14 @@ def test_tp2_on_two_gpus_matches_tp1(tmp_path, kv_heads):
     kwargs = {**ENGINE_KWARGS, "device": "cuda", "skip_tokenizer_init": True, "enforce_eager": True,
               "num_gpu_blocks_override": 256}
     outputs = {}
-    for tp in (1, 2):
-        llm = LLM(path, tensor_parallel_size=tp, distributed_executor_backend="mp", **kwargs)
+    # (2, True): async scheduling, the driver broadcasting sampled tokens over NCCL.
+    for tp, async_scheduling in ((1, False), (2, False), (2, True)):
+        llm = LLM(path, tensor_parallel_size=tp, distributed_executor_backend="mp",
+                  async_scheduling=async_scheduling, **kwargs)
         try:
-            outputs[tp] = [o.outputs[0].token_ids for o in llm.generate(PROMPTS, GREEDY, use_tqdm=False)]
+            outputs[tp, async_scheduling] = [
+                o.outputs[0].token_ids for o in llm.generate(PROMPTS, GREEDY, use_tqdm=False)]
         finally:
             llm.llm_engine.executor.shutdown()
-    assert outputs[2] == outputs[1]
+    assert outputs[2, False] == outputs[1, False]
+    assert outputs[2, True] == outputs[1, False]

@@ -52,16 +52,16 @@ def assert_same(expected, got):
             assert a.cumulative_logprob == pytest.approx(b.cumulative_logprob, rel=1e-4, abs=1e-4)
 
 
-def test_switch_defaults_off_on_cpu_and_refuses_tensor_parallelism(llm, async_llm):
+def test_switch_defaults_off_on_cpu_and_with_tensor_parallelism(llm, async_llm):
     assert llm.llm_engine.async_scheduling is False
     assert async_llm.llm_engine.async_scheduling is True
     config = llm.llm_engine.config
-    with pytest.raises(ValueError, match="tensor_parallel_size"):
-        EngineConfig(config.model_config, CacheConfig(), SchedulerConfig(),
-                     ParallelConfig(tensor_parallel_size=2), async_scheduling=True)
     model = ModelConfig(model=config.model_config.model, device="cpu")
     default = EngineConfig(model, CacheConfig(), SchedulerConfig(), ParallelConfig())
     assert default.async_scheduling is False
+    tp2 = EngineConfig(model, CacheConfig(), SchedulerConfig(),
+                       ParallelConfig(tensor_parallel_size=2))
+    assert tp2.async_scheduling is False  # asked for explicitly (tests/distributed)
 
 
 def test_greedy_batch_with_different_lengths_matches_sync(llm, async_llm):
