@@ -38,7 +38,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--profile", action="store_true",
                    help="time each part of a step (synchronises the GPU around the model call)")
     p.add_argument("--trace-steps", type=int, nargs=2, default=None, metavar=("FIRST", "END"),
-                   help="with --profile: trace these steps' GPU kernels with torch.profiler")
+                   help="trace these steps' GPU kernels with torch.profiler (without --profile: "
+                        "nothing synchronised, async scheduling kept; adds the GPU's busy share)")
     return p.parse_args()
 
 
@@ -62,9 +63,10 @@ def run_engine(args, requests) -> tuple[float, float]:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     profile = None
-    if args.profile:
+    if args.profile or args.trace_steps:
         from step_profile import StepProfile
-        profile = StepProfile(llm.llm_engine, tuple(args.trace_steps) if args.trace_steps else None)
+        profile = StepProfile(llm.llm_engine, tuple(args.trace_steps) if args.trace_steps else None,
+                              timers=args.profile)
     start = time.perf_counter()
     outputs = llm.generate(prompts, params)
     elapsed = time.perf_counter() - start

@@ -2,8 +2,8 @@
 # A GPU machine's whole job in one go: install carried wheels, build the extension, run the GPU
 # tests and the benchmarks, and write every log under OUT.
 #   benchmarks/gpu_job.sh OUT [step ...]
-# steps: build ops engine async tp-tests kernels throughput throughput-sync profile sweep
-#   throughput-hf serving serving-split tp tp-70b tp-any
+# steps: build ops engine async tp-tests kernels throughput throughput-sync profile trace-async
+#   sweep throughput-hf serving serving-split tp tp-70b tp-any
 #   (tp-any: TP=4 PRESET=llama2-70b by default; e.g. TP=8 PRESET=bloom-176b; EXTRA_ARGS are
 #    added to benchmark_throughput, e.g. EXTRA_ARGS=--async-scheduling)
 #   (sweep: SWEEP="256:8192 512:8192 1024:8192" max_num_seqs:max_num_batched_tokens pairs)
@@ -71,6 +71,8 @@ for step in $STEPS; do
                        --load-format dummy --workload "$WL" --num-prompts 1000 --no-async-scheduling ;;
     profile) run profile python benchmarks/benchmark_throughput.py --preset llama3-8b \
                --load-format dummy --workload "$WL" --num-prompts 1000 --profile --trace-steps 400 440 ;;
+    trace-async) run trace_async python benchmarks/benchmark_throughput.py --preset llama3-8b \
+                   --load-format dummy --workload "$WL" --num-prompts 1000 --trace-steps 400 440 ;;
     sweep) for pair in ${SWEEP:-256:8192 512:8192 1024:8192}; do  # max_num_seqs:max_num_batched_tokens
              run "sweep_${pair/:/_}" python benchmarks/benchmark_throughput.py --preset llama3-8b \
                --load-format dummy --workload "$WL" --num-prompts 1000 --max-num-seqs "${pair%:*}" \

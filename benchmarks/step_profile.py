@@ -2,7 +2,9 @@
 
 `StepProfile(engine)` wraps the engine's own methods with timers (the GPU is synchronised around
 the model call so its time is its own) and can trace a window of steps with torch.profiler to
-split the GPU time by kernel kind. `report()` prints both tables.
+split the GPU time by kernel kind. `report()` prints both tables. With `timers=False` nothing
+is synchronised inside the window, so async scheduling keeps overlapping host and GPU, and the
+trace also says how busy the GPU was: kernel time over the window's wall time.
 """
 import time
 from collections import defaultdict
@@ -34,13 +36,27 @@ def kernel_kind(name: str) -> str:
 
 
 class StepProfile:
-    def __init__(self, engine, trace_steps: tuple[int, int] | None = None):
+    def __init__(self, engine, trace_steps: tuple[int, int] | None = None, timers: bool = True):
         self.engine = engine
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self.trace_steps = trace_steps
         self.trace = None
+        self.trace_wall = 0.0
         self.num_steps = 0
+        step = engine.step
+
+        def profiled_step(*args, **kwargs):
+            self._maybe_trace()
+            self.num_steps += 1
+            if not timers:
+                return step(*args, **kwargs)
+            return self._timed("step (all)", lambda: step(*args, **kwargs), (), sync=False)
+        engine.step = profiled_step
+        if timers:
+            self._wrap_parts(engine)
+
+    def _wrap_parts(self, engine) -> None:
         driver = engine.executor.driver
         self._wrap(engine.scheduler, "schedule", "host: schedule")
         self._wrap(driver, "prepare_input", "host: prepare input")
@@ -53,13 +69,6 @@ class StepProfile:
             kind = "decode only" if model_input.attn.is_decode_only else "with prefills"
             return self._timed(f"model: {kind} (GPU)", original, (model_input,), sync=True)
         driver.execute_model = execute_model
-        step = engine.step
-
-        def profiled_step(*args, **kwargs):
-            self._maybe_trace()
-            self.num_steps += 1
-            return self._timed("step (all)", lambda: step(*args, **kwargs), (), sync=False)
-        engine.step = profiled_step
 
     def _wrap(self, obj, method: str, label: str, sync: bool = False) -> None:
         original = getattr(obj, method)
@@ -82,12 +91,21 @@ class StepProfile:
         first, last = self.trace_steps
         if self.num_steps == first:
             self.trace = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA])
+            torch.cuda.synchronize()
             self.trace.__enter__()
+            self.trace_wall = -time.perf_counter()
         elif self.num_steps == last and self.trace is not None:
             torch.cuda.synchronize()
+            self.trace_wall += time.perf_counter()
             self.trace.__exit__(None, None, None)
 
     def report(self) -> None:
+        if self.seconds:
+            self._report_parts()
+        if self.trace is not None:
+            self._report_kernels()
+
+    def _report_parts(self) -> None:
         total = self.seconds.get("step (all)", 0.0)
         print(f"\nstep time over {self.num_steps} steps ({total:.2f} s in steps)")
         print(f"{'part':<34}{'calls':>8}{'s':>9}{'% of steps':>12}{'ms/call':>10}")
@@ -97,8 +115,6 @@ class StepProfile:
         named = sum(s for k, s in self.seconds.items() if k != "step (all)")
         print(f"{'host: the rest of step()':<34}{'':>8}{total - named:>9.2f}"
               f"{100 * (total - named) / max(total, 1e-9):>12.1f}")
-        if self.trace is not None:
-            self._report_kernels()
 
     def _report_kernels(self) -> None:
         by_kind: dict[str, float] = defaultdict(float)
@@ -110,7 +126,8 @@ class StepProfile:
                 by_name[event.name] += us
         gpu = sum(by_kind.values())
         first, last = self.trace_steps
-        print(f"\nGPU kernel time over steps {first}..{last - 1}: {gpu / 1e3:.1f} ms")
+        print(f"\nGPU kernel time over steps {first}..{last - 1}: {gpu / 1e3:.1f} ms of "
+              f"{self.trace_wall * 1e3:.1f} ms wall (GPU busy {gpu / 1e4 / self.trace_wall:.1f} %)")
         print(f"{'kind':<34}{'ms':>10}{'% of GPU':>10}")
         for kind in sorted(by_kind, key=lambda k: -by_kind[k]):
             print(f"{kind:<34}{by_kind[kind] / 1e3:>10.1f}{100 * by_kind[kind] / gpu:>10.1f}")
