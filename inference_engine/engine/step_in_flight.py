@@ -27,12 +27,11 @@ class StepInFlight:
 
 def needs_host_tokens(sched: SchedulerOutputs) -> bool:
     """True when some request of `sched` cannot have its next token sampled before this step's
-    tokens are on the host: penalties count the output tokens; a request's first tokens fork
-    its best_of sequences; a seeded request's sequences share one random stream, from which a
-    sequence this step finishes must not draw again."""
+    tokens are on the host: a request's first tokens fork its best_of sequences; a seeded
+    request's sequences share one random stream, from which a sequence this step finishes must
+    not draw again. (Penalties need not wait: they count the token in flight on the device.)"""
     for group in sched.scheduled_seq_groups:
         params = group.sampling_params
-        if params.needs_penalties or (
-                params.best_of > 1 and (params.seed is not None or group.is_first_prefill)):
+        if params.best_of > 1 and (params.seed is not None or group.is_first_prefill):
             return True
     return False

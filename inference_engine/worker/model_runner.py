@@ -20,7 +20,7 @@ from inference_engine.model_executor.device_samples import DeviceSamples
 from inference_engine.model_executor.layers.sampler import Sampler
 from inference_engine.model_executor.model_loader import get_model
 from inference_engine.model_executor.sampling_metadata import (PromptLogprobRows, SampleRow,
-                                                                SamplingMetadata)
+                                                                SamplingMetadata, device_tensor)
 from inference_engine.sequence import SequenceGroup, SequenceStatus
 from inference_engine.worker.cache_engine import CacheEngine
 from inference_engine.worker.cuda_graph import CUDAGraphRunner
@@ -222,6 +222,9 @@ class ModelRunner:
     @torch.inference_mode()
     def sample(self, logits: torch.Tensor, meta: SamplingMetadata) -> DeviceSamples:
         """Queues the sampling; with async scheduling, keeps the tokens for the next step."""
+        if any(row.group.sampling_params.needs_penalties and row.seq.num_pending
+               for row in meta.rows):
+            meta.pending_tokens = self._pending_tokens(meta)
         samples = self.sampler.sample_on_device(logits, meta)
         if self.config.async_scheduling:
             self.last_sampled, self.last_sampled_index, index = samples.token_ids, {}, 0
@@ -229,6 +232,15 @@ class ModelRunner:
                 self.last_sampled_index[row.seq.seq_id] = index
                 index += row.num_samples
         return samples
+
+    def _pending_tokens(self, meta: SamplingMetadata) -> torch.Tensor:
+        """[R] each row's token in flight, from the last step's samples on the device (-1 for
+        rows without one)."""
+        index = [self.last_sampled_index[row.seq.seq_id] if row.seq.num_pending else -1
+                 for row in meta.rows]
+        index = device_tensor(index, torch.int64, self.device)
+        tokens = self.last_sampled.to(torch.int64).index_select(0, index.clamp(min=0))
+        return torch.where(index >= 0, tokens, -1)
 
     @torch.inference_mode()
     def profile_run(self, num_tokens: int, max_seq_len: int) -> None:

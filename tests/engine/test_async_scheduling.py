@@ -103,7 +103,7 @@ def test_eos_ends_chat_answers_as_in_sync(llm, async_llm):
 
 
 def test_requests_that_need_host_tokens_mixed_with_others_match_sync(llm, async_llm):
-    """Penalties and forks drain the step in flight; the rest of the batch runs ahead."""
+    """Forks drain the step in flight; penalties count its token on the device."""
     prompts = mixed_prompts(llm.get_tokenizer(), 6, seed=5, max_words=30)
     params = [SamplingParams(temperature=0, max_tokens=10),
               SamplingParams(temperature=0, max_tokens=10, presence_penalty=1.5),
@@ -113,6 +113,24 @@ def test_requests_that_need_host_tokens_mixed_with_others_match_sync(llm, async_
               SamplingParams(temperature=1.0, n=2, best_of=3, seed=12, max_tokens=6),
               SamplingParams(temperature=0, max_tokens=7, min_tokens=5, logprobs=1)]
     assert_same(*generate_both(llm, async_llm, prompts, params))
+
+
+def test_penalties_count_the_token_in_flight(llm, async_llm):
+    """Penalised requests run ahead (no drain): their output counts take the token still on the
+    device from the last step, so every token equals the synchronous engine's."""
+    prompts = mixed_prompts(llm.get_tokenizer(), 4, seed=9, max_words=20)
+    params = [SamplingParams(temperature=0, max_tokens=24, presence_penalty=1.0),
+              SamplingParams(temperature=0, max_tokens=24, frequency_penalty=0.8),
+              SamplingParams(temperature=0, max_tokens=24, repetition_penalty=1.4),
+              SamplingParams(temperature=0.8, seed=3, max_tokens=24, frequency_penalty=0.5,
+                             presence_penalty=0.5)]
+    plain = [SamplingParams(temperature=0, max_tokens=24)] * 3 + [params[3]]
+    expected, got = generate_both(llm, async_llm, prompts, params)
+    assert_same(expected, got)
+    unpenalised = llm.generate(prompt_token_ids=prompts, sampling_params=plain, use_tqdm=False)
+    # The penalties change the greedy tokens, so a miscounted in-flight token would show.
+    assert sum(a.outputs[0].token_ids != b.outputs[0].token_ids
+               for a, b in zip(expected[:3], unpenalised[:3])) >= 2
 
 
 def test_seeded_sampling_matches_sync(llm, async_llm):

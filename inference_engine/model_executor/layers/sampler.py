@@ -37,7 +37,8 @@ class Sampler(nn.Module):
         # Greedy rows without penalties need no per-row knobs on the device.
         t = None
         if not all(p.is_greedy and not p.needs_penalties for p in params):
-            t = SamplingTensors.build(meta.rows, logits.shape[-1], logits.device)
+            t = SamplingTensors.build(meta.rows, logits.shape[-1], logits.device,
+                                      meta.pending_tokens)
         logits = self._apply_min_tokens(logits, meta)
         if t is not None and t.output_counts is not None:
             logits = apply_penalties(logits, t)
