@@ -4,6 +4,7 @@ from torch import nn
 
 from inference_engine import ops
 from inference_engine.model_executor.layers.attention import Attention
+from inference_engine.model_executor.sampling_metadata import device_tensor
 
 
 def attention_layers(model: nn.Module) -> list[Attention]:
@@ -32,7 +33,5 @@ class CacheEngine:
     def copy_blocks(self, blocks_to_copy: list[tuple[int, int]]) -> None:
         if not blocks_to_copy:
             return
-        # Not waiting for the device: a step may still be running on it (async scheduling).
-        mapping = torch.tensor(blocks_to_copy, dtype=torch.int64).to(self.kv_cache.device,
-                                                                      non_blocking=True)
+        mapping = device_tensor(blocks_to_copy, torch.int64, self.kv_cache.device)
         ops.copy_blocks([l.k_cache for l in self.layers], [l.v_cache for l in self.layers], mapping)

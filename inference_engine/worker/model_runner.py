@@ -239,7 +239,7 @@ class ModelRunner:
         index = [self.last_sampled_index[row.seq.seq_id] if row.seq.num_pending else -1
                  for row in meta.rows]
         index = device_tensor(index, torch.int64, self.device)
-        tokens = self.last_sampled.to(torch.int64).index_select(0, index.clamp(min=0))
+        tokens = self.last_sampled.index_select(0, index.clamp(min=0)).to(torch.int64)
         return torch.where(index >= 0, tokens, -1)
 
     @torch.inference_mode()
