@@ -2,10 +2,11 @@
 # A GPU machine's whole job in one go: install carried wheels, build the extension, run the GPU
 # tests and the benchmarks, and write every log under OUT.
 #   benchmarks/gpu_job.sh OUT [step ...]
-# steps: build ops engine async tp-tests kernels throughput throughput-sync profile trace-async
+# steps: build ops engine async tp-tests kernels attn-mix throughput throughput-sync profile trace-async
 #   sweep throughput-hf serving serving-split tp tp-70b tp-any
 #   (tp-any: TP=4 PRESET=llama2-70b by default; e.g. TP=8 PRESET=bloom-176b; EXTRA_ARGS are
 #    added to benchmark_throughput, e.g. EXTRA_ARGS=--async-scheduling)
+#   (trace-async: TRACE_WINDOWS="400:440 1600:1640" step windows, one run each)
 #   (sweep: SWEEP="256:8192 512:8192 1024:8192" max_num_seqs:max_num_batched_tokens pairs)
 #   (default: build ops engine kernels throughput)
 # Prepare .carry/ here first (it is git-ignored; name its paths in the device call's `carry`):
@@ -65,14 +66,18 @@ for step in $STEPS; do
     async) run async python -m pytest tests/gpu/test_async_scheduling_gpu.py -q -p no:cacheprovider ;;
     tp-tests) run tp_tests python -m pytest tests/distributed/test_tp_gpu.py -q -p no:cacheprovider ;;
     kernels) run kernels bash -c "python benchmarks/kernels/benchmark_paged_attention.py && python benchmarks/kernels/benchmark_rms_norm_rotary.py" ;;
+    attn-mix) run attn_mix python benchmarks/kernels/benchmark_decode_attention_mix.py --workload "$WL" ;;
     throughput) run throughput python benchmarks/benchmark_throughput.py --preset llama3-8b \
                   --load-format dummy --workload "$WL" --num-prompts 1000 ;;
     throughput-sync) run throughput_sync python benchmarks/benchmark_throughput.py --preset llama3-8b \
                        --load-format dummy --workload "$WL" --num-prompts 1000 --no-async-scheduling ;;
     profile) run profile python benchmarks/benchmark_throughput.py --preset llama3-8b \
                --load-format dummy --workload "$WL" --num-prompts 1000 --profile --trace-steps 400 440 ;;
-    trace-async) run trace_async python benchmarks/benchmark_throughput.py --preset llama3-8b \
-                   --load-format dummy --workload "$WL" --num-prompts 1000 --trace-steps 400 440 ;;
+    trace-async) for win in ${TRACE_WINDOWS:-400:440}; do  # first:last step of each traced window
+                   run "trace_async_${win/:/_}" python benchmarks/benchmark_throughput.py \
+                     --preset llama3-8b --load-format dummy --workload "$WL" --num-prompts 1000 \
+                     --trace-steps "${win%:*}" "${win#*:}"
+                 done ;;
     sweep) for pair in ${SWEEP:-256:8192 512:8192 1024:8192}; do  # max_num_seqs:max_num_batched_tokens
              run "sweep_${pair/:/_}" python benchmarks/benchmark_throughput.py --preset llama3-8b \
                --load-format dummy --workload "$WL" --num-prompts 1000 --max-num-seqs "${pair%:*}" \

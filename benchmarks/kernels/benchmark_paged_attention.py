@@ -90,7 +90,8 @@ def run_version(version: str, inputs, scale: float, size: int | None = None) -> 
                               scale, None)
         return out
     max_context = block_tables.shape[1] * key_cache.shape[1]
-    size = size or _compiled.partition_size(query.shape[0], key_cache.shape[2], max_context)
+    size = size or _compiled.partition_size(query.shape[0], key_cache.shape[2], max_context,
+                                         query.device.type)
     parts = math.ceil(max_context / size)
     stats = torch.empty(2, *query.shape[:2], parts, device=query.device)
     tmp = torch.empty(*query.shape[:2], parts, query.shape[2], dtype=query.dtype, device=query.device)

@@ -13,13 +13,24 @@ _ops = torch.ops.inference_engine
 
 # Tokens per partition of paged_attention_v2 (the kernels take it as an argument): 512, halved down
 # to 128 while the grid would have fewer than _MIN_V2_BLOCKS (sequence, KV head, partition) blocks,
-# so that a few long sequences still fill the GPU.
+# so that a few long sequences still fill the GPU. The block table's width stands for the context
+# (a CUDA graph's table spans the model's whole length), so the count overestimates the blocks that
+# work; 2048 picked 128/256-token partitions for 2-8 sequences of 1-2k tokens, 16-33 % faster than
+# 512 on an H100 (benchmark_decode_attention_mix.py, RESULTS.md). The CPU keeps 512 (its tasks
+# are (sequence, KV head, partition) triples over a few cores).
 PARTITION_SIZE = 512
 _MIN_PARTITION_SIZE = 128
-_MIN_V2_BLOCKS = 512
+_MIN_V2_BLOCKS = {"cuda": 2048, "cpu": 512}
+# v1 (one thread block per sequence and KV head, no reduce) only for batches this large: with
+# fewer, the longest context's block sets the time (64 sequences of ShareGPT lengths: v1 86 us,
+# v2 52 us per layer on an H100; 256 sequences: v1 154, v2 162). The CPU keeps 512.
+_V1_MIN_SEQ_HEADS = {"cuda": 2048, "cpu": 512}
 # v1 keeps a whole context's logits in shared memory (GPU); beyond this many (tokens x query heads
 # per KV head, at most 8 per thread block) it switches to v2.
 _V1_MAX_LOGITS = 8192
+# Head sizes the GPU decode kernel is instantiated for (csrc/gpu/paged_attention_kernels.cu); a
+# model with another one decodes with the Triton kernel there (the CPU kernel takes any size).
+GPU_HEAD_SIZES = (64, 80, 96, 112, 128, 256)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -91,19 +102,22 @@ def swap_blocks(src: torch.Tensor, dst: torch.Tensor, block_mapping: torch.Tenso
     _ops.swap_blocks(src, dst, block_mapping.to(device="cpu", dtype=torch.long).contiguous())
 
 
-def use_v1(num_seqs: int, num_kv_heads: int, queries_per_kv: int, max_context: int) -> bool:
+def use_v1(num_seqs: int, num_kv_heads: int, queries_per_kv: int, max_context: int,
+           device_type: str = "cuda") -> bool:
     """v1 (one pass per sequence) when one partition covers the context or when there are enough
     (sequence, KV head) pairs to fill the device and the logits fit in shared memory."""
     if max_context <= PARTITION_SIZE:
         return True
-    return max_context * min(queries_per_kv, 8) <= _V1_MAX_LOGITS and num_seqs * num_kv_heads >= 512
+    return (max_context * min(queries_per_kv, 8) <= _V1_MAX_LOGITS
+            and num_seqs * num_kv_heads >= _V1_MIN_SEQ_HEADS.get(device_type, 512))
 
 
-def partition_size(num_seqs: int, num_kv_heads: int, max_context: int) -> int:
+def partition_size(num_seqs: int, num_kv_heads: int, max_context: int,
+                   device_type: str = "cuda") -> int:
     """paged_attention_v2's partition size for this batch (see PARTITION_SIZE)."""
-    size = PARTITION_SIZE
+    size, min_blocks = PARTITION_SIZE, _MIN_V2_BLOCKS.get(device_type, 512)
     while (size > _MIN_PARTITION_SIZE
-           and num_seqs * num_kv_heads * -(-max_context // size) < _MIN_V2_BLOCKS):
+           and num_seqs * num_kv_heads * -(-max_context // size) < min_blocks):
         size //= 2
     return size
 
@@ -111,6 +125,9 @@ def partition_size(num_seqs: int, num_kv_heads: int, max_context: int) -> int:
 def paged_attention(query: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
                     block_tables: torch.Tensor, seq_lens: torch.Tensor, scale: float,
                     alibi_slopes: torch.Tensor | None = None) -> torch.Tensor:
+    if query.device.type == "cuda" and query.shape[-1] not in GPU_HEAD_SIZES:
+        return _paged_attention_fallback(query, key_cache, value_cache, block_tables, seq_lens,
+                                         scale, alibi_slopes)
     query = query.contiguous()
     out = torch.empty_like(query)
     block_tables = block_tables.to(torch.int32).contiguous()
@@ -118,14 +135,14 @@ def paged_attention(query: torch.Tensor, key_cache: torch.Tensor, value_cache: t
     if alibi_slopes is not None:
         alibi_slopes = alibi_slopes.float().contiguous()
     num_seqs, num_heads, head_size = query.shape
-    num_kv_heads = key_cache.shape[2]
+    num_kv_heads, device_type = key_cache.shape[2], query.device.type
     # The block table's width bounds every context, without reading seq_lens on the host.
     max_context = block_tables.shape[1] * key_cache.shape[1]
-    if use_v1(num_seqs, num_kv_heads, num_heads // num_kv_heads, max_context):
+    if use_v1(num_seqs, num_kv_heads, num_heads // num_kv_heads, max_context, device_type):
         _ops.paged_attention_v1(out, query, key_cache, value_cache, block_tables, seq_lens,
                                 scale, alibi_slopes)
         return out
-    size = partition_size(num_seqs, num_kv_heads, max_context)
+    size = partition_size(num_seqs, num_kv_heads, max_context, device_type)
     partitions = -(-max_context // size)
     stats = torch.empty((2, num_seqs, num_heads, partitions), dtype=torch.float32, device=query.device)
     tmp_out = torch.empty((num_seqs, num_heads, partitions, head_size), dtype=query.dtype,
@@ -133,3 +150,13 @@ def paged_attention(query: torch.Tensor, key_cache: torch.Tensor, value_cache: t
     _ops.paged_attention_v2(out, stats[0], stats[1], tmp_out, query, key_cache, value_cache,
                             block_tables, seq_lens, scale, alibi_slopes, size)
     return out
+
+
+def _paged_attention_fallback(*args) -> torch.Tensor:
+    """The Triton decode kernel (no host reads: CUDA graphs may capture it), else the reference."""
+    from inference_engine.ops._dispatch import triton_available
+    if triton_available():
+        from inference_engine.ops.triton_prefill_attention import paged_attention as triton_attention
+        return triton_attention(*args)
+    from inference_engine.ops.attention import paged_attention_ref
+    return paged_attention_ref(*args)

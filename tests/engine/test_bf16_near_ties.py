@@ -1,6 +1,8 @@
-"""bfloat16 on the embedded model: where our greedy tokens and transformers' (both bfloat16)
-first differ, each token is among the other's top 5 (see utils.near_ties): the two part only
-where rounding decides between near-equal logits, never on a wrong distribution."""
+"""bfloat16 on the embedded model: where our greedy tokens and transformers' first differ, each
+token is among the other's top 5 (see utils.near_ties): against transformers in bfloat16 (the
+two part only where rounding decides between near-equal logits) and in float32 (our rounding
+moves a token only where the accurate model is nearly undecided)."""
+import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
@@ -19,15 +21,21 @@ PROMPTS = [
 ]
 
 
-def test_bfloat16_parts_from_transformers_only_at_near_ties(embedded_path):
-    from utils.hf_checkpoint import embedded_hf_checkpoint
+@pytest.fixture(scope="module")
+def ours_bf16(embedded_path):
     llm = LLM(dtype="bfloat16", cpu_kv_cache_space_gib=0.25)
     params = SamplingParams(temperature=0, max_tokens=24, ignore_eos=True, logprobs=5)
     outs = llm.generate(PROMPTS, params, use_tqdm=False)
     llm.shutdown()
-    ours = [engine_generation(out.outputs[0]) for out in outs]
-    hf = AutoModelForCausalLM.from_pretrained(embedded_hf_checkpoint(), dtype=torch.bfloat16).eval()
-    theirs = [hf_greedy_top(hf, out.prompt_token_ids, 24, 5) for out in outs]
+    return outs
+
+
+@pytest.mark.parametrize("hf_dtype", [torch.bfloat16, torch.float32], ids=["bf16", "fp32"])
+def test_bfloat16_parts_from_transformers_only_at_near_ties(ours_bf16, hf_dtype):
+    from utils.hf_checkpoint import embedded_hf_checkpoint
+    ours = [engine_generation(out.outputs[0]) for out in ours_bf16]
+    hf = AutoModelForCausalLM.from_pretrained(embedded_hf_checkpoint(), dtype=hf_dtype).eval()
+    theirs = [hf_greedy_top(hf, out.prompt_token_ids, 24, 5) for out in ours_bf16]
     divergences = first_divergences(ours, theirs)
     print(summary(divergences, len(PROMPTS)))
     assert all(d.is_near_tie for d in divergences), [d for d in divergences if not d.is_near_tie]

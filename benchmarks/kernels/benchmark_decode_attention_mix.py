@@ -1,0 +1,146 @@
+"""Decode paged attention on the context lengths a ShareGPT run really has, timed as the engine
+runs it: inside a CUDA graph (no launch overhead), with the block table as wide as the engine
+passes it (`batch`: the batch's longest context, as in eager mixed steps; `graph`: the model's
+whole length, as in captured decode graphs). Uniform contexts (benchmark_paged_attention.py) hide
+the cost of one long sequence in a batch of short ones and of a few long ones alone.
+
+Contexts: batches above --tail-batch take random requests at a random point of their output
+(the busy middle of a run); smaller batches take the longest requests late in their output (the
+tail of a run). Backends: the ops' choice, v1, and v2 at each partition size.
+
+    python benchmarks/kernels/benchmark_decode_attention_mix.py --workload sharegpt-1000.jsonl
+"""
+import argparse
+import json
+import math
+
+import numpy as np
+import torch
+
+from bandwidth import copy_bandwidth_gbs, print_table
+from inference_engine.ops import _compiled
+from inference_engine.ops._dispatch import has_compiled
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workload", required=True, help="JSONL with prompt_token_ids and output_len")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128, 256])
+    p.add_argument("--tail-batch", type=int, default=16)
+    p.add_argument("--partition-sizes", type=int, nargs="+", default=[64, 128, 256, 512])
+    p.add_argument("--max-model-len", type=int, default=8192, help="the graph table's width in tokens")
+    p.add_argument("--num-heads", type=int, default=32)
+    p.add_argument("--num-kv-heads", type=int, default=8)
+    p.add_argument("--head-size", type=int, default=128)
+    p.add_argument("--block-size", type=int, default=16)
+    p.add_argument("--calls", type=int, default=20, help="calls captured in one graph")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args()
+
+
+def sample_contexts(requests: list[tuple[int, int]], batch: int, tail: bool,
+                    rng: np.random.Generator) -> list[int]:
+    if tail:  # the longest requests, late in their output
+        longest = sorted(requests, key=lambda r: -r[1])[:batch]
+        return [p + int(rng.uniform(0.5, 1.0) * o) for p, o in longest]
+    picks = rng.choice(len(requests), size=batch, replace=len(requests) < batch)
+    return [requests[i][0] + 1 + int(rng.uniform(0, 1) * requests[i][1]) for i in picks]
+
+
+def make_inputs(args, contexts: list[int], width_blocks: int):
+    device, dtype = "cuda", torch.bfloat16
+    blocks = [math.ceil(c / args.block_size) for c in contexts]
+    shape = (sum(blocks), args.block_size, args.num_kv_heads, args.head_size)
+    key_cache = torch.randn(shape, dtype=dtype, device=device)
+    value_cache = torch.randn(shape, dtype=dtype, device=device)
+    ids = torch.randperm(sum(blocks), dtype=torch.int32)
+    table = torch.zeros(len(contexts), width_blocks, dtype=torch.int32)
+    start = 0
+    for row, n in enumerate(blocks):
+        table[row, :n] = ids[start:start + n]
+        start += n
+    seq_lens = torch.tensor(contexts, dtype=torch.int32, device=device)
+    query = torch.randn(len(contexts), args.num_heads, args.head_size, dtype=dtype, device=device)
+    return query, key_cache, value_cache, table.to(device), seq_lens
+
+
+def v2_call(inputs, scale: float, size: int):
+    query, key_cache, value_cache, block_tables, seq_lens = inputs
+    parts = math.ceil(block_tables.shape[1] * key_cache.shape[1] / size)
+    out = torch.empty_like(query)
+    stats = torch.empty(2, *query.shape[:2], parts, device=query.device)
+    tmp = torch.empty(*query.shape[:2], parts, query.shape[2], dtype=query.dtype, device=query.device)
+    ops = torch.ops.inference_engine
+    return lambda: ops.paged_attention_v2(out, stats[0], stats[1], tmp, query, key_cache, value_cache,
+                                          block_tables, seq_lens, scale, None, size)
+
+
+def backends(args, inputs) -> dict:
+    query, key_cache, value_cache, block_tables, seq_lens = inputs
+    scale = args.head_size ** -0.5
+    fns = {"ops' choice": lambda: _compiled.paged_attention(*inputs, scale)}
+    width_tokens = block_tables.shape[1] * key_cache.shape[1]
+    group = min(args.num_heads // args.num_kv_heads, 8)
+    if width_tokens * group * 4 <= 160 * 1024:  # v1 keeps the logits in shared memory
+        out = torch.empty_like(query)
+        fns["v1"] = lambda: torch.ops.inference_engine.paged_attention_v1(
+            out, query, key_cache, value_cache, block_tables, seq_lens, scale, None)
+    for size in args.partition_sizes:
+        if size < width_tokens:
+            fns[f"v2 p{size}"] = v2_call(inputs, scale, size)
+    return fns
+
+
+def graph_time_us(fn, calls: int, replays: int = 10) -> float:
+    """GPU time of one call: `calls` calls captured in a graph, replayed back to back."""
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=stream):
+        for _ in range(calls):
+            fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(replays):
+        graph.replay()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) * 1e3 / (replays * calls)
+
+
+def main() -> None:
+    args = parse_args()
+    assert has_compiled("paged_attention_v2", "cuda"), "build the extension first"  # also loads it
+    rng = np.random.default_rng(args.seed)
+    with open(args.workload) as f:
+        requests = [(len(r["prompt_token_ids"]), r["output_len"]) for r in map(json.loads, f)]
+    copy_gbs = copy_bandwidth_gbs("cuda")
+    graph_width = math.ceil(args.max_model_len / args.block_size)
+    rows = []
+    for batch in args.batch_sizes:
+        contexts = sample_contexts(requests, batch, batch <= args.tail_batch, rng)
+        kv_bytes = 2 * sum(contexts) * args.num_kv_heads * args.head_size * 2
+        for width_name, width in (("batch", math.ceil(max(contexts) / args.block_size)),
+                                  ("graph", graph_width)):
+            inputs = make_inputs(args, contexts, width)
+            for name, fn in backends(args, inputs).items():
+                us = graph_time_us(fn, args.calls)
+                gbs = kv_bytes / us / 1e3
+                rows.append([batch, width_name, int(np.mean(contexts)), max(contexts), name, us, gbs,
+                             100 * gbs / copy_gbs])
+            del inputs
+            torch.cuda.empty_cache()
+    print(f"\ndevice: {torch.cuda.get_device_name()}; copy bandwidth {copy_gbs:.0f} GB/s; "
+          f"{args.num_heads} query / {args.num_kv_heads} KV heads, head size {args.head_size}, bf16; "
+          f"bytes: K and V of every context token")
+    print_table(["batch", "table", "mean ctx", "max ctx", "backend", "time us", "GB/s", "% of copy"],
+                rows)
+
+
+if __name__ == "__main__":
+    main()
