@@ -40,7 +40,16 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--trace-steps", type=int, nargs=2, default=None, metavar=("FIRST", "END"),
                    help="trace these steps' GPU kernels with torch.profiler (without --profile: "
                         "nothing synchronised, async scheduling kept; adds the GPU's busy share)")
+    p.add_argument("--attention-split-blocks", type=int, default=None, metavar="N",
+                   help="GPU decode attention: v1 from N (sequence, KV head) pairs, v2 partitions "
+                        "until N blocks (to compare with the default's; TP=1, in-process only)")
     return p.parse_args()
+
+
+def set_attention_split(blocks: int | None) -> None:
+    if blocks is not None:
+        from inference_engine.ops import _compiled
+        _compiled._V1_MIN_SEQ_HEADS["cuda"] = _compiled._MIN_V2_BLOCKS["cuda"] = blocks
 
 
 def run_engine(args, requests) -> tuple[float, float]:
@@ -88,6 +97,7 @@ def main() -> None:
     output_tokens = sum(r.output_len for r in requests)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     rows = []
+    set_attention_split(args.attention_split_blocks)
     elapsed, peak = run_engine(args, requests)
     rows.append(("inference-engine", elapsed, peak))
     if args.compare_hf or args.compare_hf_generate:

@@ -2,7 +2,8 @@
 # A GPU machine's whole job in one go: install carried wheels, build the extension, run the GPU
 # tests and the benchmarks, and write every log under OUT.
 #   benchmarks/gpu_job.sh OUT [step ...]
-# steps: build ops engine async tp-tests kernels attn-mix throughput throughput-sync profile trace-async
+# steps: build ops engine async tp-tests kernels attn-mix warm throughput throughput-split512
+#   throughput-sync profile trace-async
 #   sweep throughput-hf serving serving-split tp tp-70b tp-any
 #   (tp-any: TP=4 PRESET=llama2-70b by default; e.g. TP=8 PRESET=bloom-176b; EXTRA_ARGS are
 #    added to benchmark_throughput, e.g. EXTRA_ARGS=--async-scheduling)
@@ -67,8 +68,13 @@ for step in $STEPS; do
     tp-tests) run tp_tests python -m pytest tests/distributed/test_tp_gpu.py -q -p no:cacheprovider ;;
     kernels) run kernels bash -c "python benchmarks/kernels/benchmark_paged_attention.py && python benchmarks/kernels/benchmark_rms_norm_rotary.py" ;;
     attn-mix) run attn_mix python benchmarks/kernels/benchmark_decode_attention_mix.py --workload "$WL" ;;
+    warm) run warm python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
+            --workload "$WL" --num-prompts 200 ;;  # a fresh machine's first run is slow: not compared
     throughput) run throughput python benchmarks/benchmark_throughput.py --preset llama3-8b \
                   --load-format dummy --workload "$WL" --num-prompts 1000 ;;
+    throughput-split512) run throughput_split512 python benchmarks/benchmark_throughput.py \
+                           --preset llama3-8b --load-format dummy --workload "$WL" --num-prompts 1000 \
+                           --attention-split-blocks 512 ;;  # the decode-attention choice before 2048
     throughput-sync) run throughput_sync python benchmarks/benchmark_throughput.py --preset llama3-8b \
                        --load-format dummy --workload "$WL" --num-prompts 1000 --no-async-scheduling ;;
     profile) run profile python benchmarks/benchmark_throughput.py --preset llama3-8b \
