@@ -44,9 +44,12 @@ def replay(requests: list[tuple[int, int]], max_seqs: int, budget: int):
         decode_rows = len(running)
         context = sum(ctx for _, ctx in running.values())
         tokens, prompt_tokens = decode_rows, 0
-        while waiting and len(running) < max_seqs and tokens + requests[waiting[0]][0] <= budget:
+        while waiting and len(running) < max_seqs:
+            prompt, output = requests[waiting[0]]
+            # As the scheduler: decodes never keep out a step's first prompt.
+            if (tokens + prompt if prompt_tokens else prompt) > budget:
+                break
             i = waiting.pop(0)
-            prompt, output = requests[i]
             tokens += prompt
             prompt_tokens += prompt
             running[i] = [output, prompt]
