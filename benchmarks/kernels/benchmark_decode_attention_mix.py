@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from bandwidth import copy_bandwidth_gbs, print_table
+from benchmark_paged_attention import run_version
 from inference_engine.ops import _compiled
 from inference_engine.ops._dispatch import has_compiled
 
@@ -64,30 +65,17 @@ def make_inputs(args, contexts: list[int], width_blocks: int):
     return query, key_cache, value_cache, table.to(device), seq_lens
 
 
-def v2_call(inputs, scale: float, size: int):
-    query, key_cache, value_cache, block_tables, seq_lens = inputs
-    parts = math.ceil(block_tables.shape[1] * key_cache.shape[1] / size)
-    out = torch.empty_like(query)
-    stats = torch.empty(2, *query.shape[:2], parts, device=query.device)
-    tmp = torch.empty(*query.shape[:2], parts, query.shape[2], dtype=query.dtype, device=query.device)
-    ops = torch.ops.inference_engine
-    return lambda: ops.paged_attention_v2(out, stats[0], stats[1], tmp, query, key_cache, value_cache,
-                                          block_tables, seq_lens, scale, None, size)
-
-
 def backends(args, inputs) -> dict:
-    query, key_cache, value_cache, block_tables, seq_lens = inputs
+    key_cache, block_tables = inputs[1], inputs[3]
     scale = args.head_size ** -0.5
     fns = {"ops' choice": lambda: _compiled.paged_attention(*inputs, scale)}
     width_tokens = block_tables.shape[1] * key_cache.shape[1]
     group = min(args.num_heads // args.num_kv_heads, 8)
     if width_tokens * group * 4 <= 160 * 1024:  # v1 keeps the logits in shared memory
-        out = torch.empty_like(query)
-        fns["v1"] = lambda: torch.ops.inference_engine.paged_attention_v1(
-            out, query, key_cache, value_cache, block_tables, seq_lens, scale, None)
+        fns["v1"] = lambda: run_version("v1", inputs, scale)
     for size in args.partition_sizes:
         if size < width_tokens:
-            fns[f"v2 p{size}"] = v2_call(inputs, scale, size)
+            fns[f"v2 p{size}"] = lambda s=size: run_version("v2", inputs, scale, s)
     return fns
 
 
