@@ -1,5 +1,6 @@
 // Gated activations: input [rows, 2 * d] holds (gate, up); out [rows, d] = act(gate) * up.
-// One thread block per row, 16-byte accesses when d allows.
+// Thread blocks per row: enough for one 16-byte access per thread (when d allows), so a decode
+// batch of a few rows still spreads over many SMs instead of looping on a few.
 #include "dtype.cuh"
 
 namespace ie::gpu {
@@ -28,7 +29,7 @@ __global__ IE_LAUNCH_BOUNDS(kThreads) void act_and_mul_kernel(
   const T* gate = input + static_cast<int64_t>(blockIdx.x) * 2 * d;
   const T* up = gate + d;
   T* o = out + static_cast<int64_t>(blockIdx.x) * d;
-  for (int i = threadIdx.x * N; i < d; i += kThreads * N) {
+  for (int i = (blockIdx.y * kThreads + threadIdx.x) * N; i < d; i += gridDim.y * kThreads * N) {
     float g[N], u[N];
     load_floats<T, N>(gate + i, g);
     load_floats<T, N>(up + i, u);
@@ -40,13 +41,14 @@ __global__ IE_LAUNCH_BOUNDS(kThreads) void act_and_mul_kernel(
 
 template <typename Act, typename T>
 void launch(void* out, const void* input, int64_t rows, int d, cudaStream_t stream) {
-  auto run = [&](auto kernel) {
-    kernel<<<rows, kThreads, 0, stream>>>(static_cast<T*>(out), static_cast<const T*>(input), d);
+  auto run = [&](auto kernel, int n) {
+    const dim3 grid(rows, (d + kThreads * n - 1) / (kThreads * n));  // rows <= 2^31 - 1
+    kernel<<<grid, kThreads, 0, stream>>>(static_cast<T*>(out), static_cast<const T*>(input), d);
   };
   if (d % kVec<T> == 0) {
-    run(act_and_mul_kernel<Act, T, kVec<T>>);
+    run(act_and_mul_kernel<Act, T, kVec<T>>, kVec<T>);
   } else {
-    run(act_and_mul_kernel<Act, T, 1>);
+    run(act_and_mul_kernel<Act, T, 1>, 1);
   }
 }
 

@@ -1,4 +1,5 @@
-// Rotary position embedding: one thread block per token rotates all its query and key heads.
+// Rotary position embedding: a token's query and key heads, kHeadsPerBlock to a thread block (a
+// decode batch of a few tokens still spreads over many SMs).
 // NeoX pairs element i of a head with i + rot_dim / 2; GPT-J pairs 2i with 2i + 1.
 #include "dtype.cuh"
 
@@ -6,6 +7,7 @@ namespace ie::gpu {
 namespace {
 
 constexpr int kThreads = 256;
+constexpr int kHeadsPerBlock = 4;
 
 // Rotates (or, past rot_dim, copies) `num_heads` heads of one token.
 template <typename T, typename C>
@@ -42,10 +44,21 @@ __global__ IE_LAUNCH_BOUNDS(kThreads) void rotary_kernel(
   const int64_t t = blockIdx.x;
   const C* cos = cos_sin_cache + positions[t] * rot_dim;
   const C* sin = cos + rot_dim / 2;
-  rotate_heads(query_out + t * num_heads * head_size, query + t * q_stride, cos, sin, num_heads,
-               head_size, rot_dim, is_neox);
-  rotate_heads(key_out + t * num_kv_heads * head_size, key + t * k_stride, cos, sin, num_kv_heads,
-               head_size, rot_dim, is_neox);
+  // This block's heads: [first, last) of the token's query heads, then its key heads.
+  const int first = blockIdx.y * kHeadsPerBlock;
+  const int last = min(first + kHeadsPerBlock, num_heads + num_kv_heads);
+  if (first < num_heads) {
+    const int n = min(last, num_heads) - first;
+    const int64_t offset = static_cast<int64_t>(first) * head_size;
+    rotate_heads(query_out + t * num_heads * head_size + offset, query + t * q_stride + offset, cos,
+                 sin, n, head_size, rot_dim, is_neox);
+  }
+  if (last > num_heads) {
+    const int k0 = max(first - num_heads, 0), n = last - num_heads - k0;
+    const int64_t offset = static_cast<int64_t>(k0) * head_size;
+    rotate_heads(key_out + t * num_kv_heads * head_size + offset, key + t * k_stride + offset, cos,
+                 sin, n, head_size, rot_dim, is_neox);
+  }
 }
 
 }  // namespace
@@ -58,8 +71,9 @@ const char* launch_rotary_embedding(void* query_out, void* key_out, const int64_
   if (tokens == 0) return nullptr;
   dispatch_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
+    const dim3 grid(tokens, (num_heads + num_kv_heads + kHeadsPerBlock - 1) / kHeadsPerBlock);
     auto run = [&](auto cache) {
-      rotary_kernel<<<tokens, kThreads, 0, stream>>>(
+      rotary_kernel<<<grid, kThreads, 0, stream>>>(
           static_cast<T*>(query_out), static_cast<T*>(key_out), positions,
           static_cast<const T*>(query), static_cast<const T*>(key), cache, num_heads, num_kv_heads,
           head_size, rot_dim, q_stride, k_stride, is_neox);

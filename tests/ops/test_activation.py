@@ -15,7 +15,8 @@ OPS = [
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(1, 128), (13, 2 * 11008), (2, 3, 2 * 1000)])
+@pytest.mark.parametrize("shape", [(1, 128), (13, 2 * 11008), (2, 3, 2 * 1000), (4, 2 * 14336),
+                                   (3, 2 * 4099)])
 @pytest.mark.parametrize("name, op, ref", OPS, ids=[name for name, *_ in OPS])
 def test_act_and_mul(device, dtype, shape, name, op, ref):
     require_compiled(name, device)

@@ -32,3 +32,20 @@ def test_rotary_embedding(device, dtype, head_size, partial, is_neox, float_cach
     q_ref, k_ref = rotary_embedding_ref(positions, query, key, head_size, cache, is_neox)
     torch.testing.assert_close(q_out, q_ref, **TOLERANCES[dtype])
     torch.testing.assert_close(k_out, k_ref, **TOLERANCES[dtype])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("tokens, q_heads, kv_heads", [(1, 6, 2), (3, 5, 1), (2, 32, 8), (4, 1, 1)])
+def test_rotary_embedding_head_counts(device, tokens, q_heads, kv_heads):
+    """The GPU kernel gives each thread block a few of a token's heads, some blocks both query and
+    key heads (6 + 2, 5 + 1); decode batches have a few tokens."""
+    require_compiled("rotary_embedding", device)
+    head_size = 128
+    cache = _cos_sin_cache(4096, head_size, torch.float32, device)
+    positions = torch.randint(0, 4096, (tokens,), device=device)
+    query = torch.randn(tokens, q_heads * head_size, dtype=torch.bfloat16, device=device)
+    key = torch.randn(tokens, kv_heads * head_size, dtype=torch.bfloat16, device=device)
+    q_out, k_out = _compiled.rotary_embedding(positions, query, key, head_size, cache, True)
+    q_ref, k_ref = rotary_embedding_ref(positions, query, key, head_size, cache, True)
+    torch.testing.assert_close(q_out, q_ref, **TOLERANCES[torch.bfloat16])
+    torch.testing.assert_close(k_out, k_ref, **TOLERANCES[torch.bfloat16])
