@@ -17,9 +17,11 @@ BLOCK_N = 64
 DECODE_BLOCK_M = 16
 
 
-# Triton compiles a variant per "is 1 / divisible by 16" class of each integer argument; num_seqs
-# changes every step, and each new variant cost a second or more mid-benchmark.
-@triton.jit(do_not_specialize=["num_seqs"])
+# Triton compiles a variant per "is 1 / divisible by 16" class of each integer argument. num_seqs
+# and the block table's row stride (the batch's longest table) change every step: specialized,
+# a step whose table width first fell in a new class compiled a variant mid-run (a second or more;
+# likely why a fresh machine's first benchmark ran ~2 s slow, RESULTS.md).
+@triton.jit(do_not_specialize=["num_seqs", "stride_bt"])
 def _prefill_kernel(
     query, key_cache, value_cache, out,  # query/out [T, H, D]; caches [blocks, block_size, Hk, D]
     block_tables, query_start_loc, seq_lens, tile_starts, alibi_slopes,

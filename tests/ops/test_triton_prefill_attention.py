@@ -99,3 +99,23 @@ def test_decode_through_prefill_kernel():
     ref = paged_attention_ref(query.double(), key_cache.double(), value_cache.double(), block_tables,
                               seq_lens, 0.125)
     torch.testing.assert_close(out.double(), ref, **TOLERANCES[torch.float16])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not GPU, reason="needs a GPU")
+def test_table_width_and_batch_size_compile_no_new_variant():
+    """Each step's block table has the width of its longest sequence, and the batch size changes:
+    neither may make Triton compile another variant of the kernel mid-run."""
+    from inference_engine.ops.triton_prefill_attention import _prefill_kernel
+    kernels = _prefill_kernel.device_caches[torch.cuda.current_device()][0]
+
+    def run(query_lens, context_lens):
+        batch = make_batch(query_lens, context_lens, 4, 1, 128, 16, torch.bfloat16)
+        prefill_attention(*batch, 128 ** -0.5)
+        torch.cuda.synchronize()
+
+    run([20, 30], [0, 236])  # a table of 16 blocks
+    compiled = len(kernels)
+    run([20], [0])  # 2 blocks, one sequence
+    run([5, 6, 7], [0, 250, 300])  # 20 blocks, three sequences
+    assert len(kernels) == compiled
