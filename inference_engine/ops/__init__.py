@@ -38,7 +38,7 @@ gelu_tanh_and_mul = Op(gelu_tanh_and_mul_ref, _compiled.gelu_tanh_and_mul)
 reshape_and_cache = Op(reshape_and_cache_ref, _compiled.reshape_and_cache)
 prefill_attention = Op(prefill_attention_ref, triton=_triton_prefill_attention)
 paged_attention = Op(paged_attention_ref, _compiled.paged_attention, "paged_attention_v1",
-                     triton=_triton_paged_attention)
+                     triton=_triton_paged_attention, compiled_takes=_compiled.paged_attention_takes)
 copy_blocks = Op(copy_blocks_ref, _compiled.copy_blocks)
 swap_blocks = Op(swap_blocks_ref, _compiled.swap_blocks, device_of=_swap_device)
 

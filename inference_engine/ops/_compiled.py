@@ -29,7 +29,7 @@ _V1_MIN_SEQ_HEADS = {"cuda": 2048, "cpu": 512}
 # per KV head, at most 8 per thread block) it switches to v2.
 _V1_MAX_LOGITS = 8192
 # Head sizes the GPU decode kernel is instantiated for (csrc/gpu/paged_attention_kernels.cu); a
-# model with another one decodes with the Triton kernel there (the CPU kernel takes any size).
+# model with another one decodes with the next backend there, Triton (the CPU kernel takes any).
 GPU_HEAD_SIZES = (64, 80, 96, 112, 128, 256)
 
 
@@ -122,12 +122,14 @@ def partition_size(num_seqs: int, num_kv_heads: int, max_context: int,
     return size
 
 
+def paged_attention_takes(query: torch.Tensor, *args, **kwargs) -> bool:
+    """Whether the compiled decode kernel has an instance for this query's head size."""
+    return query.device.type != "cuda" or query.shape[-1] in GPU_HEAD_SIZES
+
+
 def paged_attention(query: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
                     block_tables: torch.Tensor, seq_lens: torch.Tensor, scale: float,
                     alibi_slopes: torch.Tensor | None = None) -> torch.Tensor:
-    if query.device.type == "cuda" and query.shape[-1] not in GPU_HEAD_SIZES:
-        return _paged_attention_fallback(query, key_cache, value_cache, block_tables, seq_lens,
-                                         scale, alibi_slopes)
     query = query.contiguous()
     out = torch.empty_like(query)
     block_tables = block_tables.to(torch.int32).contiguous()
@@ -150,13 +152,3 @@ def paged_attention(query: torch.Tensor, key_cache: torch.Tensor, value_cache: t
     _ops.paged_attention_v2(out, stats[0], stats[1], tmp_out, query, key_cache, value_cache,
                             block_tables, seq_lens, scale, alibi_slopes, size)
     return out
-
-
-def _paged_attention_fallback(*args) -> torch.Tensor:
-    """The Triton decode kernel (no host reads: CUDA graphs may capture it), else the reference."""
-    from inference_engine.ops._dispatch import triton_available
-    if triton_available():
-        from inference_engine.ops.triton_prefill_attention import paged_attention as triton_attention
-        return triton_attention(*args)
-    from inference_engine.ops.attention import paged_attention_ref
-    return paged_attention_ref(*args)

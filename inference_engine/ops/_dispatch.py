@@ -73,28 +73,37 @@ class Op:
     """A public op: calls the compiled kernel, else the Triton kernel, else the reference.
 
     `compiled` and `triton` take the reference's arguments; `compiled_name` is the torch.ops.inference_engine
-    kernel whose registration decides whether `compiled` may run. `device_of` maps the call's
-    arguments to the device type that decides (by default the first tensor's). `name` (by default
-    the reference's name without `_ref`) must be unique.
+    kernel whose registration decides whether `compiled` may run. `compiled_takes(*args)`, where
+    given, says whether the compiled kernel has an instance for this call's arguments; when it has
+    not, the call runs on the next backend. `device_of` maps the call's arguments to the device
+    type that decides (by default the first tensor's). `name` (by default the reference's name
+    without `_ref`) must be unique.
     """
 
     def __init__(self, ref: Callable, compiled: Callable | None = None, compiled_name: str = "",
                  triton: Callable | None = None, device_of: Callable[..., str] = _first_tensor_device,
-                 name: str = ""):
+                 name: str = "", compiled_takes: Callable[..., bool] | None = None):
         functools.update_wrapper(self, ref)
         self.name = name or ref.__name__.removesuffix("_ref")
         self._impls = {"compiled": compiled, "triton": triton, "torch": ref}
         self._compiled_name = compiled_name or self.name
         self._device_of = device_of
+        self._compiled_takes = compiled_takes
         _OPS[self.name] = self
 
     def __call__(self, *args, **kwargs):
-        impl = self._impls[chosen_backend(self.name, self._device_of(*args, **kwargs))]
-        return impl(*args, **kwargs)
+        device_type = self._device_of(*args, **kwargs)
+        backend = chosen_backend(self.name, device_type)
+        if (backend == "compiled" and self._compiled_takes is not None
+                and not self._compiled_takes(*args, **kwargs)):
+            backend = self.backend(device_type, compiled=False)
+        return self._impls[backend](*args, **kwargs)
 
-    def backend(self, device_type: str) -> str:
-        """'compiled', 'triton' or 'torch': what this op can run on tensors of this device type."""
-        if self._impls["compiled"] is not None and has_compiled(self._compiled_name, device_type):
+    def backend(self, device_type: str, compiled: bool = True) -> str:
+        """'compiled', 'triton' or 'torch': what this op can run on tensors of this device type
+        (without `compiled`: the backend after the compiled one)."""
+        if (compiled and self._impls["compiled"] is not None
+                and has_compiled(self._compiled_name, device_type)):
             return "compiled"
         if self._impls["triton"] is not None and device_type == "cuda" and triton_available():
             return "triton"

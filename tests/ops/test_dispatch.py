@@ -28,6 +28,22 @@ def test_backend_is_logged_once(caplog):
         "op rms_norm_logged on cpu uses the torch backend"]
 
 
+def test_calls_the_compiled_kernel_has_no_instance_for_run_the_next_backend():
+    require_compiled("silu_and_mul", "cpu")
+    calls = []
+
+    def compiled(x):
+        calls.append(x.shape[-1])
+        return _compiled.silu_and_mul(x)
+    op = Op(ops.silu_and_mul_ref, compiled, "silu_and_mul", name="silu_and_mul_takes",
+            compiled_takes=lambda x: x.shape[-1] % 16 == 0)
+    for width in (32, 6):
+        x = torch.randn(3, width)
+        torch.testing.assert_close(op(x), ops.silu_and_mul_ref(x))
+    assert calls == [32]  # width 6 ran on the reference (no Triton on CPU)
+    assert op.backend("cpu") == "compiled"
+
+
 def test_public_op_keeps_the_reference_signature():
     assert ops.rms_norm.__doc__ == rms_norm_ref.__doc__
     assert ops.rms_norm.__wrapped__ is rms_norm_ref

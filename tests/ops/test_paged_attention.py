@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from inference_engine.model_executor.layers.attention import get_alibi_slopes
-from inference_engine.ops import _compiled
+from inference_engine.ops import paged_attention
 from inference_engine.ops.attention import paged_attention_ref
 from op_testing import DEVICES, DTYPES, require_compiled
 
@@ -118,12 +118,12 @@ def test_paged_attention_long_context(dtype):
 @pytest.mark.parametrize("head_size", [16, 32, 128])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_paged_attention_any_head_size(device, head_size, dtype):
-    """The ops' entry point takes head sizes the GPU kernel has no instance for (tiny test models:
-    16, 32): it runs the Triton kernel there instead of failing."""
+    """The public op takes head sizes the GPU kernel has no instance for (tiny test models: 16,
+    32): it runs the next backend, Triton, there instead of failing."""
     require_compiled("paged_attention_v1", device)
     inputs = make_inputs(3, 8, 2, head_size, 16, 300, dtype, device)
     scale = head_size ** -0.5
-    out = _compiled.paged_attention(*inputs, scale)
+    out = paged_attention(*inputs, scale)
     query, key_cache, value_cache, block_tables, seq_lens = inputs
     ref = paged_attention_ref(query.double(), key_cache.double(), value_cache.double(), block_tables,
                               seq_lens, scale)
