@@ -2,9 +2,9 @@
 # A GPU machine's whole job in one go: install carried wheels, build the extension, run the GPU
 # tests and the benchmarks, and write every log under OUT.
 #   benchmarks/gpu_job.sh OUT [step ...]
-# steps: build ops engine async tp-tests kernels attn-mix warm throughput throughput-split512
+# steps: build ops engine async tp-tests kernels probe-eager attn-mix warm throughput throughput-split512
 #   throughput-sync profile trace-async
-#   sweep throughput-hf serving serving-split tp tp-70b tp-any
+#   sweep throughput-hf serving serving-split serving-profile tp tp-70b tp-any
 #   (tp-any: TP=4 PRESET=llama2-70b by default; e.g. TP=8 PRESET=bloom-176b; EXTRA_ARGS are
 #    added to benchmark_throughput, e.g. EXTRA_ARGS=--async-scheduling)
 #   (trace-async: TRACE_WINDOWS="400:440 1600:1640" step windows, one run each)
@@ -67,6 +67,7 @@ for step in $STEPS; do
     async) run async python -m pytest tests/gpu/test_async_scheduling_gpu.py -q -p no:cacheprovider ;;
     tp-tests) run tp_tests python -m pytest tests/distributed/test_tp_gpu.py -q -p no:cacheprovider ;;
     kernels) run kernels bash -c "python benchmarks/kernels/benchmark_paged_attention.py && python benchmarks/kernels/benchmark_rms_norm_rotary.py" ;;
+    probe-eager) run probe_eager python benchmarks/kernels/probe_eager_host_overhead.py ;;
     attn-mix) run attn_mix python benchmarks/kernels/benchmark_decode_attention_mix.py --workload "$WL" ;;
     warm) run warm python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
             --workload "$WL" --num-prompts 200 ;;  # a fresh machine's first run is slow: not compared
@@ -97,6 +98,9 @@ for step in $STEPS; do
                        --client sdk --request-rate 16 --switch-interval-ms "$ms" --workload "$WL" \
                        -- --model llama3-8b --load-format dummy --skip-tokenizer-init
                    done ;;
+    serving-profile) run serving_profile python tests/utils/serving_overhead.py --client sdk \
+                       --request-rate 16 --profile-top "${PROFILE_TOP:-45}" --workload "$WL" \
+                       -- --model llama3-8b --load-format dummy --skip-tokenizer-init ;;
     tp) run tp python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
           --workload "$WL" --num-prompts 1000 --tensor-parallel-size 2 ;;
     tp-any) run "tp${TP:-4}_${PRESET:-llama2-70b}" python benchmarks/benchmark_throughput.py \

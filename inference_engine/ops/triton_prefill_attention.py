@@ -11,6 +11,8 @@ import torch
 import triton
 import triton.language as tl
 
+from inference_engine.ops.triton_launch import CompiledLaunch
+
 BLOCK_M = 64
 BLOCK_N = 64
 # Decode rows: tl.dot needs at least 16 rows, and a decode tile has one real row.
@@ -96,19 +98,45 @@ def _prefill_kernel(
                  acc.to(out.dtype.element_ty), mask=m_mask[:, None] & d_mask[None, :])
 
 
+_launch_prefill = CompiledLaunch(_prefill_kernel)
+# The last call's (query_start_loc, its version, block_m, tile_starts): every layer of a step
+# passes the same query_start_loc tensor, so its tile starts (five small torch ops, ~40 µs of
+# host time) are computed once per step rather than once per layer. Holding the tensor keeps its
+# identity from being reused; an in-place write bumps its version. Inference tensors (the
+# engine's) track no version: the model runner builds query_start_loc anew each step and never
+# writes into it. Never kept from inside a CUDA graph capture: the graph must own what it reads.
+_tile_starts_memo: list = [None, -2, 0, None]
+
+
+def _tile_starts(query_start_loc: torch.Tensor, block_m: int) -> torch.Tensor:
+    """[num_seqs + 1] int32: the grid index of each sequence's first query tile."""
+    loc, version, memo_block_m, tile_starts = _tile_starts_memo
+    if loc is query_start_loc and version == _version(loc) and memo_block_m == block_m:
+        return tile_starts
+    q_lens = query_start_loc[1:] - query_start_loc[:-1]
+    tile_starts = torch.zeros(len(query_start_loc), dtype=torch.int32, device=query_start_loc.device)
+    tile_starts[1:] = torch.cumsum((q_lens + block_m - 1) // block_m, 0)
+    capturing = query_start_loc.is_cuda and torch.cuda.is_current_stream_capturing()
+    _tile_starts_memo[:] = ([None, -2, 0, None] if capturing else
+                            [query_start_loc, _version(query_start_loc), block_m, tile_starts])
+    return tile_starts
+
+
+def _version(t: torch.Tensor) -> int:
+    return -1 if t.is_inference() else t._version
+
+
 def _launch(query, key_cache, value_cache, block_tables, query_start_loc, seq_lens, scale,
             alibi_slopes, block_m: int) -> torch.Tensor:
     out = torch.empty_like(query)
     num_seqs = seq_lens.shape[0]
     num_tokens, num_heads, head_size = query.shape
     assert key_cache.stride(3) == 1 and query.stride(2) == 1, "head dimension must be contiguous"
-    q_lens = query_start_loc[1:] - query_start_loc[:-1]
-    tile_starts = torch.zeros(num_seqs + 1, dtype=torch.int32, device=query.device)
-    tile_starts[1:] = torch.cumsum((q_lens + block_m - 1) // block_m, 0)
     # Every sequence adds at most one partial tile to the T / block_m full ones.
     grid = (triton.cdiv(num_tokens, block_m) + num_seqs, num_heads)
-    _prefill_kernel[grid](
-        query, key_cache, value_cache, out, block_tables, query_start_loc, seq_lens, tile_starts,
+    _launch_prefill(
+        grid, query, key_cache, value_cache, out, block_tables, query_start_loc, seq_lens,
+        _tile_starts(query_start_loc, block_m),
         alibi_slopes if alibi_slopes is not None else seq_lens, scale, num_seqs,
         num_heads // key_cache.shape[2],
         query.stride(0), query.stride(1), out.stride(0), out.stride(1),

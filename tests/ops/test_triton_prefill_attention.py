@@ -119,3 +119,30 @@ def test_table_width_and_batch_size_compile_no_new_variant():
     run([20], [0])  # 2 blocks, one sequence
     run([5, 6, 7], [0, 250, 300])  # 20 blocks, three sequences
     assert len(kernels) == compiled
+
+
+def test_tile_starts_follow_an_in_place_change_of_query_start_loc():
+    """The tile starts are kept for the last query_start_loc tensor (every layer of a step passes
+    the same one); writing into that tensor must not reuse the stale ones."""
+    first = make_batch([70, 5], [0, 10], 4, 2, 64, 16, torch.float32)
+    second = make_batch([5, 70], [10, 0], 4, 2, 64, 16, torch.float32)
+    starts = first[4]
+    for batch in (first, first):  # the second call reuses the kept tile starts
+        ref = prefill_attention_ref(*batch, 0.125)
+        torch.testing.assert_close(prefill_attention(*batch, 0.125), ref, **TOLERANCES[torch.float32])
+    starts.copy_(second[4])  # 70 + 5 tokens become 5 + 70: other tiles, the same tensor
+    batch = (*second[:4], starts, second[5])
+    torch.testing.assert_close(prefill_attention(*batch, 0.125), prefill_attention_ref(*batch, 0.125),
+                               **TOLERANCES[torch.float32])
+
+
+def test_tile_starts_kept_for_inference_tensors():
+    """The engine runs in inference mode, whose tensors track no version: the tile starts are
+    kept by identity, and a new query_start_loc (the next step's) gets its own."""
+    with torch.inference_mode():
+        for lens in ([70, 5], [5, 70]):
+            batch = make_batch(lens, [3, 4], 4, 2, 64, 16, torch.float32)
+            for _ in range(2):
+                torch.testing.assert_close(prefill_attention(*batch, 0.125),
+                                           prefill_attention_ref(*batch, 0.125),
+                                           **TOLERANCES[torch.float32])

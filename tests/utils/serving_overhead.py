@@ -31,9 +31,15 @@ sys.path[:0] = [os.path.join(ROOT, "benchmarks"), os.path.join(ROOT, "tests")]
 
 
 def serve_with_timers(stats_path: str, simulate_gpu_ms: float, switch_interval_ms: float | None,
-                      serve_args: list[str]) -> None:
-    """Runs the server (in the child) with the timers patched in; writes them at exit."""
+                      profile_top: int, serve_args: list[str]) -> None:
+    """Runs the server (in the child) with the timers patched in; writes them at exit. With
+    `profile_top`, cProfile runs from the first loop pass to exit and its top functions by own time go to a
+    text file beside the stats: on Python 3.12+ one profiler sees every thread (the engine's
+    steps and the event loop together; it is built on sys.monitoring, which is process-wide)."""
     import atexit
+    import cProfile
+    import io
+    import pstats
     if switch_interval_ms is not None:
         sys.setswitchinterval(switch_interval_ms / 1e3)
 
@@ -42,6 +48,8 @@ def serve_with_timers(stats_path: str, simulate_gpu_ms: float, switch_interval_m
     totals = dict.fromkeys(["passes", "pass_s", "step_s", "step_cpu_s", "model_s",
                             "model_cpu_s", "process_cpu_s"], 0.0)
     first_cpu = []
+
+    profile = cProfile.Profile() if profile_top else None
 
     def timed(fn, wall: str, cpu: str):
         def wrapper(*args, **kwargs):
@@ -74,6 +82,8 @@ def serve_with_timers(stats_path: str, simulate_gpu_ms: float, switch_interval_m
     async def timed_step_once(self, tracker):
         if not first_cpu:  # the first pass: patch this engine's executor
             first_cpu.append(time.process_time())
+            if profile is not None:  # from here: not the imports and the warm-up
+                profile.enable()
             executor = self.engine.executor
             execute = executor.execute_model
             if simulate_gpu_ms:
@@ -92,6 +102,15 @@ def serve_with_timers(stats_path: str, simulate_gpu_ms: float, switch_interval_m
     def write():
         with open(stats_path, "w") as f:
             json.dump(totals, f)
+        if profile is not None:
+            profile.disable()
+            text = io.StringIO()
+            for order in ("tottime", "cumulative"):
+                text.write(f"=== cProfile of the server, every thread: top {profile_top} by "
+                           f"{order}\n")
+                pstats.Stats(profile, stream=text).sort_stats(order).print_stats(profile_top)
+            with open(stats_path + ".profile.txt", "w") as f:
+                f.write(text.getvalue())
 
     if simulate_gpu_ms:
         serve_args = [*serve_args, "--no-async-scheduling"]
@@ -136,7 +155,7 @@ def run(args) -> None:
     log = open(args.server_log, "w")
     server = subprocess.Popen(
         [sys.executable, __file__, "--child-stats", stats_path,
-         "--simulate-gpu-ms", str(args.simulate_gpu_ms),
+         "--simulate-gpu-ms", str(args.simulate_gpu_ms), "--profile-top", str(args.profile_top),
          *(["--switch-interval-ms", str(args.switch_interval_ms)]
            if args.switch_interval_ms is not None else []),
          "--", *args.serve_args,
@@ -178,6 +197,10 @@ def run(args) -> None:
     with open(stats_path) as f:
         t = json.load(f)
     os.unlink(stats_path)
+    if args.profile_top:
+        with open(stats_path + ".profile.txt") as f:
+            print(f.read())
+        os.unlink(stats_path + ".profile.txt")
     n = max(t["passes"], 1)
 
     def ms(key: str) -> float:
@@ -210,15 +233,20 @@ def main() -> None:
     p.add_argument("--workload", default=DEFAULT_WORKLOAD)
     p.add_argument("--server-log", default=os.path.join(tempfile.gettempdir(),
                                                         "serving_overhead_server.log"))
+    p.add_argument("--profile-top", type=int, default=0,
+                   help="cProfile the server (Python 3.12+: every thread); print this many "
+                        "functions (slows the server: its TPOT is not the unprofiled one)")
     p.add_argument("--child-stats", help=argparse.SUPPRESS)
     p.add_argument("serve_args", nargs=argparse.REMAINDER,
                    help="after --: the serve flags (--model ... and so on)")
     args = p.parse_args()
+    if args.profile_top and sys.version_info < (3, 12):
+        p.error("--profile-top needs Python 3.12+ (before it, cProfile sees one thread only)")
     if args.serve_args[:1] == ["--"]:
         args.serve_args = args.serve_args[1:]
     if args.child_stats:
         serve_with_timers(args.child_stats, args.simulate_gpu_ms, args.switch_interval_ms,
-                          args.serve_args)
+                          args.profile_top, args.serve_args)
     else:
         run(args)
 
