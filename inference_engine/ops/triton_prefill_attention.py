@@ -114,7 +114,8 @@ def _tile_starts(query_start_loc: torch.Tensor, block_m: int) -> torch.Tensor:
     if loc is query_start_loc and version == _version(loc) and memo_block_m == block_m:
         return tile_starts
     q_lens = query_start_loc[1:] - query_start_loc[:-1]
-    tile_starts = torch.zeros(len(query_start_loc), dtype=torch.int32, device=query_start_loc.device)
+    tile_starts = torch.zeros(len(query_start_loc), dtype=torch.int32,
+                              device=query_start_loc.device)
     tile_starts[1:] = torch.cumsum((q_lens + block_m - 1) // block_m, 0)
     capturing = query_start_loc.is_cuda and torch.cuda.is_current_stream_capturing()
     _tile_starts_memo[:] = ([None, -2, 0, None] if capturing else

@@ -128,12 +128,13 @@ def test_tile_starts_follow_an_in_place_change_of_query_start_loc():
     second = make_batch([5, 70], [10, 0], 4, 2, 64, 16, torch.float32)
     starts = first[4]
     for batch in (first, first):  # the second call reuses the kept tile starts
-        ref = prefill_attention_ref(*batch, 0.125)
-        torch.testing.assert_close(prefill_attention(*batch, 0.125), ref, **TOLERANCES[torch.float32])
+        torch.testing.assert_close(prefill_attention(*batch, 0.125),
+                                   prefill_attention_ref(*batch, 0.125),
+                                   **TOLERANCES[torch.float32])
     starts.copy_(second[4])  # 70 + 5 tokens become 5 + 70: other tiles, the same tensor
     batch = (*second[:4], starts, second[5])
-    torch.testing.assert_close(prefill_attention(*batch, 0.125), prefill_attention_ref(*batch, 0.125),
-                               **TOLERANCES[torch.float32])
+    torch.testing.assert_close(prefill_attention(*batch, 0.125),
+                               prefill_attention_ref(*batch, 0.125), **TOLERANCES[torch.float32])
 
 
 def test_tile_starts_kept_for_inference_tensors():

@@ -33,7 +33,7 @@ sys.path[:0] = [os.path.join(ROOT, "benchmarks"), os.path.join(ROOT, "tests")]
 def serve_with_timers(stats_path: str, simulate_gpu_ms: float, switch_interval_ms: float | None,
                       profile_top: int, serve_args: list[str]) -> None:
     """Runs the server (in the child) with the timers patched in; writes them at exit. With
-    `profile_top`, cProfile runs from the first loop pass to exit and its top functions by own time go to a
+    `profile_top`, cProfile runs from the first loop pass to exit, and its top functions go to a
     text file beside the stats: on Python 3.12+ one profiler sees every thread (the engine's
     steps and the event loop together; it is built on sys.monitoring, which is process-wide)."""
     import atexit
