@@ -3,6 +3,7 @@
 # tests and the benchmarks, and write every log under OUT.
 #   benchmarks/gpu_job.sh OUT [step ...]
 # steps: build ops engine async tp-tests kernels probe-eager attn-mix warm throughput throughput-split512
+#   throughput-jit-launch (Triton kernels launched through their JIT, as before the fifth session)
 #   throughput-sync profile trace-async
 #   sweep throughput-hf serving serving-split serving-profile tp tp-70b tp-any
 #   (tp-any: TP=4 PRESET=llama2-70b by default; e.g. TP=8 PRESET=bloom-176b; EXTRA_ARGS are
@@ -78,6 +79,9 @@ for step in $STEPS; do
     throughput-split512) run throughput_split512 python benchmarks/benchmark_throughput.py \
                            --preset llama3-8b --load-format dummy --workload "$WL" --num-prompts 1000 \
                            --attention-split-blocks 512 ;;  # the decode-attention choice before 2048
+    throughput-jit-launch) INFERENCE_ENGINE_TRITON_JIT_LAUNCH=1 run throughput_jit_launch \
+          python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
+          --workload "$WL" --num-prompts 1000 ;;
     throughput-sync) run throughput_sync python benchmarks/benchmark_throughput.py --preset llama3-8b \
                        --load-format dummy --workload "$WL" --num-prompts 1000 --no-async-scheduling ;;
     profile) run profile python benchmarks/benchmark_throughput.py --preset llama3-8b \

@@ -11,8 +11,11 @@ The class of a call is at least as fine as Triton's specialization: each tensor'
 16-byte alignment, each integer's width and whether it is 1 or divisible by 16, the constexpr
 values, the device. Two calls of one class therefore run the same compiled variant either way.
 Under the interpreter (TRITON_INTERPRET=1, CPU tests) the JIT returns no compiled kernel and every
-call takes the JIT path.
+call takes the JIT path. INFERENCE_ENGINE_TRITON_JIT_LAUNCH=1 sends every call through the JIT,
+for measuring the difference in one run (benchmarks/gpu_job.sh throughput-jit-launch).
 """
+import os
+
 import torch
 
 
@@ -36,6 +39,7 @@ class CompiledLaunch:
     def __init__(self, kernel):
         self.kernel = kernel
         self.compiled: dict = {}
+        self.through_jit = os.environ.get("INFERENCE_ENGINE_TRITON_JIT_LAUNCH") == "1"
 
     def __call__(self, grid, *args, **constexprs) -> None:
         key = (tuple(map(_arg_class, args)), tuple(constexprs.items()),
@@ -43,7 +47,8 @@ class CompiledLaunch:
         compiled = self.compiled.get(key)
         if compiled is None:
             compiled = self.kernel[grid](*args, **constexprs)
-            if hasattr(compiled, "packed_metadata"):  # a CompiledKernel (none when interpreted)
+            # A CompiledKernel (none when interpreted).
+            if hasattr(compiled, "packed_metadata") and not self.through_jit:
                 self.compiled[key] = compiled
             return
         names = self.kernel.arg_names[len(args):]

@@ -103,3 +103,12 @@ def test_direct_launch_gets_three_grid_sizes_and_the_constexprs_in_signature_ord
     assert jit.launches == [((9, 2, 1), (x, 6, 32, True))]  # signature order
     launch((9,), x, 16, FLAG=True, BLOCK=32)  # 16: another integer class, through the JIT
     assert len(jit.jit_calls) == 2
+
+
+def test_jit_launch_switch_sends_every_call_through_the_jit(monkeypatch):
+    monkeypatch.setenv("INFERENCE_ENGINE_TRITON_JIT_LAUNCH", "1")
+    jit = _FakeJit()
+    launch = CompiledLaunch(jit)
+    for n in (5, 6, 7):
+        launch((1,), torch.zeros(4), n, FLAG=True, BLOCK=32)
+    assert len(jit.jit_calls) == 3 and jit.launches == []
