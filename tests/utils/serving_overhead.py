@@ -14,7 +14,9 @@ GPU server would see it. `--client light` reads the SSE stream without the opena
 per-chunk parsing would otherwise share the CPU with the server on a small machine; `sdk` runs
 benchmarks/benchmark_serving.py itself. `--switch-interval-ms` sets the server's GIL switch
 interval (CPython's default: 5 ms), the longest the engine thread may wait for the GIL while the
-event loop streams (0.5 ms measured worse than 5 ms on an H200: RESULTS.md).
+event loop streams (0.5 ms measured worse than 5 ms on an H200: RESULTS.md). `--profile-top N`
+(Python 3.12+) prints the N functions of the server's two threads with the most own and
+cumulative time, from the first loop pass on.
 """
 import argparse
 import asyncio
