@@ -2,10 +2,10 @@
 
 `kernel[grid](...)` binds every argument, builds a string key of their specializations and looks
 it up on every call: ~80 µs of host time per launch of the prefill attention kernel on an H100
-(benchmarks/kernels/probe_eager_host_overhead.py), paid once per layer in every eager step, which
-then runs longer on the host than on the GPU. `CompiledLaunch` goes through the JIT the first time
-an argument class is seen and keeps the compiled kernel it returns; later calls of that class
-launch it directly, as the JIT itself would after its lookup.
+(benchmarks/kernels/probe_eager_host_overhead.py), paid once per layer in every eager step,
+which can then take longer on the host than on the GPU. `CompiledLaunch` goes through the JIT the
+first time an argument class is seen and keeps the compiled kernel it returns; later calls of that
+class launch it directly, as the JIT itself would after its lookup.
 
 The class of a call is at least as fine as Triton's specialization: each tensor's dtype and
 16-byte alignment, each integer's width and whether it is 1 or divisible by 16, the constexpr
