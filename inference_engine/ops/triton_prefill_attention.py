@@ -127,8 +127,8 @@ def _version(t: torch.Tensor) -> int:
     return -1 if t.is_inference() else t._version
 
 
-def _launch(query, key_cache, value_cache, block_tables, query_start_loc, seq_lens, scale,
-            alibi_slopes, block_m: int) -> torch.Tensor:
+def _launch(query, key_cache, value_cache, block_tables, query_start_loc, seq_lens, tile_starts,
+            scale, alibi_slopes, block_m: int) -> torch.Tensor:
     out = torch.empty_like(query)
     num_seqs = seq_lens.shape[0]
     num_tokens, num_heads, head_size = query.shape
@@ -137,8 +137,7 @@ def _launch(query, key_cache, value_cache, block_tables, query_start_loc, seq_le
     grid = (triton.cdiv(num_tokens, block_m) + num_seqs, num_heads)
     _launch_prefill(
         grid, query, key_cache, value_cache, out, block_tables, query_start_loc, seq_lens,
-        _tile_starts(query_start_loc, block_m),
-        alibi_slopes if alibi_slopes is not None else seq_lens, scale, num_seqs,
+        tile_starts, alibi_slopes if alibi_slopes is not None else seq_lens, scale, num_seqs,
         num_heads // key_cache.shape[2],
         query.stride(0), query.stride(1), out.stride(0), out.stride(1),
         key_cache.stride(0), key_cache.stride(1), key_cache.stride(2), block_tables.stride(0),
@@ -153,8 +152,8 @@ def prefill_attention(query: torch.Tensor, key_cache: torch.Tensor, value_cache:
                       seq_lens: torch.Tensor, scale: float,
                       alibi_slopes: torch.Tensor | None = None) -> torch.Tensor:
     """Triton version of ops.prefill_attention_ref (same arguments and result)."""
-    return _launch(query, key_cache, value_cache, block_tables, query_start_loc, seq_lens, scale,
-                   alibi_slopes, BLOCK_M)
+    return _launch(query, key_cache, value_cache, block_tables, query_start_loc, seq_lens,
+                   _tile_starts(query_start_loc, BLOCK_M), scale, alibi_slopes, BLOCK_M)
 
 
 def paged_attention(query: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
@@ -162,5 +161,6 @@ def paged_attention(query: torch.Tensor, key_cache: torch.Tensor, value_cache: t
                     alibi_slopes: torch.Tensor | None = None) -> torch.Tensor:
     """Triton version of ops.paged_attention_ref: decode as a prefill of one token per sequence."""
     starts = torch.arange(query.shape[0] + 1, dtype=torch.int32, device=query.device)
-    return _launch(query, key_cache, value_cache, block_tables, starts, seq_lens, scale,
+    # One query, so one tile, per sequence: the tiles start where the queries do.
+    return _launch(query, key_cache, value_cache, block_tables, starts, seq_lens, starts, scale,
                    alibi_slopes, DECODE_BLOCK_M)
