@@ -27,6 +27,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--cpu-kv-cache-space-gib", type=float, default=4.0)
     p.add_argument("--enforce-eager", action="store_true")
+    p.add_argument("--piecewise-graph-max-tokens", type=int, default=None, metavar="N",
+                   help="steps with prompts of up to N tokens replay piecewise CUDA graphs "
+                        "(default: 1024 with TP=1; 0: off, such steps run eagerly)")
     p.add_argument("--async-scheduling", action=argparse.BooleanOptionalAction, default=None,
                    help="launch each step before reading the last one's tokens (default: on "
                         "for CUDA with TP=1; --profile turns it off, its timers synchronise)")
@@ -62,7 +65,7 @@ def run_engine(args, requests) -> tuple[float, float]:
               max_model_len=args.max_model_len, tensor_parallel_size=args.tensor_parallel_size,
               gpu_memory_utilization=args.gpu_memory_utilization,
               cpu_kv_cache_space_gib=args.cpu_kv_cache_space_gib, enforce_eager=args.enforce_eager,
-              skip_tokenizer_init=dummy,
+              skip_tokenizer_init=dummy, piecewise_graph_max_tokens=args.piecewise_graph_max_tokens,
               async_scheduling=False if args.profile else args.async_scheduling)
     params = [SamplingParams(temperature=0, ignore_eos=True, max_tokens=r.output_len,
                              detokenize=not dummy) for r in requests]

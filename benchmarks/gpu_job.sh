@@ -2,9 +2,9 @@
 # A GPU machine's whole job in one go: install carried wheels, build the extension, run the GPU
 # tests and the benchmarks, and write every log under OUT.
 #   benchmarks/gpu_job.sh OUT [step ...]
-# steps: build ops engine async tp-tests kernels probe-eager attn-mix warm throughput throughput-split512
+# steps: build ops engine async piecewise tp-tests kernels probe-eager attn-mix warm throughput throughput-split512
 #   throughput-jit-launch (Triton kernels launched through their JIT, as before the fifth session)
-#   throughput-sync profile trace-async
+#   throughput-no-piecewise (steps with prompts eager) throughput-sync profile trace-async
 #   sweep throughput-hf serving serving-split serving-profile tp tp-70b tp-any
 #   (tp-any: TP=4 PRESET=llama2-70b by default; e.g. TP=8 PRESET=bloom-176b; EXTRA_ARGS are
 #    added to benchmark_throughput, e.g. EXTRA_ARGS=--async-scheduling)
@@ -68,6 +68,8 @@ for step in $STEPS; do
     ops) run ops python -m pytest tests/ops -q -x -p no:cacheprovider ;;
     engine) run engine python -m pytest tests/gpu -q -s -p no:cacheprovider ;;
     async) run async python -m pytest tests/gpu/test_async_scheduling_gpu.py -q -p no:cacheprovider ;;
+    piecewise) run piecewise python -m pytest tests/gpu/test_piecewise_cuda_graph_gpu.py \
+                 tests/gpu/test_async_scheduling_gpu.py -q -p no:cacheprovider ;;
     tp-tests) run tp_tests python -m pytest tests/distributed/test_tp_gpu.py -q -p no:cacheprovider ;;
     kernels) run kernels bash -c "python benchmarks/kernels/benchmark_paged_attention.py && python benchmarks/kernels/benchmark_rms_norm_rotary.py" ;;
     probe-eager) run probe_eager python benchmarks/kernels/probe_eager_host_overhead.py ;;
@@ -82,6 +84,9 @@ for step in $STEPS; do
     throughput-jit-launch) INFERENCE_ENGINE_TRITON_JIT_LAUNCH=1 run throughput_jit_launch \
           python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
           --workload "$WL" --num-prompts 1000 ;;
+    throughput-no-piecewise) run throughput_no_piecewise python benchmarks/benchmark_throughput.py \
+          --preset llama3-8b --load-format dummy --workload "$WL" --num-prompts 1000 \
+          --piecewise-graph-max-tokens 0 ;;  # steps with prompts eager, as before the sixth session
     throughput-sync) run throughput_sync python benchmarks/benchmark_throughput.py --preset llama3-8b \
                        --load-format dummy --workload "$WL" --num-prompts 1000 --no-async-scheduling ;;
     profile) run profile python benchmarks/benchmark_throughput.py --preset llama3-8b \

@@ -164,7 +164,9 @@ def _ray_cluster_given() -> bool:
 class EngineConfig:
     """Everything the engine needs. `async_scheduling` (None: on for CUDA with one rank)
     launches each step before the previous one's tokens are read, so the GPU never waits for
-    the host's scheduling and output processing."""
+    the host's scheduling and output processing. Steps of up to `piecewise_graph_max_tokens`
+    tokens that carry prompts replay CUDA graphs captured in pieces between the attention calls
+    (None: 1024 on CUDA with one rank, 0 elsewhere; 0 turns them off)."""
     model_config: ModelConfig
     cache_config: CacheConfig
     scheduler_config: SchedulerConfig
@@ -172,10 +174,17 @@ class EngineConfig:
     enforce_eager: bool = False
     disable_log_stats: bool = False
     async_scheduling: bool | None = None
+    piecewise_graph_max_tokens: int | None = None
 
     def __post_init__(self) -> None:
+        one_cuda_rank = (resolve_device(self.model_config.device).type == "cuda"
+                         and self.parallel_config.tensor_parallel_size == 1)
+        if self.piecewise_graph_max_tokens is None:
+            # Tried on GPUs with one rank; with tensor parallelism it is asked for explicitly.
+            self.piecewise_graph_max_tokens = 1024 if one_cuda_rank else 0
+        if self.piecewise_graph_max_tokens < 0:
+            raise ValueError("piecewise_graph_max_tokens must be >= 0 (0 turns the graphs off)")
         if self.async_scheduling is None:
             # With tensor parallelism it works (the driver broadcasts the sampled tokens) but
             # has not been measured on GPUs yet, so it is asked for explicitly there.
-            on_cuda = resolve_device(self.model_config.device).type == "cuda"
-            self.async_scheduling = on_cuda and self.parallel_config.tensor_parallel_size == 1
+            self.async_scheduling = one_cuda_rank

@@ -30,6 +30,7 @@ class EngineArgs:
     skip_tokenizer_init: bool = False
     disable_log_stats: bool = False
     async_scheduling: bool | None = None  # None: on for CUDA with tensor_parallel_size=1
+    piecewise_graph_max_tokens: int | None = None  # None: 1024 on CUDA with one rank; 0: off
 
     @staticmethod
     def add_cli_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -67,4 +68,5 @@ class EngineArgs:
             parallel_config=ParallelConfig(self.tensor_parallel_size,
                                            self.distributed_executor_backend),
             enforce_eager=self.enforce_eager, disable_log_stats=self.disable_log_stats,
-            async_scheduling=self.async_scheduling)
+            async_scheduling=self.async_scheduling,
+            piecewise_graph_max_tokens=self.piecewise_graph_max_tokens)

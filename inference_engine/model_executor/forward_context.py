@@ -1,8 +1,10 @@
-"""Per-step attention metadata, set by the model runner around each forward pass.
+"""Per-step attention metadata, set by the model runner around each forward pass, and the hook
+that splits a forward pass into CUDA graph pieces at its attention calls.
 
-The attention layers read it from here rather than through every forward signature, which keeps
-the model code identical for prefill, decode and CUDA-graph replay.
+The attention layers read both from here rather than through every forward signature, which
+keeps the model code identical for prefill, decode and CUDA-graph capture and replay.
 """
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -52,3 +54,24 @@ def set_attention_metadata(metadata: AttentionMetadata):
         yield
     finally:
         _current = previous
+
+
+# (attention module, q, k, v) -> attention output; set while a piecewise CUDA graph is captured.
+GraphSplit = Callable[..., torch.Tensor]
+_graph_split: GraphSplit | None = None
+
+
+def get_graph_split() -> GraphSplit | None:
+    return _graph_split
+
+
+@contextmanager
+def set_graph_split(split: GraphSplit):
+    """While set, every attention call returns split(attention, q, k, v) instead of attending:
+    the capture ends its graph there and begins the next."""
+    global _graph_split
+    previous, _graph_split = _graph_split, split
+    try:
+        yield
+    finally:
+        _graph_split = previous

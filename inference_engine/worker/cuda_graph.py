@@ -41,8 +41,8 @@ class CUDAGraphRunner:
                                  max_seq_len=self.block_tables.shape[1])
 
     @torch.inference_mode()
-    def capture(self) -> None:
-        pool = None
+    def capture(self, pool=None) -> None:
+        """Captures every size into the graph memory pool `pool` (None: a new one)."""
         for bs in reversed(self.sizes):  # largest first, so smaller graphs reuse its memory pool
             graph = torch.cuda.CUDAGraph()
             with set_attention_metadata(self._metadata(bs)):

@@ -24,6 +24,7 @@ from inference_engine.model_executor.sampling_metadata import (PromptLogprobRows
 from inference_engine.sequence import SequenceGroup, SequenceStatus
 from inference_engine.worker.cache_engine import CacheEngine
 from inference_engine.worker.cuda_graph import CUDAGraphRunner
+from inference_engine.worker.piecewise_cuda_graph import PiecewiseCUDAGraphRunner
 
 
 @dataclass
@@ -80,6 +81,7 @@ class ModelRunner:
         self.sampler = Sampler(config.model_config.hf_config.vocab_size, eos_token_id)
         self.cache_engine: CacheEngine | None = None
         self.graph_runner: CUDAGraphRunner | None = None
+        self.piecewise_runner: PiecewiseCUDAGraphRunner | None = None
         # The last step's sampled token ids on the device, and where each sequence's first one
         # is among them: the next step's inputs for tokens the host has not read yet.
         self.last_sampled: torch.Tensor | None = None
@@ -92,17 +94,27 @@ class ModelRunner:
         if (self.device.type == "cuda" and not self.config.enforce_eager
                 and ops.paged_attention.backend("cuda") == "compiled"
                 and ops.reshape_and_cache.backend("cuda") == "compiled"):
-            mc = self.config.model_config
-            self.graph_runner = CUDAGraphRunner(
-                self.model, self.config.scheduler_config.max_num_seqs,
-                -(-mc.max_model_len // self.block_size), mc.hf_config.hidden_size, mc.torch_dtype,
-                self.device)
-            self.graph_runner.capture()
+            self._capture_graphs()
+
+    def _capture_graphs(self) -> None:
+        """Decode graphs, and piecewise graphs for steps with prompts, in one memory pool (only
+        one graph's step runs at a time)."""
+        mc, sc = self.config.model_config, self.config.scheduler_config
+        pool = torch.cuda.graph_pool_handle()
+        self.graph_runner = CUDAGraphRunner(
+            self.model, sc.max_num_seqs, -(-mc.max_model_len // self.block_size),
+            mc.hf_config.hidden_size, mc.torch_dtype, self.device)
+        self.graph_runner.capture(pool)
+        max_tokens = min(self.config.piecewise_graph_max_tokens, sc.max_num_batched_tokens)
+        if max_tokens > 0:
+            self.piecewise_runner = PiecewiseCUDAGraphRunner(
+                self.model, max_tokens, mc.hf_config.hidden_size, mc.torch_dtype, self.device)
+            self.piecewise_runner.capture(pool)
 
     def release_cuda_graphs(self) -> None:
         """Drops the captured graphs and their memory pool (before the process group is left)."""
         if self.graph_runner is not None:
-            self.graph_runner = None
+            self.graph_runner = self.piecewise_runner = None
             gc.collect()
             torch.cuda.synchronize(self.device)
 
@@ -205,6 +217,8 @@ class ModelRunner:
         graphs = self.graph_runner
         if inp.attn.is_decode_only and graphs is not None and graphs.can_run(len(inp.input_ids)):
             hidden = graphs.run(inp.input_ids, inp.positions, inp.attn)
+        elif self.piecewise_runner is not None and self.piecewise_runner.can_run(len(inp.input_ids)):
+            hidden = self.piecewise_runner.run(inp.input_ids, inp.positions, inp.attn)
         else:
             with set_attention_metadata(inp.attn):
                 hidden = self.model(inp.input_ids, inp.positions)

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from inference_engine import ops
-from inference_engine.model_executor.forward_context import get_attention_metadata
+from inference_engine.model_executor.forward_context import get_attention_metadata, get_graph_split
 
 
 class Attention(nn.Module):
@@ -25,23 +25,32 @@ class Attention(nn.Module):
         self.register_buffer("alibi_slopes", alibi_slopes, persistent=False)
         self.k_cache = self.v_cache = torch.empty(0)
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """q [T, num_heads * head_size], k and v [T, num_kv_heads * head_size] -> [T, num_heads * head_size]."""
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                out: torch.Tensor | None = None) -> torch.Tensor:
+        """q [T, num_heads * head_size], k and v [T, num_kv_heads * head_size] -> [T, num_heads *
+        head_size], written into `out` when given (a piecewise CUDA graph's hand-off buffer)."""
+        split = get_graph_split()
+        if split is not None:
+            return split(self, q, k, v)
         meta = get_attention_metadata()
         q = q.view(-1, self.num_heads, self.head_size)
         k = k.view(-1, self.num_kv_heads, self.head_size)
         v = v.view(-1, self.num_kv_heads, self.head_size)
         ops.reshape_and_cache(k, v, self.k_cache, self.v_cache, meta.slot_mapping)
         n, p = meta.num_prefills, meta.num_prefill_tokens
+        if out is not None:
+            out = out.view(-1, self.num_heads, self.head_size)
         if n == 0:
-            out = self._decode(q, meta.block_tables, meta.seq_lens)
+            result = self._decode(q, meta.block_tables, meta.seq_lens)
         elif p == q.shape[0]:
-            out = self._prefill(q, meta)
+            result = self._prefill(q, meta)
         else:  # a mixed step: the prefills' tokens first, then one per decoding sequence
-            out = torch.empty_like(q)
-            out[:p] = self._prefill(q[:p], meta)
-            out[p:] = self._decode(q[p:], meta.block_tables[n:], meta.seq_lens[n:])
-        return out.reshape(-1, self.num_heads * self.head_size)
+            result = torch.empty_like(q) if out is None else out
+            result[:p] = self._prefill(q[:p], meta)
+            result[p:] = self._decode(q[p:], meta.block_tables[n:], meta.seq_lens[n:])
+        if out is not None and result is not out:
+            result = out.copy_(result)
+        return result.reshape(-1, self.num_heads * self.head_size)
 
     def _prefill(self, q: torch.Tensor, meta) -> torch.Tensor:
         n = meta.num_prefills
