@@ -6,6 +6,8 @@
 #   throughput-jit-launch (Triton kernels launched through their JIT, as before the fifth session)
 #   throughput-no-piecewise (steps with prompts eager) throughput-sync profile trace-async
 #   sweep throughput-hf serving serving-split serving-profile tp tp-70b tp-any
+#   (throughput-extra: EXTRA_ARGS added, log named throughput_$EXTRA_NAME)
+#   (serving: RATES="4 16 inf" by default; SERVER_ARGS are added to the server's flags)
 #   (tp-any: TP=4 PRESET=llama2-70b by default; e.g. TP=8 PRESET=bloom-176b; EXTRA_ARGS are
 #    added to benchmark_throughput, e.g. EXTRA_ARGS=--async-scheduling)
 #   (trace-async: TRACE_WINDOWS="400:440 1600:1640" step windows, one run each)
@@ -84,6 +86,8 @@ for step in $STEPS; do
     throughput-jit-launch) INFERENCE_ENGINE_TRITON_JIT_LAUNCH=1 run throughput_jit_launch \
           python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
           --workload "$WL" --num-prompts 1000 ;;
+    throughput-extra) run "throughput_${EXTRA_NAME:-extra}" python benchmarks/benchmark_throughput.py \
+          --preset llama3-8b --load-format dummy --workload "$WL" --num-prompts 1000 ${EXTRA_ARGS:-} ;;
     throughput-no-piecewise) run throughput_no_piecewise python benchmarks/benchmark_throughput.py \
           --preset llama3-8b --load-format dummy --workload "$WL" --num-prompts 1000 \
           --piecewise-graph-max-tokens 0 ;;  # steps with prompts eager, as before the sixth session
@@ -103,7 +107,7 @@ for step in $STEPS; do
            done ;;
     throughput-hf) run throughput_hf python benchmarks/benchmark_throughput.py --preset llama3-8b \
                      --load-format dummy --workload "$WL" --num-prompts 100 --compare-hf ;;
-    serving) run serving bash benchmarks/serving_job.sh "$OUT" "$WL" ;;
+    serving) run serving bash benchmarks/serving_job.sh "$OUT" "$WL" ${RATES:-} ;;
     serving-split) for ms in ${SWITCH_MS:-5 0.5}; do  # TPOT at 16 req/s and the server's host split
                      run "serving_split_gil_${ms}ms" python tests/utils/serving_overhead.py \
                        --client sdk --request-rate 16 --switch-interval-ms "$ms" --workload "$WL" \

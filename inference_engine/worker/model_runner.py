@@ -6,6 +6,8 @@ the model on the same ModelInput.
 import dataclasses
 import gc
 import itertools
+import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +27,8 @@ from inference_engine.sequence import SequenceGroup, SequenceStatus
 from inference_engine.worker.cache_engine import CacheEngine
 from inference_engine.worker.cuda_graph import CUDAGraphRunner
 from inference_engine.worker.piecewise_cuda_graph import PiecewiseCUDAGraphRunner
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,7 +104,7 @@ class ModelRunner:
         """Decode graphs, and piecewise graphs for steps with prompts, in one memory pool (only
         one graph's step runs at a time)."""
         mc, sc = self.config.model_config, self.config.scheduler_config
-        pool = torch.cuda.graph_pool_handle()
+        start, pool = time.perf_counter(), torch.cuda.graph_pool_handle()
         self.graph_runner = CUDAGraphRunner(
             self.model, sc.max_num_seqs, -(-mc.max_model_len // self.block_size),
             mc.hf_config.hidden_size, mc.torch_dtype, self.device)
@@ -110,6 +114,10 @@ class ModelRunner:
             self.piecewise_runner = PiecewiseCUDAGraphRunner(
                 self.model, max_tokens, mc.hf_config.hidden_size, mc.torch_dtype, self.device)
             self.piecewise_runner.capture(pool)
+        logger.info("CUDA graphs: decode batches up to %d, steps with prompts up to %d tokens "
+                    "(captured in %.1f s)", self.graph_runner.sizes[-1],
+                    self.piecewise_runner.sizes[-1] if self.piecewise_runner else 0,
+                    time.perf_counter() - start)
 
     def release_cuda_graphs(self) -> None:
         """Drops the captured graphs and their memory pool (before the process group is left)."""
