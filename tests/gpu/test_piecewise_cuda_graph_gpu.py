@@ -1,14 +1,12 @@
 """Piecewise CUDA graphs on a GPU: steps that carry prompts replay the model's pieces with
 eager attention between them, and must give the tokens and log-probabilities of the same
 steps run eagerly."""
-import gc
-
 import pytest
 import torch
 
-from inference_engine import LLM, SamplingParams
+from inference_engine import SamplingParams
 from inference_engine.worker.piecewise_cuda_graph import borrowed
-from utils.hf_checkpoint import tiny_llama_config, write_hf_checkpoint
+from utils.gpu_engine import float32_engine
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")]
@@ -31,40 +29,27 @@ def test_borrowed_view_shares_memory_without_owning_it(dtype):
 
 
 def generate(path: str, piecewise_max_tokens: int) -> tuple[list, dict]:
-    llm = LLM(path, dtype="float32", device="cuda", skip_tokenizer_init=True,
-              num_gpu_blocks_override=1024, max_num_seqs=16, max_num_batched_tokens=384,
-              max_model_len=384,
-              piecewise_graph_max_tokens=piecewise_max_tokens)
-    runner = llm.llm_engine.executor.driver.model_runner.piecewise_runner
-    steps = {"piecewise": 0, "mixed": 0}
-    if runner is not None:
-        run = runner.run
+    """Outputs, and how many steps went through the pieces (and of those, how many mixed
+    prompts with decodes)."""
+    with float32_engine(path, max_num_seqs=16, max_num_batched_tokens=384, max_model_len=384,
+                        piecewise_graph_max_tokens=piecewise_max_tokens) as llm:
+        runner = llm.llm_engine.executor.driver.model_runner.piecewise_runner
+        steps = {"piecewise": 0, "mixed": 0}
+        if runner is not None:
+            run = runner.run
 
-        def counting_run(input_ids, positions, meta):
-            steps["piecewise"] += 1
-            steps["mixed"] += 0 < meta.num_prefill_tokens < input_ids.shape[0]
-            return run(input_ids, positions, meta)
-        runner.run = counting_run
-    try:
+            def counting_run(input_ids, positions, meta):
+                steps["piecewise"] += 1
+                steps["mixed"] += 0 < meta.num_prefill_tokens < input_ids.shape[0]
+                return run(input_ids, positions, meta)
+            runner.run = counting_run
         outs = llm.generate(prompt_token_ids=PROMPTS, sampling_params=PARAMS, use_tqdm=False)
         return [out.outputs[0] for out in outs], steps
-    finally:
-        llm.llm_engine.executor.shutdown()
-        del llm
-        gc.collect()
-        torch.cuda.empty_cache()
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> str:
-    config = tiny_llama_config(hidden_size=256, intermediate_size=512, num_attention_heads=4,
-                               num_key_value_heads=2, head_dim=64, max_position_embeddings=1024)
-    return str(write_hf_checkpoint(tmp_path_factory.mktemp("tiny"), config, tokenizer=False))
-
-
-def test_steps_with_prompts_give_the_eager_tokens(checkpoint):
-    graphs, steps = generate(checkpoint, 256)
-    eager, no_steps = generate(checkpoint, 0)
+def test_steps_with_prompts_give_the_eager_tokens(tiny_gpu_checkpoint):
+    graphs, steps = generate(tiny_gpu_checkpoint, 256)
+    eager, no_steps = generate(tiny_gpu_checkpoint, 0)
     assert steps["piecewise"] > 0 and steps["mixed"] > 0 and no_steps["piecewise"] == 0
     for g, e in zip(graphs, eager, strict=True):
         assert g.token_ids == e.token_ids
