@@ -26,7 +26,7 @@ from inference_engine.model_executor.sampling_metadata import (PromptLogprobRows
 from inference_engine.sequence import SequenceGroup, SequenceStatus
 from inference_engine.worker.cache_engine import CacheEngine
 from inference_engine.worker.cuda_graph import CUDAGraphRunner
-from inference_engine.worker.piecewise_cuda_graph import PiecewiseCUDAGraphRunner
+from inference_engine.worker.piecewise_cuda_graph import PiecewiseCUDAGraphRunner, can_borrow
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +110,10 @@ class ModelRunner:
             mc.hf_config.hidden_size, mc.torch_dtype, self.device)
         self.graph_runner.capture(pool)
         max_tokens = min(self.config.piecewise_graph_max_tokens, sc.max_num_batched_tokens)
+        if max_tokens > 0 and not can_borrow(self.device):
+            logger.warning("piecewise CUDA graphs off: this torch build cannot wrap device "
+                           "memory without copying it; steps with prompts run eagerly")
+            max_tokens = 0
         if max_tokens > 0:
             self.piecewise_runner = PiecewiseCUDAGraphRunner(
                 self.model, max_tokens, mc.hf_config.hidden_size, mc.torch_dtype, self.device)

@@ -46,6 +46,17 @@ def borrowed(t: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(holder, device=t.device).view(t.dtype)
 
 
+def can_borrow(device: torch.device) -> bool:
+    """Whether this torch build wraps device memory without copying it (through the CUDA array
+    interface). The pieces need it: without it they would keep every size's hand-offs."""
+    t = torch.arange(4, device=device)
+    try:
+        b = borrowed(t)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return b.device == t.device and b.data_ptr() == t.data_ptr()
+
+
 @dataclass
 class _AttentionCall:
     """One attention call between two pieces: its module and the pieces' hand-off tensors."""

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from inference_engine import SamplingParams
-from inference_engine.worker.piecewise_cuda_graph import borrowed
+from inference_engine.worker.piecewise_cuda_graph import borrowed, can_borrow
 from utils.gpu_engine import float32_engine
 
 pytestmark = [pytest.mark.gpu,
@@ -26,6 +26,7 @@ def test_borrowed_view_shares_memory_without_owning_it(dtype):
                                                             view.data_ptr())
     base.fill_(7)
     assert (b == 7).all()
+    assert can_borrow(base.device)  # so the model runner keeps the pieces on
 
 
 def generate(path: str, piecewise_max_tokens: int) -> tuple[list, dict]:

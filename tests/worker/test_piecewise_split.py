@@ -85,3 +85,8 @@ def test_piecewise_graphs_default_off_on_cpu_and_with_tensor_parallelism():
     assert config(piecewise_graph_max_tokens=512).piecewise_graph_max_tokens == 512
     with pytest.raises(ValueError, match="piecewise_graph_max_tokens"):
         config(piecewise_graph_max_tokens=-1)
+
+
+def test_no_borrowing_where_the_build_cannot_wrap_device_memory():
+    from inference_engine.worker.piecewise_cuda_graph import can_borrow
+    assert can_borrow(torch.device("cpu")) is False  # the CUDA array interface is for devices
