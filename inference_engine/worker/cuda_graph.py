@@ -4,19 +4,28 @@ A decode step launches a few hundred small kernels; replaying a captured graph r
 per-launch CPU cost. Every graph reads its inputs from the same static buffers, so a replay is:
 copy this step's tensors in, pad, replay, read the hidden states out.
 """
+import bisect
+
 import torch
 from torch import nn
 
 from inference_engine.model_executor.forward_context import AttentionMetadata, set_attention_metadata
 
 
-def capture_sizes(max_num_seqs: int) -> list[int]:
-    """Batch sizes to capture: every 8 up to 256, then coarser (a padded row costs less than
-    another graph's capture time and memory once the batch is large)."""
-    sizes = {1, 2, 4, max_num_seqs} | set(range(8, min(max_num_seqs, 256) + 1, 8))
-    sizes |= set(range(272, min(max_num_seqs, 512) + 1, 16))
-    sizes |= set(range(544, max_num_seqs + 1, 32))
-    return sorted(s for s in sizes if s <= max_num_seqs)
+def capture_sizes(limit: int) -> list[int]:
+    """Sizes to capture up to `limit` (decode batch sizes, or a step's token count for the
+    piecewise graphs): every 8 up to 256, every 16 up to 512, then every 32 — padding adds at
+    most 1/16 of the rows past 256, while a padded row costs less than another graph's capture
+    time and memory."""
+    sizes = {1, 2, 4, limit} | set(range(8, min(limit, 256) + 1, 8))
+    sizes |= set(range(272, min(limit, 512) + 1, 16))
+    sizes |= set(range(544, limit + 1, 32))
+    return sorted(s for s in sizes if s <= limit)
+
+
+def padded_size(sizes: list[int], n: int) -> int:
+    """The smallest of the sorted captured `sizes` that holds n."""
+    return sizes[bisect.bisect_left(sizes, n)]
 
 
 class CUDAGraphRunner:
@@ -59,7 +68,7 @@ class CUDAGraphRunner:
     def run(self, input_ids: torch.Tensor, positions: torch.Tensor,
             meta: AttentionMetadata) -> torch.Tensor:
         bs = input_ids.shape[0]
-        padded = next(s for s in self.sizes if s >= bs)
+        padded = padded_size(self.sizes, bs)
         self.input_ids[:bs] = input_ids
         self.positions[:bs] = positions
         self.slot_mapping[:bs] = meta.slot_mapping

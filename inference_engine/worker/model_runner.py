@@ -226,11 +226,11 @@ class ModelRunner:
         if inp.inputs_from_samples is not None:
             rows, index = inp.inputs_from_samples.unbind(1)
             inp.input_ids.index_copy_(0, rows, self._sampled_inputs(index))
-        graphs = self.graph_runner
-        if inp.attn.is_decode_only and graphs is not None and graphs.can_run(len(inp.input_ids)):
+        graphs, pieces, n = self.graph_runner, self.piecewise_runner, len(inp.input_ids)
+        if inp.attn.is_decode_only and graphs is not None and graphs.can_run(n):
             hidden = graphs.run(inp.input_ids, inp.positions, inp.attn)
-        elif self.piecewise_runner is not None and self.piecewise_runner.can_run(len(inp.input_ids)):
-            hidden = self.piecewise_runner.run(inp.input_ids, inp.positions, inp.attn)
+        elif pieces is not None and pieces.can_run(n):
+            hidden = pieces.run(inp.input_ids, inp.positions, inp.attn)
         else:
             with set_attention_metadata(inp.attn):
                 hidden = self.model(inp.input_ids, inp.positions)

@@ -18,16 +18,7 @@ from torch import nn
 from inference_engine.model_executor.forward_context import (AttentionMetadata,
                                                              set_attention_metadata,
                                                              set_graph_split)
-
-
-def token_capture_sizes(max_tokens: int) -> list[int]:
-    """Token counts to capture, up to max_tokens: every 8 up to 256, every 16 up to 512, then
-    every 32: padding adds at most 1/16 of a step's rows (half that on average), while the
-    number of graphs to capture stays small."""
-    sizes = {1, 2, 4, max_tokens} | set(range(8, min(max_tokens, 256) + 1, 8))
-    sizes |= set(range(272, min(max_tokens, 512) + 1, 16))
-    sizes |= set(range(544, max_tokens + 1, 32))
-    return sorted(s for s in sizes if s <= max_tokens)
+from inference_engine.worker.cuda_graph import capture_sizes, padded_size
 
 
 def borrowed(t: torch.Tensor) -> torch.Tensor:
@@ -105,7 +96,7 @@ class PiecewiseCUDAGraphRunner:
     def __init__(self, model: nn.Module, max_tokens: int, hidden_size: int, dtype: torch.dtype,
                  device: torch.device):
         self.model = model
-        self.sizes = token_capture_sizes(max_tokens)
+        self.sizes = capture_sizes(max_tokens)
         n = self.sizes[-1]
         self.input_ids = torch.zeros(n, dtype=torch.int64, device=device)
         self.positions = torch.zeros(n, dtype=torch.int64, device=device)
@@ -144,7 +135,7 @@ class PiecewiseCUDAGraphRunner:
     def run(self, input_ids: torch.Tensor, positions: torch.Tensor,
             meta: AttentionMetadata) -> torch.Tensor:
         t = input_ids.shape[0]
-        graphs, calls = self.pieces[next(s for s in self.sizes if s >= t)]
+        graphs, calls = self.pieces[padded_size(self.sizes, t)]
         self.input_ids[:t] = input_ids  # the padding rows keep earlier, valid ids and positions
         self.positions[:t] = positions
         with set_attention_metadata(meta):

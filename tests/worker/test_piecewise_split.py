@@ -60,7 +60,8 @@ def test_graph_split_replaces_attention_and_leaves_the_cache_alone():
         seen.append((attention, q.shape, k.shape, v.shape))
         return torch.zeros(q.shape[0], HEADS * HEAD)
 
-    q, k, v = torch.randn(6, HEADS * HEAD), torch.randn(6, KV_HEADS * HEAD), torch.randn(6, KV_HEADS * HEAD)
+    q = torch.randn(6, HEADS * HEAD)
+    k, v = torch.randn(6, KV_HEADS * HEAD), torch.randn(6, KV_HEADS * HEAD)
     with set_graph_split(split):  # no attention metadata is needed while capturing
         result = layer(q, k, v)
     assert seen == [(layer, q.shape, k.shape, v.shape)]
