@@ -2,7 +2,7 @@
 # A GPU machine's whole job in one go: install carried wheels, build the extension, run the GPU
 # tests and the benchmarks, and write every log under OUT.
 #   benchmarks/gpu_job.sh OUT [step ...]
-# steps: build ops engine async piecewise tp-tests kernels probe-eager attn-mix warm throughput throughput-split512
+# steps: build ops engine async piecewise tp-tests kernels probe-eager attn-mix attn-resident warm throughput throughput-split512
 #   throughput-jit-launch (Triton kernels launched through their JIT, as before the fifth session)
 #   throughput-no-piecewise (steps with prompts eager) throughput-sync profile trace-async
 #   sweep throughput-hf serving serving-split serving-profile tp tp-70b tp-any
@@ -10,6 +10,8 @@
 #   (serving: RATES="4 16 inf" by default; SERVER_ARGS are added to the server's flags)
 #   (tp-any: TP=4 PRESET=llama2-70b by default; e.g. TP=8 PRESET=bloom-176b; EXTRA_ARGS are
 #    added to benchmark_throughput, e.g. EXTRA_ARGS=--async-scheduling)
+#   (attn-resident: RESIDENT="1 4 5" rebuilds decode attention for each and runs attn-mix on
+#    MIX_BATCHES; build again afterwards for the default)
 #   (trace-async: TRACE_WINDOWS="400:440 1600:1640" step windows, one run each)
 #   (sweep: SWEEP="256:8192 512:8192 1024:8192" max_num_seqs:max_num_batched_tokens pairs)
 #   (default: build ops engine kernels throughput)
@@ -76,6 +78,16 @@ for step in $STEPS; do
     kernels) run kernels bash -c "python benchmarks/kernels/benchmark_paged_attention.py && python benchmarks/kernels/benchmark_rms_norm_rotary.py" ;;
     probe-eager) run probe_eager python benchmarks/kernels/probe_eager_host_overhead.py ;;
     attn-mix) run attn_mix python benchmarks/kernels/benchmark_decode_attention_mix.py --workload "$WL" ;;
+    attn-resident) for n in ${RESIDENT:-1 4 5}; do  # decode attention built for N blocks per SM
+                     touch csrc/gpu/paged_attention_kernels.cu
+                     NVCC_APPEND_FLAGS="-DIE_ATTN_RESIDENT_BLOCKS=$n" run "build_resident_$n" env \
+                       MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" \
+                       python setup.py build_ext --inplace
+                     run "attn_mix_resident_$n" python benchmarks/kernels/benchmark_decode_attention_mix.py \
+                       --workload "$WL" --batch-sizes ${MIX_BATCHES:-4 16 64 256}
+                   done
+                   touch csrc/gpu/paged_attention_kernels.cu  # the next build is the default again
+                   ;;
     warm) run warm python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
             --workload "$WL" --num-prompts 200 ;;  # a fresh machine's first run is slow: not compared
     throughput) run throughput python benchmarks/benchmark_throughput.py --preset llama3-8b \

@@ -30,6 +30,9 @@ KERNEL_KINDS = [
 ]
 
 
+GAP_MIN_US = 2.0  # shorter gaps are the GPU's own kernel-to-kernel switch
+
+
 def kernel_kind(name: str) -> str:
     low = name.lower()
     return next((kind for key, kind in KERNEL_KINDS if key in low), "other")
@@ -134,3 +137,33 @@ class StepProfile:
         print("\ntop kernels")
         for name in sorted(by_name, key=lambda k: -by_name[k])[:15]:
             print(f"{by_name[name] / 1e3:>9.1f} ms  {kernel_kind(name):<26} {name[:90]}")
+        self._report_gaps()
+
+    def _report_gaps(self) -> None:
+        kernels = [(e.time_range.start, e.time_range.end, kernel_kind(e.name))
+                   for e in self.trace.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        gaps = idle_gaps(kernels)
+        total = sum(us for us, _ in gaps.values())
+        print(f"\nGPU idle between kernels (gaps over {GAP_MIN_US} us): {total / 1e3:.1f} ms")
+        print(f"{'kernel before -> kernel after':<52}{'ms':>9}{'gaps':>7}{'mean us':>9}")
+        for (before, after), (us, n) in sorted(gaps.items(), key=lambda kv: -kv[1][0])[:12]:
+            print(f"{before + ' -> ' + after:<52}{us / 1e3:>9.2f}{n:>7}{us / n:>9.1f}")
+
+
+def idle_gaps(kernels: list[tuple[float, float, str]]) -> dict[tuple[str, str], tuple[float, int]]:
+    """Where the GPU sat idle: the gaps between the end of everything before a kernel and that
+    kernel's start (µs), summed by (kind before, kind after) with their count, so idle at step
+    boundaries (host-bound) tells itself apart from idle between the attention pieces."""
+    gaps: dict[tuple[str, str], list] = defaultdict(lambda: [0.0, 0])
+    kernels = sorted(kernels)
+    if not kernels:
+        return {}
+    _, last_end, last_kind = kernels[0]
+    for start, end, kind in kernels[1:]:
+        if start - last_end > GAP_MIN_US:
+            gap = gaps[(last_kind, kind)]
+            gap[0] += start - last_end
+            gap[1] += 1
+        if end > last_end:
+            last_end, last_kind = end, kind
+    return {key: (us, n) for key, (us, n) in gaps.items()}

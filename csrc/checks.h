@@ -76,9 +76,11 @@ inline void check_paged_attention(const at::Tensor& out, const at::Tensor& query
                                   const at::Tensor& key_cache, const at::Tensor& value_cache,
                                   const at::Tensor& block_tables, const at::Tensor& seq_lens,
                                   const std::optional<at::Tensor>& alibi_slopes) {
-  TORCH_CHECK(query.dim() == 3 && query.is_contiguous() && out.is_contiguous() &&
-                  out.sizes() == query.sizes(),
-              "query and out must be contiguous [num_seqs, num_heads, head_size]");
+  // query rows may sit at any stride (a view of the fused qkv projection's output).
+  TORCH_CHECK(query.dim() == 3 && query.stride(2) == 1 && query.stride(1) == query.size(2) &&
+                  out.is_contiguous() && out.sizes() == query.sizes(),
+              "query [num_seqs, num_heads, head_size] must have each row's heads back to back "
+              "and out must be contiguous and of its shape");
   TORCH_CHECK(key_cache.is_contiguous() && value_cache.is_contiguous() && key_cache.dim() == 4 &&
                   key_cache.sizes() == value_cache.sizes() && key_cache.size(3) == query.size(2),
               "caches must be contiguous [num_blocks, block_size, num_kv_heads, head_size]");

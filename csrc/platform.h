@@ -97,3 +97,12 @@ inline int max_dynamic_shared_memory() {
 // (both compilers take the CUDA spelling; kernels use this name so that a vendor-specific
 // occupancy hint would go here).
 #define IE_LAUNCH_BOUNDS(threads) __launch_bounds__(threads)
+
+// ... and also so that `blocks` blocks fit on one multiprocessor at once, for memory-bound kernels
+// whose loads in flight grow with the blocks resident. HIP reads a second argument as waves per
+// execution unit, another measure: ROCm keeps the compiler's own choice.
+#ifdef USE_ROCM
+#define IE_LAUNCH_BOUNDS_RESIDENT(threads, blocks) __launch_bounds__(threads)
+#else
+#define IE_LAUNCH_BOUNDS_RESIDENT(threads, blocks) __launch_bounds__(threads, blocks)
+#endif

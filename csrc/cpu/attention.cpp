@@ -18,7 +18,7 @@ namespace {
 
 template <typename T>
 struct PagedArgs {
-  const T* query;          // [num_seqs, num_heads, head_size]
+  const T* query;          // [num_seqs, num_heads, head_size], rows query_stride apart
   const T* key_cache;      // [num_blocks, block_size, num_kv_heads, head_size]
   const T* value_cache;    // [num_blocks, block_size, num_kv_heads, head_size]
   const int* block_tables;  // [num_seqs, max_blocks]
@@ -26,6 +26,7 @@ struct PagedArgs {
   const float* alibi;      // [num_heads] or nullptr
   int64_t num_heads, num_kv_heads, head_size, block_size, max_blocks;
   float scale;
+  int64_t query_stride;
 };
 
 // Attends the `group` query heads of kv_head in sequence seq to tokens [start, end). Leaves each
@@ -41,7 +42,7 @@ void attend_range(const PagedArgs<T>& a, int64_t seq, int64_t kv_head, int64_t s
   float* logits = row + D;  // [group, n]
   const int64_t h0 = kv_head * group, seq_len = a.seq_lens[seq];
   for (int64_t g = 0; g < group; ++g) {
-    load_row(q + g * D, a.query + (seq * a.num_heads + h0 + g) * D, D);
+    load_row(q + g * D, a.query + seq * a.query_stride + (h0 + g) * D, D);
     for (int64_t i = 0; i < D; ++i) q[g * D + i] *= a.scale;
   }
   const int* table = a.block_tables + seq * a.max_blocks;
@@ -89,7 +90,7 @@ PagedArgs<T> make_args(const at::Tensor& out, const at::Tensor& query, const at:
   return {query.data_ptr<T>(), key_cache.data_ptr<T>(), value_cache.data_ptr<T>(),
           block_tables.data_ptr<int>(), seq_lens.data_ptr<int>(), alibi, query.size(1),
           key_cache.size(2), query.size(2), key_cache.size(1), block_tables.size(1),
-          static_cast<float>(scale)};
+          static_cast<float>(scale), query.stride(0)};
 }
 
 }  // namespace

@@ -142,6 +142,7 @@ PagedAttentionArgs attention_args(at::Tensor& out, const at::Tensor& query,
   a.block_size = key_cache.size(1);
   a.num_kv_heads = key_cache.size(2);
   a.max_blocks = block_tables.size(1);
+  a.query_stride = query.stride(0);
   return a;
 }
 

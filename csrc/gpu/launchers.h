@@ -50,7 +50,7 @@ struct PagedAttentionArgs {
   float* exp_sums;
   float* max_logits;
   void* tmp_out;
-  const void* query;        // [num_seqs, num_heads, head_size]
+  const void* query;        // [num_seqs, num_heads, head_size], rows query_stride apart
   const void* key_cache;    // [num_blocks, block_size, num_kv_heads, head_size]
   const void* value_cache;  // [num_blocks, block_size, num_kv_heads, head_size]
   const int* block_tables;  // [num_seqs, max_blocks]
@@ -59,6 +59,7 @@ struct PagedAttentionArgs {
   float scale;
   int num_seqs, num_heads, num_kv_heads, head_size, block_size, max_blocks;
   int partition_size, max_partitions;
+  int64_t query_stride;
 };
 const char* launch_paged_attention(const PagedAttentionArgs& args, DType dtype, cudaStream_t stream);
 

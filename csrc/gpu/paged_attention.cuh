@@ -65,12 +65,26 @@ __device__ __forceinline__ uint4 load16(const T* ptr) {
   return *reinterpret_cast<const uint4*>(ptr);
 }
 
+// Thread blocks one SM must hold at once. Left alone, nvcc gives the 16-bit, head size <= 128,
+// up to 4 query-head instances 100-142 registers a thread: 3 blocks per SM on sm_90 for
+// Llama-3's shape; they fit 4 blocks in 128 registers without spilling. Larger instances would
+// spill, so they keep the compiler's choice (1: no constraint). -DIE_ATTN_RESIDENT_BLOCKS=N
+// overrides it, to measure.
+#ifndef IE_ATTN_RESIDENT_BLOCKS
+#define IE_ATTN_RESIDENT_BLOCKS 4
+#endif
 template <typename T, int HEAD_SIZE, int QPB>
-__global__ IE_LAUNCH_BOUNDS(kAttnThreads) void paged_attention_kernel(
+constexpr int attn_resident_blocks() {
+  return sizeof(T) == 2 && HEAD_SIZE <= 128 && QPB <= 4 ? IE_ATTN_RESIDENT_BLOCKS : 1;
+}
+
+template <typename T, int HEAD_SIZE, int QPB>
+__global__ IE_LAUNCH_BOUNDS_RESIDENT(kAttnThreads, (attn_resident_blocks<T, HEAD_SIZE, QPB>()))
+void paged_attention_kernel(
     T* __restrict__ out,                   // [num_seqs, num_heads, gridDim.z, HEAD_SIZE]
     float* __restrict__ exp_sums,          // [num_seqs, num_heads, gridDim.z]; v2 only
     float* __restrict__ max_logits,        // [num_seqs, num_heads, gridDim.z]; v2 only
-    const T* __restrict__ query,           // [num_seqs, num_heads, HEAD_SIZE]
+    const T* __restrict__ query,           // [num_seqs, num_heads, HEAD_SIZE], rows query_stride apart
     const T* __restrict__ key_cache,       // [num_blocks, block_size, num_kv_heads, HEAD_SIZE]
     const T* __restrict__ value_cache,     // [num_blocks, block_size, num_kv_heads, HEAD_SIZE]
     const int* __restrict__ block_tables,  // [num_seqs, max_blocks]
@@ -78,7 +92,7 @@ __global__ IE_LAUNCH_BOUNDS(kAttnThreads) void paged_attention_kernel(
     const float* __restrict__ alibi_slopes,  // [num_heads] or nullptr
     float scale, int num_heads, int num_kv_heads, int block_size, int max_blocks,
     int partition_size,  // 0: v1, the whole context
-    int logits_stride) {
+    int logits_stride, int64_t query_stride) {
   using S = AttnShape<T, HEAD_SIZE>;
   constexpr int V = kVec<T>;
   extern __shared__ float smem[];  // logits [QPB, logits_stride]; then output partials
@@ -108,7 +122,7 @@ __global__ IE_LAUNCH_BOUNDS(kAttnThreads) void paged_attention_kernel(
   uint4 q[QPB][S::kQkVecs];
 #pragma unroll
   for (int qi = 0; qi < QPB; ++qi) {
-    const T* q_row = query + (static_cast<int64_t>(seq) * num_heads + head0 + qi) * HEAD_SIZE;
+    const T* q_row = query + seq * query_stride + (head0 + qi) * HEAD_SIZE;
 #pragma unroll
     for (int i = 0; i < S::kQkVecs; ++i) {
       const int j = qk_lane + i * kQkLanes;

@@ -28,7 +28,8 @@ const char* launch_instance(const PagedAttentionArgs& a, cudaStream_t stream) {
       static_cast<T*>(v2 ? a.tmp_out : a.out), a.exp_sums, a.max_logits,
       static_cast<const T*>(a.query), static_cast<const T*>(a.key_cache),
       static_cast<const T*>(a.value_cache), a.block_tables, a.seq_lens, a.alibi_slopes, a.scale,
-      a.num_heads, a.num_kv_heads, a.block_size, a.max_blocks, a.partition_size, logits_stride);
+      a.num_heads, a.num_kv_heads, a.block_size, a.max_blocks, a.partition_size, logits_stride,
+      a.query_stride);
   if (v2) {
     paged_attention_reduce_kernel<T><<<dim3(a.num_heads, a.num_seqs), kAttnThreads,
                                        sizeof(float) * a.max_partitions, stream>>>(

@@ -129,9 +129,14 @@ def paged_attention_takes(query: torch.Tensor, *args, **kwargs) -> bool:
 
 def paged_attention(query: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
                     block_tables: torch.Tensor, seq_lens: torch.Tensor, scale: float,
-                    alibi_slopes: torch.Tensor | None = None) -> torch.Tensor:
-    query = query.contiguous()
-    out = torch.empty_like(query)
+                    alibi_slopes: torch.Tensor | None = None,
+                    out: torch.Tensor | None = None) -> torch.Tensor:
+    # The kernels take rows at any stride (a view of the fused qkv projection's output, no
+    # copy) as long as each row's heads lie back to back and rows stay 16-byte aligned.
+    if query.stride(2) != 1 or query.stride(1) != query.shape[2] or query.stride(0) % 8:
+        query = query.contiguous()
+    if out is None:
+        out = torch.empty(query.shape, dtype=query.dtype, device=query.device)
     block_tables = block_tables.to(torch.int32).contiguous()
     seq_lens = seq_lens.to(torch.int32).contiguous()
     if alibi_slopes is not None:

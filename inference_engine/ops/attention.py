@@ -51,14 +51,15 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_pos: torch.Tens
 def prefill_attention_ref(query: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
                           block_tables: torch.Tensor, query_start_loc: torch.Tensor,
                           seq_lens: torch.Tensor, scale: float,
-                          alibi_slopes: torch.Tensor | None = None) -> torch.Tensor:
+                          alibi_slopes: torch.Tensor | None = None,
+                          out: torch.Tensor | None = None) -> torch.Tensor:
     """Causal attention for new tokens whose K/V are already in the cache.
 
     query [T, H, D] holds each sequence's new tokens back to back (sequence i owns rows
     query_start_loc[i]:query_start_loc[i + 1]); they are the last tokens of its seq_lens[i]
-    cached tokens. Returns [T, H, D].
+    cached tokens. Returns [T, H, D], written into `out` when given.
     """
-    out = torch.empty_like(query)
+    out = torch.empty_like(query) if out is None else out
     starts, lens = query_start_loc.tolist(), seq_lens.tolist()
     for i, seq_len in enumerate(lens):
         q = query[starts[i]:starts[i + 1]]
@@ -72,9 +73,10 @@ def prefill_attention_ref(query: torch.Tensor, key_cache: torch.Tensor, value_ca
 
 def paged_attention_ref(query: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
                         block_tables: torch.Tensor, seq_lens: torch.Tensor, scale: float,
-                        alibi_slopes: torch.Tensor | None = None) -> torch.Tensor:
+                        alibi_slopes: torch.Tensor | None = None,
+                        out: torch.Tensor | None = None) -> torch.Tensor:
     """Decode attention: one query token per sequence, query [B, H, D], attending to all
-    seq_lens[i] cached tokens of its sequence. Returns [B, H, D].
+    seq_lens[i] cached tokens of its sequence. Returns [B, H, D], written into `out` when given.
 
     All sequences go through one padded, masked attention call: on the CPU the per-call overhead
     of a loop over sequences dominates these tiny products.
@@ -92,10 +94,10 @@ def paged_attention_ref(query: torch.Tensor, key_cache: torch.Tensor, value_cach
     if alibi_slopes is not None:
         distance = (positions[None, :] - (seq_lens[:, None].to(positions.dtype) - 1)).to(query.dtype)
         bias = bias + alibi_slopes.to(query.dtype)[None, :, None, None] * distance[:, None, None, :]
-    out = F.scaled_dot_product_attention(
+    result = F.scaled_dot_product_attention(
         query.unsqueeze(2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=bias, scale=scale,
-        enable_gqa=num_heads != k.shape[2])
-    return out.squeeze(2)
+        enable_gqa=num_heads != k.shape[2]).squeeze(2)
+    return result if out is None else out.copy_(result)
 
 
 def copy_blocks_ref(key_caches: list[torch.Tensor], value_caches: list[torch.Tensor],

@@ -128,11 +128,13 @@ def _version(t: torch.Tensor) -> int:
 
 
 def _launch(query, key_cache, value_cache, block_tables, query_start_loc, seq_lens, tile_starts,
-            scale, alibi_slopes, block_m: int) -> torch.Tensor:
-    out = torch.empty_like(query)
+            scale, alibi_slopes, block_m: int, out: torch.Tensor | None) -> torch.Tensor:
+    if out is None:
+        out = torch.empty(query.shape, dtype=query.dtype, device=query.device)
     num_seqs = seq_lens.shape[0]
     num_tokens, num_heads, head_size = query.shape
-    assert key_cache.stride(3) == 1 and query.stride(2) == 1, "head dimension must be contiguous"
+    assert key_cache.stride(3) == 1 and query.stride(2) == 1 and out.stride(2) == 1, \
+        "head dimension must be contiguous"
     # Every sequence adds at most one partial tile to the T / block_m full ones.
     grid = (triton.cdiv(num_tokens, block_m) + num_seqs, num_heads)
     _launch_prefill(
@@ -150,17 +152,19 @@ def _launch(query, key_cache, value_cache, block_tables, query_start_loc, seq_le
 def prefill_attention(query: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
                       block_tables: torch.Tensor, query_start_loc: torch.Tensor,
                       seq_lens: torch.Tensor, scale: float,
-                      alibi_slopes: torch.Tensor | None = None) -> torch.Tensor:
+                      alibi_slopes: torch.Tensor | None = None,
+                      out: torch.Tensor | None = None) -> torch.Tensor:
     """Triton version of ops.prefill_attention_ref (same arguments and result)."""
     return _launch(query, key_cache, value_cache, block_tables, query_start_loc, seq_lens,
-                   _tile_starts(query_start_loc, BLOCK_M), scale, alibi_slopes, BLOCK_M)
+                   _tile_starts(query_start_loc, BLOCK_M), scale, alibi_slopes, BLOCK_M, out)
 
 
 def paged_attention(query: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
                     block_tables: torch.Tensor, seq_lens: torch.Tensor, scale: float,
-                    alibi_slopes: torch.Tensor | None = None) -> torch.Tensor:
+                    alibi_slopes: torch.Tensor | None = None,
+                    out: torch.Tensor | None = None) -> torch.Tensor:
     """Triton version of ops.paged_attention_ref: decode as a prefill of one token per sequence."""
     starts = torch.arange(query.shape[0] + 1, dtype=torch.int32, device=query.device)
     # One query, so one tile, per sequence: the tiles start where the queries do.
     return _launch(query, key_cache, value_cache, block_tables, starts, seq_lens, starts, scale,
-                   alibi_slopes, DECODE_BLOCK_M)
+                   alibi_slopes, DECODE_BLOCK_M, out)

@@ -128,3 +128,47 @@ def test_paged_attention_any_head_size(device, head_size, dtype):
     ref = paged_attention_ref(query.double(), key_cache.double(), value_cache.double(), block_tables,
                               seq_lens, scale)
     torch.testing.assert_close(out.double(), ref, **TOLERANCES[dtype])
+
+
+def fused_qkv_view(query: torch.Tensor, num_kv_heads: int) -> torch.Tensor:
+    """query's values as the model hands them over: the first columns of the fused qkv
+    projection's output, rows (num_heads + 2 * num_kv_heads) * head_size apart."""
+    num_seqs, num_heads, head_size = query.shape
+    qkv = torch.randn(num_seqs, (num_heads + 2 * num_kv_heads) * head_size, dtype=query.dtype,
+                      device=query.device)
+    view = qkv[:, :num_heads * head_size].view(num_seqs, num_heads, head_size)
+    view.copy_(query)
+    return view
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_paged_attention_query_rows_at_a_stride(device, version, dtype):
+    """Both kernels read the query in place from the fused qkv output (no copy first)."""
+    require_compiled(f"paged_attention_{version}", device)
+    inputs = make_inputs(5, 8, 2, 128, 16, 700, dtype, device)
+    scale = 128 ** -0.5
+    strided = fused_qkv_view(inputs[0], num_kv_heads=2)
+    assert not strided.is_contiguous()
+    torch.testing.assert_close(run_kernel(version, strided, *inputs[1:], scale, None),
+                               run_kernel(version, *inputs, scale, None), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("num_seqs", [3, 300], ids=["v2", "v1"])  # many sequences take v1
+def test_paged_attention_writes_into_out(device, dtype, num_seqs):
+    """The public op writes into given rows of a larger buffer (a mixed step's output) and
+    leaves the other rows alone."""
+    require_compiled("paged_attention_v1", device)
+    inputs = make_inputs(num_seqs, 8, 2, 128, 16, 700, dtype, device)
+    scale = 128 ** -0.5
+    buffer = torch.full((num_seqs + 4, 8, 128), 7.0, dtype=dtype, device=device)
+    result = paged_attention(fused_qkv_view(inputs[0], 2), *inputs[1:], scale, out=buffer[4:])
+    assert result.data_ptr() == buffer[4:].data_ptr()
+    torch.testing.assert_close(buffer[4:], paged_attention(*inputs, scale), atol=0, rtol=0)
+    assert bool((buffer[:4] == 7.0).all())
+    ref_out = torch.zeros_like(inputs[0])
+    paged_attention_ref(*inputs, scale, out=ref_out)
+    torch.testing.assert_close(ref_out, paged_attention_ref(*inputs, scale))

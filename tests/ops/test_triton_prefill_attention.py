@@ -147,3 +147,24 @@ def test_tile_starts_kept_for_inference_tensors():
                 torch.testing.assert_close(prefill_attention(*batch, 0.125),
                                            prefill_attention_ref(*batch, 0.125),
                                            **TOLERANCES[torch.float32])
+
+
+def test_prefill_and_decode_write_into_out_from_a_strided_query():
+    """As a mixed step calls them: the query rows a view of the fused qkv output, each kernel
+    writing its rows of one shared output, the other rows left alone."""
+    dtype = torch.float16
+    batch = make_batch([20, 9], [0, 30], 4, 2, 64, 16, dtype)
+    query = batch[0]
+    qkv = torch.randn(query.shape[0], 8 * 64, dtype=dtype, device=DEVICE)
+    strided = qkv[:, :4 * 64].view(-1, 4, 64)
+    strided.copy_(query)
+    out = torch.full((query.shape[0] + 3, 4, 64), 5.0, dtype=dtype, device=DEVICE)
+    prefill_attention(strided, *batch[1:], 0.125, out=out[3:])
+    torch.testing.assert_close(out[3:], prefill_attention(*batch, 0.125), atol=0, rtol=0)
+    assert bool((out[:3] == 5.0).all())
+    key_cache, value_cache, block_tables, _, lens = batch[1:]
+    decode_out = torch.zeros(2, 4, 64, dtype=dtype, device=DEVICE)
+    paged_attention(strided[:2], key_cache, value_cache, block_tables, lens, 0.125, out=decode_out)
+    torch.testing.assert_close(decode_out, paged_attention(query[:2].contiguous(), key_cache,
+                                                           value_cache, block_tables, lens, 0.125),
+                               atol=0, rtol=0)

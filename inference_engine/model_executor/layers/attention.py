@@ -38,30 +38,27 @@ class Attention(nn.Module):
         v = v.view(-1, self.num_kv_heads, self.head_size)
         ops.reshape_and_cache(k, v, self.k_cache, self.v_cache, meta.slot_mapping)
         n, p = meta.num_prefills, meta.num_prefill_tokens
-        if out is not None:
-            out = out.view(-1, self.num_heads, self.head_size)
-        if n == 0:
-            result = self._decode(q, meta.block_tables, meta.seq_lens)
-        elif p == q.shape[0]:
-            result = self._prefill(q, meta)
-        else:  # a mixed step: the prefills' tokens first, then one per decoding sequence
-            result = torch.empty_like(q) if out is None else out
-            result[:p] = self._prefill(q[:p], meta)
-            result[p:] = self._decode(q[p:], meta.block_tables[n:], meta.seq_lens[n:])
-        if out is not None and result is not out:
-            result = out.copy_(result)
-        return result.reshape(-1, self.num_heads * self.head_size)
+        # Both kernels write straight into their rows of one output (no copies); q may be a
+        # strided view of the fused qkv projection's output.
+        if out is None:
+            out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+        out = out.view(-1, self.num_heads, self.head_size)
+        if p > 0:  # the prefills' tokens come first
+            self._prefill(q[:p], meta, out[:p])
+        if p < q.shape[0]:  # then one token per decoding sequence
+            self._decode(q[p:], meta.block_tables[n:], meta.seq_lens[n:], out[p:])
+        return out.view(-1, self.num_heads * self.head_size)
 
-    def _prefill(self, q: torch.Tensor, meta) -> torch.Tensor:
+    def _prefill(self, q: torch.Tensor, meta, out: torch.Tensor) -> None:
         n = meta.num_prefills
-        return ops.prefill_attention(q, self.k_cache, self.v_cache, meta.block_tables[:n],
-                                     meta.query_start_loc, meta.seq_lens[:n], self.scale,
-                                     self.alibi_slopes)
+        ops.prefill_attention(q, self.k_cache, self.v_cache, meta.block_tables[:n],
+                              meta.query_start_loc, meta.seq_lens[:n], self.scale,
+                              self.alibi_slopes, out=out)
 
-    def _decode(self, q: torch.Tensor, block_tables: torch.Tensor,
-                seq_lens: torch.Tensor) -> torch.Tensor:
-        return ops.paged_attention(q, self.k_cache, self.v_cache, block_tables, seq_lens,
-                                   self.scale, self.alibi_slopes)
+    def _decode(self, q: torch.Tensor, block_tables: torch.Tensor, seq_lens: torch.Tensor,
+                out: torch.Tensor) -> None:
+        ops.paged_attention(q, self.k_cache, self.v_cache, block_tables, seq_lens,
+                            self.scale, self.alibi_slopes, out=out)
 
 
 def get_alibi_slopes(num_heads: int) -> torch.Tensor:
