@@ -20,7 +20,7 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workload", required=True, help="JSONL with prompt_token_ids and output_len")
     p.add_argument("--num-prompts", type=int, default=1000)
-    p.add_argument("--max-num-seqs", type=int, default=256)
+    p.add_argument("--max-num-seqs", type=int, default=192)
     p.add_argument("--max-num-batched-tokens", type=int, default=8192)
     p.add_argument("--matmul-params", type=float, default=6.98e9,
                    help="parameters every token multiplies (Llama-3-8B without embeddings and head)")

@@ -100,7 +100,7 @@ class CacheConfig:
 @dataclass
 class SchedulerConfig:
     """Continuous batching limits per step."""
-    max_num_seqs: int = 256
+    max_num_seqs: int = 192  # see EngineArgs.max_num_seqs
     max_num_batched_tokens: int | None = None
     max_model_len: int = 2048
 
