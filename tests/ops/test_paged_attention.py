@@ -172,3 +172,16 @@ def test_paged_attention_writes_into_out(device, dtype, num_seqs):
     ref_out = torch.zeros_like(inputs[0])
     paged_attention_ref(*inputs, scale, out=ref_out)
     torch.testing.assert_close(ref_out, paged_attention_ref(*inputs, scale))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_paged_attention_query_off_16_byte_alignment(device):
+    """A query that starts mid-vector (a view at an odd offset) is copied first, not misread."""
+    require_compiled("paged_attention_v1", device)
+    inputs = make_inputs(3, 8, 2, 128, 16, 300, torch.bfloat16, device)
+    flat = torch.empty(inputs[0].numel() + 1, dtype=torch.bfloat16, device=device)
+    shifted = flat[1:].view(inputs[0].shape)
+    shifted.copy_(inputs[0])
+    assert shifted.data_ptr() % 16
+    torch.testing.assert_close(paged_attention(shifted, *inputs[1:], 128 ** -0.5),
+                               paged_attention(*inputs, 128 ** -0.5), atol=0, rtol=0)
