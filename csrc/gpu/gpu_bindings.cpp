@@ -4,6 +4,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <cstdint>
 #include <optional>
 #include <vector>
 
@@ -122,6 +123,15 @@ void swap_blocks(const at::Tensor& src, at::Tensor& dst, const at::Tensor& block
   }
 }
 
+// The kernel loads the query in 16-byte vectors: a view whose rows start off that alignment (an
+// odd offset or row stride) is copied first. Here rather than in Python, where data_ptr() is
+// unknown while torch.compile traces.
+at::Tensor vector_aligned(const at::Tensor& query) {
+  const bool aligned = reinterpret_cast<uintptr_t>(query.data_ptr()) % 16 == 0 &&
+                       (query.stride(0) * query.element_size()) % 16 == 0;
+  return aligned ? query : query.clone(at::MemoryFormat::Contiguous);
+}
+
 PagedAttentionArgs attention_args(at::Tensor& out, const at::Tensor& query,
                                   const at::Tensor& key_cache, const at::Tensor& value_cache,
                                   const at::Tensor& block_tables, const at::Tensor& seq_lens,
@@ -150,9 +160,10 @@ void paged_attention_v1(at::Tensor& out, const at::Tensor& query, const at::Tens
                         const at::Tensor& value_cache, const at::Tensor& block_tables,
                         const at::Tensor& seq_lens, double scale,
                         const std::optional<at::Tensor>& alibi_slopes) {
-  const auto args = attention_args(out, query, key_cache, value_cache, block_tables, seq_lens, scale,
-                                   alibi_slopes);
   const at::cuda::OptionalCUDAGuard guard(query.device());
+  const at::Tensor q = vector_aligned(query);
+  const auto args = attention_args(out, q, key_cache, value_cache, block_tables, seq_lens, scale,
+                                   alibi_slopes);
   check_launch(launch_paged_attention(args, dtype_of(query), stream()));
 }
 
@@ -162,14 +173,15 @@ void paged_attention_v2(at::Tensor& out, at::Tensor& exp_sums, at::Tensor& max_l
                         const at::Tensor& seq_lens, double scale,
                         const std::optional<at::Tensor>& alibi_slopes, int64_t partition_size) {
   check_v2_workspace(exp_sums, max_logits, tmp_out, query, key_cache, block_tables, partition_size);
-  auto args = attention_args(out, query, key_cache, value_cache, block_tables, seq_lens, scale,
+  const at::cuda::OptionalCUDAGuard guard(query.device());
+  const at::Tensor q = vector_aligned(query);
+  auto args = attention_args(out, q, key_cache, value_cache, block_tables, seq_lens, scale,
                              alibi_slopes);
   args.exp_sums = exp_sums.data_ptr<float>();
   args.max_logits = max_logits.data_ptr<float>();
   args.tmp_out = tmp_out.data_ptr();
   args.partition_size = partition_size;
   args.max_partitions = tmp_out.size(2);
-  const at::cuda::OptionalCUDAGuard guard(query.device());
   check_launch(launch_paged_attention(args, dtype_of(query), stream()));
 }
 

@@ -132,11 +132,10 @@ def paged_attention(query: torch.Tensor, key_cache: torch.Tensor, value_cache: t
                     alibi_slopes: torch.Tensor | None = None,
                     out: torch.Tensor | None = None) -> torch.Tensor:
     # The kernels take rows at any stride (a view of the fused qkv projection's output, no
-    # copy) as long as each row's heads lie back to back and every row starts 16-byte aligned
-    # (the GPU kernel loads 16-byte vectors).
-    if (query.stride(2) != 1 or query.stride(1) != query.shape[2]
-            or (query.stride(0) * query.element_size()) % 16 or query.data_ptr() % 16):
-        query = query.clone(memory_format=torch.contiguous_format)
+    # copy) as long as each row's heads lie back to back (the GPU op copies a query whose rows
+    # start off 16-byte alignment itself).
+    if query.stride(2) != 1 or query.stride(1) != query.shape[2]:
+        query = query.contiguous()
     if out is None:
         out = torch.empty(query.shape, dtype=query.dtype, device=query.device)
     block_tables = block_tables.to(torch.int32).contiguous()
