@@ -25,3 +25,13 @@ def require_compiled(op_name: str, device: str) -> None:
         f"torch.ops.inference_engine.{op_name} has no {device} kernel: build the extension with "
         "`pip install --no-build-isolation -e .`")
 
+
+def fused_qkv_view(query: torch.Tensor, num_kv_heads: int) -> torch.Tensor:
+    """query's values as the model hands them over: the first columns of the fused qkv
+    projection's output, rows (num_heads + 2 * num_kv_heads) * head_size apart."""
+    num_seqs, num_heads, head_size = query.shape
+    qkv = torch.randn(num_seqs, (num_heads + 2 * num_kv_heads) * head_size, dtype=query.dtype,
+                      device=query.device)
+    view = qkv[:, :num_heads * head_size].view(num_seqs, num_heads, head_size)
+    view.copy_(query)
+    return view

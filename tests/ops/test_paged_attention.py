@@ -11,7 +11,7 @@ import torch
 from inference_engine.model_executor.layers.attention import get_alibi_slopes
 from inference_engine.ops import paged_attention
 from inference_engine.ops.attention import paged_attention_ref
-from op_testing import DEVICES, DTYPES, require_compiled
+from op_testing import DEVICES, DTYPES, fused_qkv_view, require_compiled
 
 HEAD_SIZES = [64, 80, 96, 112, 128, 256]
 HEADS = [(8, 8), (8, 2), (8, 1), (6, 2)]  # (query heads, KV heads); 6/2 makes a group of 3
@@ -128,17 +128,6 @@ def test_paged_attention_any_head_size(device, head_size, dtype):
     ref = paged_attention_ref(query.double(), key_cache.double(), value_cache.double(), block_tables,
                               seq_lens, scale)
     torch.testing.assert_close(out.double(), ref, **TOLERANCES[dtype])
-
-
-def fused_qkv_view(query: torch.Tensor, num_kv_heads: int) -> torch.Tensor:
-    """query's values as the model hands them over: the first columns of the fused qkv
-    projection's output, rows (num_heads + 2 * num_kv_heads) * head_size apart."""
-    num_seqs, num_heads, head_size = query.shape
-    qkv = torch.randn(num_seqs, (num_heads + 2 * num_kv_heads) * head_size, dtype=query.dtype,
-                      device=query.device)
-    view = qkv[:, :num_heads * head_size].view(num_seqs, num_heads, head_size)
-    view.copy_(query)
-    return view
 
 
 @pytest.mark.parametrize("device", DEVICES)

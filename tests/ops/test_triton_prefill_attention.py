@@ -9,6 +9,7 @@ import torch
 
 from inference_engine.model_executor.layers.attention import get_alibi_slopes
 from inference_engine.ops.attention import paged_attention_ref, prefill_attention_ref
+from op_testing import fused_qkv_view
 
 GPU = torch.cuda.is_available()
 triton = pytest.importorskip("triton")
@@ -155,9 +156,7 @@ def test_prefill_and_decode_write_into_out_from_a_strided_query():
     dtype = torch.float16
     batch = make_batch([20, 9], [0, 30], 4, 2, 64, 16, dtype)
     query = batch[0]
-    qkv = torch.randn(query.shape[0], 8 * 64, dtype=dtype, device=DEVICE)
-    strided = qkv[:, :4 * 64].view(-1, 4, 64)
-    strided.copy_(query)
+    strided = fused_qkv_view(query, num_kv_heads=2)
     out = torch.full((query.shape[0] + 3, 4, 64), 5.0, dtype=dtype, device=DEVICE)
     prefill_attention(strided, *batch[1:], 0.125, out=out[3:])
     torch.testing.assert_close(out[3:], prefill_attention(*batch, 0.125), atol=0, rtol=0)
