@@ -52,7 +52,8 @@ def parse_args() -> argparse.Namespace:
 def set_attention_split(blocks: int | None) -> None:
     if blocks is not None:
         from inference_engine.ops import _compiled
-        _compiled._V1_MIN_SEQ_HEADS["cuda"] = _compiled._MIN_V2_BLOCKS["cuda"] = blocks
+        _compiled._MIN_V2_BLOCKS["cuda"] = blocks
+        _compiled._V1_MIN_SEQ_HEADS["cuda"] = _compiled._V1_MIN_SEQ_HEADS["cuda_mma"] = blocks
 
 
 def run_engine(args, requests) -> tuple[float, float]:

@@ -4,6 +4,7 @@
 #   benchmarks/gpu_job.sh OUT [step ...]
 # steps: build ops engine async piecewise tp-tests kernels probe-eager attn-mix attn-resident warm throughput throughput-split512
 #   throughput-jit-launch (Triton kernels launched through their JIT, as before the fifth session)
+#   throughput-simt (decode attention on the CUDA cores, as before the eighth session)
 #   throughput-no-piecewise (steps with prompts eager) throughput-sync profile trace-async
 #   sweep throughput-hf serving serving-split serving-profile tp tp-70b tp-any
 #   (throughput-extra: EXTRA_ARGS added, log named throughput_$EXTRA_NAME)
@@ -77,7 +78,8 @@ for step in $STEPS; do
     tp-tests) run tp_tests python -m pytest tests/distributed/test_tp_gpu.py -q -p no:cacheprovider ;;
     kernels) run kernels bash -c "python benchmarks/kernels/benchmark_paged_attention.py && python benchmarks/kernels/benchmark_rms_norm_rotary.py" ;;
     probe-eager) run probe_eager python benchmarks/kernels/probe_eager_host_overhead.py ;;
-    attn-mix) run attn_mix python benchmarks/kernels/benchmark_decode_attention_mix.py --workload "$WL" ;;
+    attn-mix) run attn_mix python benchmarks/kernels/benchmark_decode_attention_mix.py --workload "$WL" \
+                ${MIX_ARGS:-} ;;  # e.g. MIX_ARGS="--kernels mma simt --batch-sizes 4 16 64 192"
     attn-resident) for n in ${RESIDENT:-1 4 5}; do  # decode attention built for N blocks per SM
                      touch csrc/gpu/paged_attention_kernels.cu
                      NVCC_APPEND_FLAGS="-DIE_ATTN_RESIDENT_BLOCKS=$n" run "build_resident_$n" env \
@@ -98,6 +100,9 @@ for step in $STEPS; do
     throughput-jit-launch) INFERENCE_ENGINE_TRITON_JIT_LAUNCH=1 run throughput_jit_launch \
           python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
           --workload "$WL" --num-prompts 1000 ;;
+    throughput-simt) INFERENCE_ENGINE_PAGED_ATTENTION_KERNEL=simt run throughput_simt \
+          python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
+          --workload "$WL" --num-prompts 1000 ;;  # decode attention on the CUDA cores
     throughput-extra) run "throughput_${EXTRA_NAME:-extra}" python benchmarks/benchmark_throughput.py \
           --preset llama3-8b --load-format dummy --workload "$WL" --num-prompts 1000 ${EXTRA_ARGS:-} ;;
     throughput-no-piecewise) run throughput_no_piecewise python benchmarks/benchmark_throughput.py \

@@ -67,6 +67,51 @@ __device__ __forceinline__ uint32_t fma_f16x2(uint32_t a, uint32_t b, uint32_t c
   return d;
 }
 
+// Reads `value` from lane `src_lane` of the warp (all lanes take part).
+template <typename T>
+__device__ __forceinline__ T shfl_from(T value, int src_lane) {
+#ifdef USE_ROCM
+  return __shfl(value, src_lane);
+#else
+  return __shfl_sync(0xffffffffu, value, src_lane);
+#endif
+}
+
+// Warp-wide matrix multiply-add on the tensor cores, d += a * b for one 16x8x16 tile: `a` 16x16
+// (row-major fragment, four registers of two 16-bit values), `b` 16x8 (column-major, two),
+// `d` 16x8 in float32 (four), in the lane layout of PTX's mma.m16n8k16. CUDA on sm_80 and later
+// only: ROCm's matrix cores take other shapes and layouts (MFMA), so there IE_WARP_MMA is 0 and
+// the kernels that would use it keep their CUDA-core versions.
+#ifdef USE_ROCM
+#define IE_WARP_MMA 0
+inline bool warp_mma_supported() { return false; }
+#else
+#define IE_WARP_MMA 1
+inline bool warp_mma_supported() {
+  int device = 0, major = 0;
+  (void)cudaGetDevice(&device);
+  (void)cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+  return major >= 8;
+}
+
+template <typename T>
+__device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4],
+                                            const uint32_t (&b)[2]);
+
+#define IE_MMA_16X8X16(TYPE, PTX_TYPE)                                                          \
+  template <>                                                                                   \
+  __device__ __forceinline__ void mma_16x8x16<TYPE>(float (&d)[4], const uint32_t (&a)[4],      \
+                                                    const uint32_t (&b)[2]) {                   \
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." PTX_TYPE "." PTX_TYPE ".f32 "        \
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"               \
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])                               \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));           \
+  }
+IE_MMA_16X8X16(fp16_t, "f16")
+IE_MMA_16X8X16(bf16_t, "bf16")
+#undef IE_MMA_16X8X16
+#endif
+
 // Lets `kernel` use more than the default 48 KiB of dynamic shared memory; true on success.
 template <typename Kernel>
 bool allow_dynamic_shared_memory(Kernel kernel, int bytes) {

@@ -6,13 +6,15 @@ the cost of one long sequence in a batch of short ones and of a few long ones al
 
 Contexts: batches above --tail-batch take random requests at a random point of their output
 (the busy middle of a run); smaller batches take the longest requests late in their output (the
-tail of a run). Backends: the ops' choice, v1, and v2 at each partition size.
+tail of a run). Backends: the ops' choice, v1, and v2 at each partition size, for each of
+--kernels (the GPU kernel: `mma` on the tensor cores, `simt` on the CUDA cores).
 
     python benchmarks/kernels/benchmark_decode_attention_mix.py --workload sharegpt-1000.jsonl
 """
 import argparse
 import json
 import math
+import os
 
 import numpy as np
 import torch
@@ -35,6 +37,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--head-size", type=int, default=128)
     p.add_argument("--block-size", type=int, default=16)
     p.add_argument("--calls", type=int, default=20, help="calls captured in one graph")
+    p.add_argument("--kernels", nargs="+", default=["mma"], choices=["mma", "simt"],
+                   help="GPU decode kernels to time (INFERENCE_ENGINE_PAGED_ATTENTION_KERNEL)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
 
@@ -65,13 +69,13 @@ def make_inputs(args, contexts: list[int], width_blocks: int):
     return query, key_cache, value_cache, table.to(device), seq_lens
 
 
-def backends(args, inputs) -> dict:
+def backends(args, inputs, kernel: str) -> dict:
     key_cache, block_tables = inputs[1], inputs[3]
     scale = args.head_size ** -0.5
     fns = {"ops' choice": lambda: _compiled.paged_attention(*inputs, scale)}
     width_tokens = block_tables.shape[1] * key_cache.shape[1]
     group = min(args.num_heads // args.num_kv_heads, 8)
-    if width_tokens * group * 4 <= 160 * 1024:  # v1 keeps the logits in shared memory
+    if kernel == "mma" or width_tokens * group * 4 <= 160 * 1024:  # simt: logits in shared memory
         fns["v1"] = lambda: run_version("v1", inputs, scale)
     for size in args.partition_sizes:
         if size < width_tokens:
@@ -116,17 +120,20 @@ def main() -> None:
         for width_name, width in (("batch", math.ceil(max(contexts) / args.block_size)),
                                   ("graph", graph_width)):
             inputs = make_inputs(args, contexts, width)
-            for name, fn in backends(args, inputs).items():
-                us = graph_time_us(fn, args.calls)
-                gbs = kv_bytes / us / 1e3
-                rows.append([batch, width_name, int(np.mean(contexts)), max(contexts), name, us, gbs,
-                             100 * gbs / copy_gbs])
+            for kernel in args.kernels:
+                os.environ["INFERENCE_ENGINE_PAGED_ATTENTION_KERNEL"] = kernel  # read at capture
+                for name, fn in backends(args, inputs, kernel).items():
+                    us = graph_time_us(fn, args.calls)
+                    gbs = kv_bytes / us / 1e3
+                    rows.append([batch, width_name, int(np.mean(contexts)), max(contexts), kernel,
+                                 name, us, gbs, 100 * gbs / copy_gbs])
             del inputs
             torch.cuda.empty_cache()
     print(f"\ndevice: {torch.cuda.get_device_name()}; copy bandwidth {copy_gbs:.0f} GB/s; "
           f"{args.num_heads} query / {args.num_kv_heads} KV heads, head size {args.head_size}, bf16; "
           f"bytes: K and V of every context token")
-    print_table(["batch", "table", "mean ctx", "max ctx", "backend", "time us", "GB/s", "% of copy"],
+    print_table(["batch", "table", "mean ctx", "max ctx", "kernel", "backend", "time us", "GB/s",
+                 "% of copy"],
                 rows)
 
 

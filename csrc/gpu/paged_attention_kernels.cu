@@ -1,11 +1,23 @@
-// Host side of paged attention v1/v2: picks the kernel instance (storage type, head size, query
-// heads per block), sizes its shared memory and launches it (plus the v2 reduce kernel).
+// Host side of paged attention v1/v2: picks the kernel (tensor-core or CUDA-core) and its instance
+// (storage type, head size, query heads per block), sizes its shared memory and launches it (plus
+// the v2 reduce kernel).
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "paged_attention.cuh"
+#include "paged_attention_mma.cuh"
 
 namespace ie::gpu {
 namespace {
+
+template <typename T>
+void launch_reduce(const PagedAttentionArgs& a, cudaStream_t stream) {
+  paged_attention_reduce_kernel<T><<<dim3(a.num_heads, a.num_seqs), kAttnThreads,
+                                     sizeof(float) * a.max_partitions, stream>>>(
+      static_cast<T*>(a.out), a.exp_sums, a.max_logits, static_cast<const T*>(a.tmp_out),
+      a.seq_lens, a.head_size, a.partition_size, a.max_partitions);
+}
 
 template <typename T, int HEAD_SIZE, int QPB>
 const char* launch_instance(const PagedAttentionArgs& a, cudaStream_t stream) {
@@ -30,18 +42,48 @@ const char* launch_instance(const PagedAttentionArgs& a, cudaStream_t stream) {
       static_cast<const T*>(a.value_cache), a.block_tables, a.seq_lens, a.alibi_slopes, a.scale,
       a.num_heads, a.num_kv_heads, a.block_size, a.max_blocks, a.partition_size, logits_stride,
       a.query_stride);
-  if (v2) {
-    paged_attention_reduce_kernel<T><<<dim3(a.num_heads, a.num_seqs), kAttnThreads,
-                                       sizeof(float) * a.max_partitions, stream>>>(
-        static_cast<T*>(a.out), a.exp_sums, a.max_logits, static_cast<const T*>(a.tmp_out),
-        a.seq_lens, HEAD_SIZE, a.partition_size, a.max_partitions);
-  }
+  if (v2) launch_reduce<T>(a, stream);
   return nullptr;
 }
+
+#if IE_WARP_MMA
+// The tensor-core kernel: as many query heads per block as divide the group, up to 8 (the mma's n).
+template <typename T, int HEAD_SIZE>
+const char* launch_mma(const PagedAttentionArgs& a, cudaStream_t stream) {
+  const bool v2 = a.partition_size > 0;
+  const int group = a.num_heads / a.num_kv_heads;
+  int queries = std::min(group, kMmaMaxQueries);
+  while (group % queries != 0) --queries;
+  const dim3 grid(a.num_kv_heads * (group / queries), a.num_seqs, v2 ? a.max_partitions : 1);
+  paged_attention_mma_kernel<T, HEAD_SIZE><<<grid, kAttnThreads, 0, stream>>>(
+      static_cast<T*>(v2 ? a.tmp_out : a.out), a.exp_sums, a.max_logits,
+      static_cast<const T*>(a.query), static_cast<const T*>(a.key_cache),
+      static_cast<const T*>(a.value_cache), a.block_tables, a.seq_lens, a.alibi_slopes, a.scale,
+      a.num_heads, a.num_kv_heads, a.block_size, a.max_blocks, a.partition_size, a.query_stride,
+      queries);
+  if (v2) launch_reduce<T>(a, stream);
+  return nullptr;
+}
+
+// Whether the tensor-core kernel runs: on sm_80 or later, unless the environment's
+// INFERENCE_ENGINE_PAGED_ATTENTION_KERNEL=simt asks for the CUDA-core kernel (read at every launch,
+// so that tests and benchmarks compare the two in one process; a CUDA graph keeps the kernel it
+// captured).
+bool use_mma_kernel() {
+  static const bool supported = warp_mma_supported();
+  const char* choice = std::getenv("INFERENCE_ENGINE_PAGED_ATTENTION_KERNEL");
+  return supported && !(choice != nullptr && std::strcmp(choice, "simt") == 0);
+}
+#endif
 
 // The most query heads per block that divides the group and whose queries fit in registers.
 template <typename T, int HEAD_SIZE>
 const char* launch_head_size(const PagedAttentionArgs& a, cudaStream_t stream) {
+#if IE_WARP_MMA
+  if constexpr (sizeof(T) == 2 && (HEAD_SIZE == 64 || HEAD_SIZE == 128)) {
+    if (use_mma_kernel()) return launch_mma<T, HEAD_SIZE>(a, stream);
+  }
+#endif
   constexpr int kMax = AttnShape<T, HEAD_SIZE>::kMaxQueries;
   const int group = a.num_heads / a.num_kv_heads;
   int qpb = 1;

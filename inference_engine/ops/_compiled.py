@@ -4,6 +4,9 @@ The kernels write into outputs allocated here and take index tensors in fixed dt
 and positions, int32 block tables and lengths); conversions below are no-ops when the caller
 already passes those.
 """
+import functools
+import os
+
 import torch
 
 from inference_engine.ops.layernorm import rms_norm_ref
@@ -22,12 +25,18 @@ PARTITION_SIZE = 512
 _MIN_PARTITION_SIZE = 128
 _MIN_V2_BLOCKS = {"cuda": 2048, "cpu": 512}
 # v1 (one thread block per sequence and KV head, no reduce) only for batches this large: with
-# fewer, the longest context's block sets the time (64 sequences of ShareGPT lengths: v1 86 us,
-# v2 52 us per layer on an H100; 256 sequences: v1 154, v2 162). The CPU keeps 512.
-_V1_MIN_SEQ_HEADS = {"cuda": 2048, "cpu": 512}
-# v1 keeps a whole context's logits in shared memory (GPU); beyond this many (tokens x query heads
-# per KV head, at most 8 per thread block) it switches to v2.
+# fewer, the longest context's block sets the time. Per kernel: "cuda" the CUDA-core one (64
+# sequences of ShareGPT lengths: v1 86 us, v2 52 us per layer on an H100; 256: v1 154, v2 162),
+# "cuda_mma" the tensor-core one (64: v1 50, v2 49; 192: v1 114, v2 127 in a graph), "cpu".
+_V1_MIN_SEQ_HEADS = {"cuda": 2048, "cuda_mma": 1024, "cpu": 512}
+# The CUDA-core kernel's v1 keeps a whole context's logits in shared memory (the CPU's in a buffer
+# of the same size); beyond this many
+# (tokens x query heads per KV head, at most 8 per thread block) it switches to v2.
 _V1_MAX_LOGITS = 8192
+# Where csrc/gpu/paged_attention_kernels.cu (use_mma_kernel) runs the tensor-core kernel: CUDA
+# sm_80+, 16-bit, these head sizes, unless INFERENCE_ENGINE_PAGED_ATTENTION_KERNEL=simt.
+_MMA_HEAD_SIZES = (64, 128)
+KERNEL_ENV = "INFERENCE_ENGINE_PAGED_ATTENTION_KERNEL"
 # Head sizes the GPU decode kernel is instantiated for (csrc/gpu/paged_attention_kernels.cu); a
 # model with another one decodes with the next backend there, Triton (the CPU kernel takes any).
 GPU_HEAD_SIZES = (64, 80, 96, 112, 128, 256)
@@ -102,14 +111,33 @@ def swap_blocks(src: torch.Tensor, dst: torch.Tensor, block_mapping: torch.Tenso
     _ops.swap_blocks(src, dst, block_mapping.to(device="cpu", dtype=torch.long).contiguous())
 
 
+@functools.cache
+def _has_tensor_core_mma(device_index: int | None) -> bool:
+    return torch.cuda.get_device_capability(device_index) >= (8, 0)
+
+
+def decode_kernel(query: torch.Tensor) -> str:
+    """Which decode kernel the compiled op runs for this query: "cuda_mma", "cuda" or "cpu"."""
+    device = query.device
+    if device.type != "cuda":
+        return device.type
+    if (torch.version.hip is None and query.dtype in (torch.float16, torch.bfloat16)
+            and query.shape[-1] in _MMA_HEAD_SIZES and os.environ.get(KERNEL_ENV) != "simt"
+            and _has_tensor_core_mma(device.index)):
+        return "cuda_mma"
+    return "cuda"
+
+
 def use_v1(num_seqs: int, num_kv_heads: int, queries_per_kv: int, max_context: int,
-           device_type: str = "cuda") -> bool:
+           kernel: str = "cuda") -> bool:
     """v1 (one pass per sequence) when one partition covers the context or when there are enough
-    (sequence, KV head) pairs to fill the device and the logits fit in shared memory."""
+    (sequence, KV head) pairs to fill the device (and, but on the tensor cores, the logits fit in
+    the kernel's buffer). `kernel` as decode_kernel() names it."""
     if max_context <= PARTITION_SIZE:
         return True
-    return (max_context * min(queries_per_kv, 8) <= _V1_MAX_LOGITS
-            and num_seqs * num_kv_heads >= _V1_MIN_SEQ_HEADS.get(device_type, 512))
+    if kernel != "cuda_mma" and max_context * min(queries_per_kv, 8) > _V1_MAX_LOGITS:
+        return False
+    return num_seqs * num_kv_heads >= _V1_MIN_SEQ_HEADS.get(kernel, 512)
 
 
 def partition_size(num_seqs: int, num_kv_heads: int, max_context: int,
@@ -146,7 +174,7 @@ def paged_attention(query: torch.Tensor, key_cache: torch.Tensor, value_cache: t
     num_kv_heads, device_type = key_cache.shape[2], query.device.type
     # The block table's width bounds every context, without reading seq_lens on the host.
     max_context = block_tables.shape[1] * key_cache.shape[1]
-    if use_v1(num_seqs, num_kv_heads, num_heads // num_kv_heads, max_context, device_type):
+    if use_v1(num_seqs, num_kv_heads, num_heads // num_kv_heads, max_context, decode_kernel(query)):
         _ops.paged_attention_v1(out, query, key_cache, value_cache, block_tables, seq_lens,
                                 scale, alibi_slopes)
         return out

@@ -2,8 +2,9 @@
 batches measured on an H100 (RESULTS.md, fourth session: benchmark_decode_attention_mix.py over
 ShareGPT context lengths). Pure functions: no kernel runs here."""
 import pytest
+import torch
 
-from inference_engine.ops._compiled import partition_size, use_v1
+from inference_engine.ops._compiled import KERNEL_ENV, decode_kernel, partition_size, use_v1
 
 GRAPH_WIDTH = 8192  # a captured graph's block table spans the model's whole length
 
@@ -23,6 +24,33 @@ def test_eager_batches_take_v1_only_when_large(num_seqs, width, v1):
     """v1 gives each sequence one thread block: balanced only over many sequences (64 of mixed
     lengths: v1 86 us, v2 52; 256: v1 154, v2 162) or when one partition covers every context."""
     assert use_v1(num_seqs, 8, 4, width) is v1
+
+
+@pytest.mark.parametrize("num_seqs, width, v1", [(64, GRAPH_WIDTH, False), (64, 1124, False),
+                                                 (128, GRAPH_WIDTH, True), (192, GRAPH_WIDTH, True),
+                                                 (192, 1422, True), (16, GRAPH_WIDTH, False)])
+def test_tensor_core_kernel_takes_v1_from_128_sequences(num_seqs, width, v1):
+    """The tensor-core kernel keeps no logits in shared memory, so v1 takes a graph's whole-model
+    table too (H100, eighth session: 192 sequences, v1 114 us, v2 127 in a graph; 64: v1 50,
+    v2 49; 16: v1 52, v2 35)."""
+    assert use_v1(num_seqs, 8, 4, width, "cuda_mma") is v1
+
+
+def test_decode_kernel_on_the_cpu():
+    assert decode_kernel(torch.empty(2, 8, 128, dtype=torch.bfloat16)) == "cpu"
+
+
+@pytest.mark.gpu
+def test_decode_kernel_names_the_kernel_the_op_runs(monkeypatch):
+    """As csrc/gpu/paged_attention_kernels.cu picks: the tensor cores for 16-bit queries of head
+    size 64 or 128 on sm_80+ CUDA, unless the environment asks for the CUDA-core kernel."""
+    def kernel(dtype, head_size):
+        return decode_kernel(torch.empty(2, 8, head_size, dtype=dtype, device="cuda"))
+    mma = "cuda_mma" if torch.version.hip is None and torch.cuda.get_device_capability() >= (8, 0) else "cuda"
+    assert kernel(torch.bfloat16, 128) == kernel(torch.float16, 64) == mma
+    assert kernel(torch.float32, 128) == kernel(torch.bfloat16, 80) == "cuda"
+    monkeypatch.setenv(KERNEL_ENV, "simt")
+    assert kernel(torch.bfloat16, 128) == "cuda"
 
 
 def test_cpu_keeps_its_thresholds():

@@ -17,7 +17,8 @@ HEAD_SIZES = [64, 80, 96, 112, 128, 256]
 HEADS = [(8, 8), (8, 2), (8, 1), (6, 2)]  # (query heads, KV heads); 6/2 makes a group of 3
 PARTITION_SIZE = 512
 # Softmax-weighted sums of random values: the error is one output rounding plus the kernels'
-# reduced-precision dot products (packed fp16 FMA on the GPU).
+# reduced-precision steps (packed fp16 FMA on the CUDA cores; on the tensor cores, probabilities
+# rounded to the input dtype before p.v, as transformers' eager attention does).
 TOLERANCES = {
     torch.float32: dict(atol=1e-4, rtol=1e-4),
     torch.float16: dict(atol=3e-3, rtol=1e-2),
@@ -112,6 +113,29 @@ def test_paged_attention_many_heads_per_kv_head(device, dtype):
 def test_paged_attention_long_context(dtype):
     """A 16k-token context: v2 with 32 partitions."""
     check("v2", dtype, 128, 16, (32, 8), "cuda", num_seqs=3, max_seq_len=16384)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.version.hip is not None, reason="ROCm runs the CUDA-core kernel only")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_paged_attention_v1_long_context_on_tensor_cores(dtype):
+    """The tensor-core kernel keeps no logits in shared memory: v1 takes a 16k-token context."""
+    if torch.cuda.get_device_capability() < (8, 0):
+        pytest.skip("the tensor-core kernel needs sm_80")
+    check("v1", dtype, 128, 16, (32, 8), "cuda", num_seqs=3, max_seq_len=16384)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("heads", HEADS, ids=[f"{h}q{k}kv" for h, k in HEADS])
+@pytest.mark.parametrize("head_size", [64, 128])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_paged_attention_cuda_core_kernel(monkeypatch, version, heads, head_size, dtype):
+    """Where the tensor-core kernel takes over (sm_80+, 16-bit, head size 64 or 128), the CUDA-core
+    kernel (ROCm's, and the one INFERENCE_ENGINE_PAGED_ATTENTION_KERNEL=simt picks) stays right."""
+    monkeypatch.setenv("INFERENCE_ENGINE_PAGED_ATTENTION_KERNEL", "simt")
+    check(version, dtype, head_size, 16, heads, "cuda")
+    check(version, dtype, head_size, 32, heads, "cuda", slopes=get_alibi_slopes(heads[0]))
 
 
 @pytest.mark.parametrize("device", DEVICES)
