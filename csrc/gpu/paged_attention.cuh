@@ -65,6 +65,31 @@ __device__ __forceinline__ uint4 load16(const T* ptr) {
   return *reinterpret_cast<const uint4*>(ptr);
 }
 
+// What one thread block of either decode kernel works on, from its index: sequence `seq`, query
+// heads [head0, head0 + queries) of KV head `kv_head`, and the tokens [start, end) of partition
+// `part` (v1: the whole context). `skip`: a v2 partition past the context (the reduce kernel
+// skips it too).
+struct DecodeBlock {
+  int seq, part, kv_head, head0, seq_len, start, end, num_chunks;
+  bool skip;
+  const int* table;  // the sequence's block table row
+
+  __device__ DecodeBlock(const int* seq_lens, const int* block_tables, int num_heads,
+                         int num_kv_heads, int queries, int max_blocks, int partition_size) {
+    seq = blockIdx.y;
+    part = blockIdx.z;
+    const int group = num_heads / num_kv_heads, blocks_per_kv_head = group / queries;
+    kv_head = blockIdx.x / blocks_per_kv_head;
+    head0 = kv_head * group + (blockIdx.x % blocks_per_kv_head) * queries;
+    seq_len = seq_lens[seq];
+    start = part * partition_size;
+    skip = partition_size > 0 && start >= seq_len;
+    end = partition_size > 0 ? min(start + partition_size, seq_len) : seq_len;
+    num_chunks = (end - start + kChunkTokens - 1) / kChunkTokens;
+    table = block_tables + static_cast<int64_t>(seq) * max_blocks;
+  }
+};
+
 // Thread blocks one SM must hold at once. Left alone, nvcc gives the 16-bit, head size <= 128,
 // up to 4 query-head instances 100-142 registers a thread: 3 blocks per SM on sm_90 for
 // Llama-3's shape; they fit 4 blocks in 128 registers without spilling. Larger instances would
@@ -98,17 +123,14 @@ void paged_attention_kernel(
   extern __shared__ float smem[];  // logits [QPB, logits_stride]; then output partials
   __shared__ float scratch[kAttnWarps];
 
-  const int seq = blockIdx.y, part = blockIdx.z;
-  const int blocks_per_kv_head = num_heads / num_kv_heads / QPB;
-  const int kv_head = blockIdx.x / blocks_per_kv_head;
-  const int head0 = kv_head * (num_heads / num_kv_heads) + (blockIdx.x % blocks_per_kv_head) * QPB;
-  const int seq_len = seq_lens[seq];
-  const int start = part * partition_size;
-  if (partition_size > 0 && start >= seq_len) return;  // the reduce kernel skips this partition
-  const int end = partition_size > 0 ? min(start + partition_size, seq_len) : seq_len;
-  const int num_chunks = (end - start + kChunkTokens - 1) / kChunkTokens;
+  const DecodeBlock work(seq_lens, block_tables, num_heads, num_kv_heads, QPB, max_blocks,
+                            partition_size);
+  if (work.skip) return;
+  const int seq = work.seq, part = work.part, kv_head = work.kv_head, head0 = work.head0;
+  const int seq_len = work.seq_len, start = work.start, end = work.end;
+  const int num_chunks = work.num_chunks;
   const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
-  const int* table = block_tables + static_cast<int64_t>(seq) * max_blocks;
+  const int* table = work.table;
   const int64_t row_stride = static_cast<int64_t>(num_kv_heads) * HEAD_SIZE;
   const int64_t block_stride = row_stride * block_size;
   // The first row of a chunk; its tokens follow at row_stride.

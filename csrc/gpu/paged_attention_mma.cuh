@@ -1,6 +1,7 @@
 // Decode attention over the paged KV cache on the tensor cores, in one pass (CUDA, sm_80+,
-// 16-bit K/V, head size 64 or 128). Same grid, arguments and outputs as paged_attention_kernel
-// (v1 over the whole context, or v2 partitions merged by paged_attention_reduce_kernel), but:
+// 16-bit K/V, head size 64 or 128). Same work per thread block (DecodeBlock), arguments and
+// outputs as paged_attention_kernel (v1 over the whole context, or v2 partitions merged by
+// paged_attention_reduce_kernel), but:
 //  * q.k and p.v are warp-wide mma.m16n8k16 tiles: 16 tokens x up to 8 query heads of one KV head
 //    per instruction, so a chunk of 16 tokens costs 2 x head_size / 16 matrix instructions where
 //    the CUDA-core kernel spends ~70 instructions a token: that kernel, not memory, set the pace;
@@ -59,34 +60,33 @@ void paged_attention_mma_kernel(
   __shared__ float merged[kAttnWarps][kMmaMaxQueries][HEAD_SIZE];
   __shared__ float warp_max[kAttnWarps][kMmaMaxQueries], warp_sum[kAttnWarps][kMmaMaxQueries];
 
-  const int seq = blockIdx.y, part = blockIdx.z;
-  const int group = num_heads / num_kv_heads;
-  const int kv_head = blockIdx.x / (group / queries);
-  const int head0 = kv_head * group + (blockIdx.x % (group / queries)) * queries;
-  const int seq_len = seq_lens[seq];
-  const int start = part * partition_size;
-  if (partition_size > 0 && start >= seq_len) return;  // the reduce kernel skips this partition
-  const int end = partition_size > 0 ? min(start + partition_size, seq_len) : seq_len;
-  const int num_chunks = (end - start + kChunkTokens - 1) / kChunkTokens;
+  const DecodeBlock work(seq_lens, block_tables, num_heads, num_kv_heads, queries, max_blocks,
+                         partition_size);
+  if (work.skip) return;
+  const int seq = work.seq, part = work.part, kv_head = work.kv_head, head0 = work.head0;
+  const int seq_len = work.seq_len, start = work.start, end = work.end;
+  const int num_chunks = work.num_chunks;
   const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
   // The mma fragments' coordinates: `row` (PTX's groupID) is a token of the chunk (and row + 8)
   // in q.k, a query head in p.v's B; `col` pairs: query heads 2col, 2col + 1 of the accumulators.
   const int row = lane / 4, col = lane % 4;
-  const int* table = block_tables + static_cast<int64_t>(seq) * max_blocks;
+  const int* table = work.table;
   const int64_t row_stride = static_cast<int64_t>(num_kv_heads) * HEAD_SIZE;
   const int64_t block_stride = row_stride * block_size;
 
   // q.k's B (16 x 8, column n = query head n): lane (row, col) holds query `row`'s vectors
   // u * 4 + col, the ones its K loads read (below); heads past `queries` are zero columns.
   uint4 q[S::kKeyVecs];
-  const T* q_row = query + seq * query_stride + static_cast<int64_t>(head0 + min(row, queries - 1)) * HEAD_SIZE;
+  const T* q_row =
+      query + seq * query_stride + static_cast<int64_t>(head0 + min(row, queries - 1)) * HEAD_SIZE;
 #pragma unroll
   for (int u = 0; u < S::kKeyVecs; ++u)
     q[u] = row < queries ? load16(q_row + (u * 4 + col) * V) : make_uint4(0, 0, 0, 0);
   float slope[2] = {0.f, 0.f};  // ALiBi, in the log2 units of the scores
 #pragma unroll
   for (int j = 0; j < 2; ++j)
-    if (alibi_slopes != nullptr && 2 * col + j < queries) slope[j] = alibi_slopes[head0 + 2 * col + j] * kLog2e;
+    if (alibi_slopes != nullptr && 2 * col + j < queries)
+      slope[j] = alibi_slopes[head0 + 2 * col + j] * kLog2e;
   const float qk_scale = scale * kLog2e;  // exp2 instead of exp
 
   float run_max[2] = {-INFINITY, -INFINITY}, run_sum[2] = {0.f, 0.f};  // heads 2col, 2col + 1
@@ -117,7 +117,8 @@ void paged_attention_mma_kernel(
     for (int u = 0; u < S::kKeyVecs; ++u) {
       const int offset = (u * 4 + col) * V;
       k_lo[u] = row < valid ? load16(keys + row * row_stride + offset) : make_uint4(0, 0, 0, 0);
-      k_hi[u] = row + 8 < valid ? load16(keys + (row + 8) * row_stride + offset) : make_uint4(0, 0, 0, 0);
+      k_hi[u] = row + 8 < valid ? load16(keys + (row + 8) * row_stride + offset)
+                                : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int t = 0; t < 4; ++t) {
@@ -133,7 +134,8 @@ void paged_attention_mma_kernel(
 #pragma unroll
     for (int kk = 0; kk < S::kSlices; ++kk) {
       const int u = kk / 2, w = (kk % 2) * 2;
-      const uint32_t a[4] = {word(k_lo[u], w), word(k_hi[u], w), word(k_lo[u], w + 1), word(k_hi[u], w + 1)};
+      const uint32_t a[4] = {word(k_lo[u], w), word(k_hi[u], w), word(k_lo[u], w + 1),
+                             word(k_hi[u], w + 1)};
       const uint32_t b[2] = {word(q[u], w), word(q[u], w + 1)};
       mma_16x8x16<T>(s, a, b);
     }
@@ -198,7 +200,8 @@ void paged_attention_mma_kernel(
     }
 #pragma unroll
     for (int i2 = 0; i2 < S::kSlices; ++i2) {
-      const int out_dim = ((i2 / 4) * 8 + row) * V + (i2 % 4) * 2;  // word i2 % 4 of vector (i2 / 4) * 8 + row
+      // word i2 % 4 of vector (i2 / 4) * 8 + row, the lane's value vectors' order
+      const int out_dim = ((i2 / 4) * 8 + row) * V + (i2 % 4) * 2;
       merged[warp][head][out_dim] = acc[i2][j];
       merged[warp][head][out_dim + 1] = acc[i2][j + 2];
     }
