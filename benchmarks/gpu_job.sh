@@ -2,7 +2,7 @@
 # A GPU machine's whole job in one go: install carried wheels, build the extension, run the GPU
 # tests and the benchmarks, and write every log under OUT.
 #   benchmarks/gpu_job.sh OUT [step ...]
-# steps: build ops engine async piecewise tp-tests kernels probe-eager attn-mix attn-resident warm throughput throughput-split512
+# steps: build ops engine async piecewise tp-tests kernels probe-eager skinny-matmul attn-mix attn-resident warm throughput throughput-split512
 #   throughput-jit-launch (Triton kernels launched through their JIT, as before the fifth session)
 #   throughput-simt (decode attention on the CUDA cores, as before the eighth session)
 #   throughput-no-piecewise (steps with prompts eager) throughput-sync profile trace-async
@@ -78,6 +78,7 @@ for step in $STEPS; do
     tp-tests) run tp_tests python -m pytest tests/distributed/test_tp_gpu.py -q -p no:cacheprovider ;;
     kernels) run kernels bash -c "python benchmarks/kernels/benchmark_paged_attention.py && python benchmarks/kernels/benchmark_rms_norm_rotary.py" ;;
     probe-eager) run probe_eager python benchmarks/kernels/probe_eager_host_overhead.py ;;
+    skinny-matmul) run skinny_matmul python benchmarks/kernels/benchmark_skinny_matmul.py ;;
     attn-mix) run attn_mix python benchmarks/kernels/benchmark_decode_attention_mix.py --workload "$WL" \
                 ${MIX_ARGS:-} ;;  # e.g. MIX_ARGS="--kernels mma simt --batch-sizes 4 16 64 192"
     attn-resident) for n in ${RESIDENT:-1 4 5}; do  # decode attention built for N blocks per SM

@@ -1,5 +1,5 @@
-"""Shared pieces of the kernel benchmarks: a timer, the device-to-device copy bandwidth that every
-figure is compared with, and the table printer."""
+"""Shared pieces of the kernel benchmarks: timers (wall clock; CUDA graph replays), the
+device-to-device copy bandwidth that every figure is compared with, and the table printer."""
 import time
 from typing import Callable
 
@@ -21,6 +21,28 @@ def time_us(fn: Callable[[], object], device: str, iters: int, warmup: int = 5) 
         fn()
     synchronize(device)
     return (time.perf_counter() - start) / iters * 1e6
+
+
+def graph_time_us(fn, calls: int, replays: int = 10) -> float:
+    """GPU time of one call: `calls` calls captured in a graph, replayed back to back."""
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=stream):
+        for _ in range(calls):
+            fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(replays):
+        graph.replay()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) * 1e3 / (replays * calls)
 
 
 def copy_bandwidth_gbs(device: str, size_mib: int = 1024, iters: int = 20) -> float:

@@ -19,7 +19,7 @@ import os
 import numpy as np
 import torch
 
-from bandwidth import copy_bandwidth_gbs, print_table
+from bandwidth import copy_bandwidth_gbs, graph_time_us, print_table
 from benchmark_paged_attention import run_version
 from inference_engine.ops import _compiled
 from inference_engine.ops._dispatch import has_compiled
@@ -81,28 +81,6 @@ def backends(args, inputs, kernel: str) -> dict:
         if size < width_tokens:
             fns[f"v2 p{size}"] = lambda s=size: run_version("v2", inputs, scale, s)
     return fns
-
-
-def graph_time_us(fn, calls: int, replays: int = 10) -> float:
-    """GPU time of one call: `calls` calls captured in a graph, replayed back to back."""
-    stream = torch.cuda.Stream()
-    with torch.cuda.stream(stream):
-        for _ in range(3):
-            fn()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, stream=stream):
-        for _ in range(calls):
-            fn()
-    graph.replay()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(replays):
-        graph.replay()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) * 1e3 / (replays * calls)
 
 
 def main() -> None:
