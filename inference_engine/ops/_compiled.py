@@ -31,8 +31,8 @@ _MIN_V2_BLOCKS = {"cuda": 2048, "cpu": 512}
 # graph), "cpu".
 _V1_MIN_SEQ_HEADS = {"cuda": 2048, "cuda_mma": 768, "cpu": 512}
 # The CUDA-core kernel's v1 keeps a whole context's logits in shared memory (the CPU's in a buffer
-# of the same size); beyond this many
-# (tokens x query heads per KV head, at most 8 per thread block) it switches to v2.
+# of the same size); beyond this many (tokens x query heads per KV head, at most 8 per thread
+# block) it switches to v2.
 _V1_MAX_LOGITS = 8192
 # Where csrc/gpu/paged_attention_kernels.cu (use_mma_kernel) runs the tensor-core kernel: CUDA
 # sm_80+, 16-bit, these head sizes, unless INFERENCE_ENGINE_PAGED_ATTENTION_KERNEL=simt.
@@ -132,8 +132,8 @@ def decode_kernel(query: torch.Tensor) -> str:
 def use_v1(num_seqs: int, num_kv_heads: int, queries_per_kv: int, max_context: int,
            kernel: str = "cuda") -> bool:
     """v1 (one pass per sequence) when one partition covers the context or when there are enough
-    (sequence, KV head) pairs to fill the device (and, but on the tensor cores, the logits fit in
-    the kernel's buffer). `kernel` as decode_kernel() names it."""
+    (sequence, KV head) pairs to fill the device (and, except on the tensor cores, the context's
+    logits fit in the kernel's buffer). `kernel` as decode_kernel() names it."""
     if max_context <= PARTITION_SIZE:
         return True
     if kernel != "cuda_mma" and max_context * min(queries_per_kv, 8) > _V1_MAX_LOGITS:

@@ -46,7 +46,8 @@ def test_decode_kernel_names_the_kernel_the_op_runs(monkeypatch):
     size 64 or 128 on sm_80+ CUDA, unless the environment asks for the CUDA-core kernel."""
     def kernel(dtype, head_size):
         return decode_kernel(torch.empty(2, 8, head_size, dtype=dtype, device="cuda"))
-    mma = "cuda_mma" if torch.version.hip is None and torch.cuda.get_device_capability() >= (8, 0) else "cuda"
+    tensor_cores = torch.version.hip is None and torch.cuda.get_device_capability() >= (8, 0)
+    mma = "cuda_mma" if tensor_cores else "cuda"
     assert kernel(torch.bfloat16, 128) == kernel(torch.float16, 64) == mma
     assert kernel(torch.float32, 128) == kernel(torch.bfloat16, 80) == "cuda"
     monkeypatch.setenv(KERNEL_ENV, "simt")
