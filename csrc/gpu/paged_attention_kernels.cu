@@ -80,7 +80,7 @@ bool use_mma_kernel() {
 template <typename T, int HEAD_SIZE>
 const char* launch_head_size(const PagedAttentionArgs& a, cudaStream_t stream) {
 #if IE_WARP_MMA
-  if constexpr (sizeof(T) == 2 && (HEAD_SIZE == 64 || HEAD_SIZE == 128)) {
+  if constexpr (kHasMmaAttention<T, HEAD_SIZE>) {
     if (use_mma_kernel()) return launch_mma<T, HEAD_SIZE>(a, stream);
   }
 #endif

@@ -21,9 +21,14 @@ namespace ie::gpu {
 
 constexpr int kMmaMaxQueries = 8;  // the mma's n: query heads of one KV head per thread block
 
+// The instances this kernel has: 16-bit types (the mma's inputs), head size 64 or 128 (whole
+// 16-byte vectors per lane in both loads).
+template <typename T, int HEAD_SIZE>
+constexpr bool kHasMmaAttention = sizeof(T) == 2 && (HEAD_SIZE == 64 || HEAD_SIZE == 128);
+
 template <typename T, int HEAD_SIZE>
 struct MmaAttnShape {
-  static_assert(sizeof(T) == 2 && (HEAD_SIZE == 64 || HEAD_SIZE == 128), "16-bit, head 64 or 128");
+  static_assert(kHasMmaAttention<T, HEAD_SIZE>, "16-bit, head 64 or 128");
   static constexpr int kKeyVecs = HEAD_SIZE / 32;   // 16-byte vectors a lane loads per key row
   static constexpr int kValueVecs = HEAD_SIZE / 64;  // ... per value row
   static constexpr int kSlices = HEAD_SIZE / 16;    // k16 slices of q.k = m16 tiles of p.v
