@@ -78,7 +78,11 @@ for step in $STEPS; do
     tp-tests) run tp_tests python -m pytest tests/distributed/test_tp_gpu.py -q -p no:cacheprovider ;;
     kernels) run kernels bash -c "python benchmarks/kernels/benchmark_paged_attention.py && python benchmarks/kernels/benchmark_rms_norm_rotary.py" ;;
     probe-eager) run probe_eager python benchmarks/kernels/probe_eager_host_overhead.py ;;
-    skinny-matmul) run skinny_matmul python benchmarks/kernels/benchmark_skinny_matmul.py ;;
+    skinny-matmul) run skinny_matmul python benchmarks/kernels/benchmark_skinny_matmul.py \
+                     ${SKINNY_ARGS:-} ;;  # e.g. SKINNY_ARGS="--kernels cublas skinny --rows 1 8 16"
+    throughput-skinny) INFERENCE_ENGINE_SKINNY_MATMUL=1 run throughput_skinny \
+          python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
+          --workload "$WL" --num-prompts 1000 ;;  # the few-row matmul on
     attn-mix) run attn_mix python benchmarks/kernels/benchmark_decode_attention_mix.py --workload "$WL" \
                 ${MIX_ARGS:-} ;;  # e.g. MIX_ARGS="--kernels mma simt --batch-sizes 4 16 64 192"
     attn-resident) for n in ${RESIDENT:-1 4 5}; do  # decode attention built for N blocks per SM

@@ -115,4 +115,21 @@ inline void check_v2_workspace(const at::Tensor& exp_sums, const at::Tensor& max
               "too few partitions for the block table");
 }
 
+// out = input weight^T (+ bias): input [rows, k] (rows at any stride), weight [n, k] contiguous,
+// out [rows, n] contiguous, one dtype.
+inline void check_skinny_matmul(const at::Tensor& out, const at::Tensor& input,
+                                const at::Tensor& weight, const std::optional<at::Tensor>& bias) {
+  TORCH_CHECK(input.dim() == 2 && input.stride(1) == 1, "skinny_matmul: input must be [rows, k]");
+  TORCH_CHECK(weight.dim() == 2 && weight.is_contiguous() && weight.size(1) == input.size(1),
+              "skinny_matmul: weight must be contiguous [n, k]");
+  TORCH_CHECK(out.is_contiguous() && out.dim() == 2 && out.size(0) == input.size(0) &&
+                  out.size(1) == weight.size(0),
+              "skinny_matmul: out must be contiguous [rows, n]");
+  TORCH_CHECK(weight.scalar_type() == input.scalar_type() && out.scalar_type() == input.scalar_type(),
+              "skinny_matmul: input, weight and out must share a dtype");
+  TORCH_CHECK(!bias.has_value() || (bias->dim() == 1 && bias->size(0) == weight.size(0) &&
+                                    bias->is_contiguous() && bias->scalar_type() == input.scalar_type()),
+              "skinny_matmul: bias must be [n] in the input's dtype");
+}
+
 }  // namespace ie

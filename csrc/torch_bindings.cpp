@@ -29,6 +29,7 @@ TORCH_LIBRARY(inference_engine, m) {
       "paged_attention_v2(Tensor! out, Tensor! exp_sums, Tensor! max_logits, Tensor! tmp_out, "
       "Tensor query, Tensor key_cache, Tensor value_cache, Tensor block_tables, Tensor seq_lens, "
       "float scale, Tensor? alibi_slopes, int partition_size) -> ()");
+  m.def("skinny_matmul(Tensor! out, Tensor input, Tensor weight, Tensor? bias) -> ()");
 }
 
 // The ops are reached through torch.ops.inference_engine; the Python module itself is empty: it

@@ -5,15 +5,20 @@ For each of Llama-3-8B's linear shapes and row counts, times F.linear inside a C
 rotating over enough weight copies that they never sit in L2, and compares the weight bytes
 read per second with the card's read bandwidth (a sum over a large tensor) and copy bandwidth.
 The last rows add one decode step's matmuls (32 layers and the LM head) at each row count.
+`--kernels cublas skinny` also times our few-row kernel (csrc/gpu/skinny_matmul_kernels.cu,
+up to 16 rows) on the same weights.
 
     python benchmarks/kernels/benchmark_skinny_matmul.py
 """
 import argparse
+import os
 
 import torch
 import torch.nn.functional as F
 
 from bandwidth import copy_bandwidth_gbs, graph_time_us, print_table
+from inference_engine import ops
+from inference_engine.ops._compiled import SKINNY_ENV, SKINNY_MAX_ROWS
 
 # (name, out_features, in_features, per layer): Llama-3-8B, one GPU rank.
 SHAPES = [("qkv", 6144, 4096, True), ("o", 4096, 4096, True), ("gate_up", 28672, 4096, True),
@@ -27,6 +32,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--min-bytes", type=float, default=512e6,
                    help="weight copies rotated through per shape: at least this many bytes")
     p.add_argument("--calls", type=int, default=8, help="calls captured in one graph")
+    p.add_argument("--kernels", nargs="+", default=["cublas"], choices=["cublas", "skinny"],
+                   help="cublas: F.linear; skinny: ours (up to 16 rows)")
     return p.parse_args()
 
 
@@ -41,29 +48,34 @@ def main() -> None:
     args = parse_args()
     torch.manual_seed(0)
     read_gbs, copy_gbs = read_bandwidth_gbs(), copy_bandwidth_gbs("cuda")
-    rows, step_us = [], {m: 0.0 for m in args.rows}
+    os.environ[SKINNY_ENV] = "1"
+    kernels = {"cublas": F.linear, "skinny": ops.skinny_matmul}
+    runs = [(kernel, m) for kernel in args.kernels for m in args.rows
+            if kernel == "cublas" or m <= SKINNY_MAX_ROWS]
+    rows, step_us = [], {run: 0.0 for run in runs}
     for name, n, k, per_layer in SHAPES:
         weight_bytes = n * k * 2
         copies = max(1, int(-(-args.min_bytes // weight_bytes)))
         weights = [torch.randn(n, k, dtype=torch.bfloat16, device="cuda") for _ in range(copies)]
-        for m in args.rows:
+        for kernel, m in runs:
             x = torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
-            turn = iter(range(10**9))
-            us = graph_time_us(lambda: F.linear(x, weights[next(turn) % copies]),
-                               calls=args.calls * copies)
+            turn, fn = iter(range(10**9)), kernels[kernel]
+            us = graph_time_us(lambda: fn(x, weights[next(turn) % copies]), calls=args.calls * copies)
             gbs = weight_bytes / us / 1e3
-            rows.append([name, f"{n}x{k}", m, us, gbs, 100 * gbs / read_gbs, 100 * gbs / copy_gbs])
-            step_us[m] += us * (LAYERS if per_layer else 1)
+            rows.append([name, f"{n}x{k}", kernel, m, us, gbs, 100 * gbs / read_gbs,
+                         100 * gbs / copy_gbs])
+            step_us[kernel, m] += us * (LAYERS if per_layer else 1)
         del weights
         torch.cuda.empty_cache()
     step_bytes = sum(n * k * 2 * (LAYERS if per_layer else 1) for _, n, k, per_layer in SHAPES)
-    for m, us in step_us.items():
+    for (kernel, m), us in step_us.items():
         gbs = step_bytes / us / 1e3
-        rows.append(["one step", f"{step_bytes / 1e9:.1f} GB", m, us, gbs, 100 * gbs / read_gbs,
-                     100 * gbs / copy_gbs])
+        rows.append(["one step", f"{step_bytes / 1e9:.1f} GB", kernel, m, us, gbs,
+                     100 * gbs / read_gbs, 100 * gbs / copy_gbs])
     print(f"\ndevice: {torch.cuda.get_device_name()}; read bandwidth {read_gbs:.0f} GB/s (sum), "
           f"copy bandwidth {copy_gbs:.0f} GB/s (read + write); bf16 weights, F.linear in graphs")
-    print_table(["matmul", "weight", "rows", "time us", "weight GB/s", "% of read", "% of copy"], rows)
+    print_table(["matmul", "weight", "kernel", "rows", "time us", "weight GB/s", "% of read",
+                 "% of copy"], rows)
 
 
 if __name__ == "__main__":

@@ -185,6 +185,17 @@ void paged_attention_v2(at::Tensor& out, at::Tensor& exp_sums, at::Tensor& max_l
   check_launch(launch_paged_attention(args, dtype_of(query), stream()));
 }
 
+void skinny_matmul(at::Tensor& out, const at::Tensor& input, const at::Tensor& weight,
+                   const std::optional<at::Tensor>& bias) {
+  check_skinny_matmul(out, input, weight, bias);
+  const at::cuda::OptionalCUDAGuard guard(input.device());
+  const at::Tensor x = vector_aligned(input);
+  check_launch(launch_skinny_matmul(out.data_ptr(), x.data_ptr(), weight.data_ptr(),
+                                    bias.has_value() ? bias->data_ptr() : nullptr, x.size(0),
+                                    weight.size(0), weight.size(1), x.stride(0), dtype_of(x),
+                                    stream()));
+}
+
 }  // namespace
 }  // namespace ie::gpu
 
@@ -200,4 +211,5 @@ TORCH_LIBRARY_IMPL(inference_engine, CUDA, m) {
   m.impl("swap_blocks", &ie::gpu::swap_blocks);
   m.impl("paged_attention_v1", &ie::gpu::paged_attention_v1);
   m.impl("paged_attention_v2", &ie::gpu::paged_attention_v2);
+  m.impl("skinny_matmul", &ie::gpu::skinny_matmul);
 }

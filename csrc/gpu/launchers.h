@@ -63,4 +63,10 @@ struct PagedAttentionArgs {
 };
 const char* launch_paged_attention(const PagedAttentionArgs& args, DType dtype, cudaStream_t stream);
 
+// out: [rows, n] contiguous; x: [rows, k] at row stride x_stride (elements), 16-byte aligned rows;
+// w: [n, k] contiguous; bias: [n] or nullptr. 1 to 16 rows, 16-bit types, tensor cores only.
+const char* launch_skinny_matmul(void* out, const void* x, const void* w, const void* bias,
+                                 int rows, int n, int k, int64_t x_stride, DType dtype,
+                                 cudaStream_t stream);
+
 }  // namespace ie::gpu

@@ -11,6 +11,7 @@ from inference_engine.ops.attention import (copy_blocks_ref, paged_attention_ref
                                             prefill_attention_ref, reshape_and_cache_ref,
                                             swap_blocks_ref)
 from inference_engine.ops.layernorm import fused_add_rms_norm_ref, rms_norm_ref
+from inference_engine.ops.linear import skinny_matmul_ref
 from inference_engine.ops.rotary import rotary_embedding_ref
 
 
@@ -41,7 +42,9 @@ paged_attention = Op(paged_attention_ref, _compiled.paged_attention, "paged_atte
                      triton=_triton_paged_attention, compiled_takes=_compiled.paged_attention_takes)
 copy_blocks = Op(copy_blocks_ref, _compiled.copy_blocks)
 swap_blocks = Op(swap_blocks_ref, _compiled.swap_blocks, device_of=_swap_device)
+skinny_matmul = Op(skinny_matmul_ref, _compiled.skinny_matmul,
+                   compiled_takes=_compiled.skinny_matmul_takes)
 
 __all__ = ["rms_norm", "fused_add_rms_norm", "rotary_embedding", "silu_and_mul", "gelu_and_mul",
            "gelu_tanh_and_mul", "reshape_and_cache", "prefill_attention", "paged_attention",
-           "copy_blocks", "swap_blocks"]
+           "copy_blocks", "swap_blocks", "skinny_matmul"]

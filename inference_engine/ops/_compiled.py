@@ -43,6 +43,30 @@ KERNEL_ENV = "INFERENCE_ENGINE_PAGED_ATTENTION_KERNEL"
 GPU_HEAD_SIZES = (64, 80, 96, 112, 128, 256)
 
 
+# The few-row matmul (csrc/gpu/skinny_matmul_kernels.cu): up to this many rows, 16-bit, the
+# weight's rows a multiple of 16 and its columns of 128, CUDA sm_80+. Off unless
+# INFERENCE_ENGINE_SKINNY_MATMUL=1 until measured end to end against cuBLAS.
+SKINNY_MAX_ROWS = 16
+SKINNY_ENV = "INFERENCE_ENGINE_SKINNY_MATMUL"
+
+
+def skinny_matmul_takes(x: torch.Tensor, weight: torch.Tensor,
+                        bias: torch.Tensor | None = None) -> bool:
+    """Whether the compiled few-row matmul has a kernel for this call."""
+    return (os.environ.get(SKINNY_ENV) == "1" and x.is_cuda and x.dim() == 2
+            and 1 <= x.shape[0] <= SKINNY_MAX_ROWS and x.dtype in (torch.float16, torch.bfloat16)
+            and weight.dtype == x.dtype and weight.shape[0] % 16 == 0 and weight.shape[1] % 128 == 0
+            and torch.version.hip is None and _has_tensor_core_mma(x.device.index))
+
+
+def skinny_matmul(x: torch.Tensor, weight: torch.Tensor,
+                  bias: torch.Tensor | None = None) -> torch.Tensor:
+    out = torch.empty(x.shape[0], weight.shape[0], dtype=x.dtype, device=x.device)
+    _ops.skinny_matmul(out, x if x.stride(1) == 1 else x.contiguous(), weight.contiguous(),
+                       None if bias is None else bias.contiguous())
+    return out
+
+
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     if weight.dtype != x.dtype:  # the reference's type promotion decides the output dtype
         return rms_norm_ref(x, weight, eps)

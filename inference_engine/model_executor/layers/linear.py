@@ -7,13 +7,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inference_engine import ops
 from inference_engine.distributed.parallel_state import all_reduce, get_tp_rank, get_tp_world_size
+from inference_engine.ops._compiled import SKINNY_MAX_ROWS
 
 
 def _divide(a: int, b: int) -> int:
     if a % b:
         raise ValueError(f"{a} is not divisible by the tensor-parallel size {b}")
     return a // b
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x W^T (+ b); a step of a few rows (late decode steps) takes the few-row op where it applies."""
+    if x.shape[0] <= SKINNY_MAX_ROWS:
+        return ops.skinny_matmul(x, weight, bias)
+    return F.linear(x, weight, bias)
 
 
 class LinearBase(nn.Module):
@@ -33,7 +42,7 @@ class LinearBase(nn.Module):
         param.data.copy_(loaded)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
+        return linear(x, self.weight, self.bias)
 
 
 class ReplicatedLinear(LinearBase):
@@ -104,6 +113,6 @@ class RowParallelLinear(LinearBase):
         param.data.copy_(loaded.narrow(1, self.tp_rank * size, size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.linear(x, self.weight)
+        y = linear(x, self.weight)
         y = all_reduce(y)
         return y + self.bias if self.bias is not None else y

@@ -1,0 +1,85 @@
+"""The few-row matmul (csrc/gpu/skinny_matmul_kernels.cu) against a float64 product, and the
+linear layers' use of it. The kernel runs only where it applies and the switch is on; everywhere
+else the op is torch's F.linear."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from inference_engine import ops
+from inference_engine.model_executor.layers.linear import linear
+from inference_engine.ops._compiled import SKINNY_ENV, skinny_matmul_takes
+from op_testing import require_compiled
+
+# ||out - ref|| / ||ref||: one output rounding of the dtype over float32 accumulation.
+RELATIVE_ERROR = {torch.float16: 2e-3, torch.bfloat16: 1e-2}
+
+
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((out.double() - ref).norm() / ref.norm()).item()
+
+
+def test_off_by_default_and_on_the_cpu(monkeypatch):
+    x, w = torch.randn(4, 256, dtype=torch.bfloat16), torch.randn(64, 256, dtype=torch.bfloat16)
+    monkeypatch.delenv(SKINNY_ENV, raising=False)
+    assert not skinny_matmul_takes(x, w)
+    monkeypatch.setenv(SKINNY_ENV, "1")
+    assert not skinny_matmul_takes(x, w)  # a CPU tensor
+    torch.testing.assert_close(ops.skinny_matmul(x, w), F.linear(x, w), atol=0, rtol=0)
+    torch.testing.assert_close(linear(x, w), F.linear(x, w), atol=0, rtol=0)
+
+
+def _gpu_inputs(rows, n, k, dtype, bias, strided):
+    x = torch.randn(rows, k + (64 if strided else 0), dtype=dtype, device="cuda")[:, :k]
+    w = torch.randn(n, k, dtype=dtype, device="cuda")
+    b = torch.randn(n, dtype=dtype, device="cuda") if bias else None
+    return x, w, b
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("rows", [1, 3, 8, 9, 16])
+@pytest.mark.parametrize("n, k", [(16, 128), (48, 384), (256, 1024), (4096, 4096), (64, 14336)])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("bias", [False, True])
+def test_skinny_matmul_kernel(monkeypatch, rows, n, k, dtype, bias):
+    require_compiled("skinny_matmul", "cuda")
+    if torch.version.hip is not None or torch.cuda.get_device_capability() < (8, 0):
+        pytest.skip("the kernel needs CUDA's tensor cores (sm_80+)")
+    monkeypatch.setenv(SKINNY_ENV, "1")
+    x, w, b = _gpu_inputs(rows, n, k, dtype, bias, strided=rows % 2 == 1)
+    assert skinny_matmul_takes(x, w, b)
+    ref = x.double() @ w.double().T + (0 if b is None else b.double())
+    out = ops.skinny_matmul(x, w, b)
+    assert out.shape == (rows, n) and out.dtype == dtype
+    assert relative_error(out, ref) < RELATIVE_ERROR[dtype]
+    assert relative_error(F.linear(x, w, b), ref) < RELATIVE_ERROR[dtype]  # the bound is fair
+
+
+@pytest.mark.gpu
+def test_shapes_it_does_not_take_run_torch(monkeypatch):
+    monkeypatch.setenv(SKINNY_ENV, "1")
+    for rows, n, k in [(17, 64, 256), (4, 40, 256), (4, 64, 200)]:
+        x, w, _ = _gpu_inputs(rows, n, k, torch.bfloat16, False, False)
+        assert not skinny_matmul_takes(x, w)
+        torch.testing.assert_close(linear(x, w), F.linear(x, w), atol=0, rtol=0)
+
+
+@pytest.mark.gpu
+def test_skinny_matmul_in_a_cuda_graph(monkeypatch):
+    """Captured once, replayed on new inputs written into the captured buffer (a decode graph)."""
+    require_compiled("skinny_matmul", "cuda")
+    if torch.version.hip is not None or torch.cuda.get_device_capability() < (8, 0):
+        pytest.skip("the kernel needs CUDA's tensor cores (sm_80+)")
+    monkeypatch.setenv(SKINNY_ENV, "1")
+    x, w, _ = _gpu_inputs(8, 512, 2048, torch.bfloat16, False, False)
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        linear(x, w)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=stream):
+        out = linear(x, w)
+    for _ in range(2):
+        x.copy_(torch.randn_like(x))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert relative_error(out, x.double() @ w.double().T) < RELATIVE_ERROR[torch.bfloat16]
