@@ -20,7 +20,7 @@ def _divide(a: int, b: int) -> int:
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """x W^T (+ b); a step of a few rows (late decode steps) takes the few-row op where it applies."""
-    if x.shape[0] <= SKINNY_MAX_ROWS:
+    if x.shape[0] <= SKINNY_MAX_ROWS and x.is_cuda:
         return ops.skinny_matmul(x, weight, bias)
     return F.linear(x, weight, bias)
 
