@@ -5,6 +5,8 @@
 # steps: build ops engine async piecewise tp-tests kernels probe-eager skinny-matmul attn-mix attn-resident warm throughput throughput-split512
 #   throughput-jit-launch (Triton kernels launched through their JIT, as before the fifth session)
 #   throughput-simt (decode attention on the CUDA cores, as before the eighth session)
+#   throughput-no-skinny (cuBLAS for steps of 1-8 rows too, as before the ninth session)
+#   throughput-unfused-rotary (rotary and the KV-cache write as two kernels, as before the ninth)
 #   throughput-no-piecewise (steps with prompts eager) throughput-sync profile trace-async
 #   sweep throughput-hf serving serving-split serving-profile tp tp-70b tp-any
 #   (throughput-extra: EXTRA_ARGS added, log named throughput_$EXTRA_NAME)
@@ -79,10 +81,13 @@ for step in $STEPS; do
     kernels) run kernels bash -c "python benchmarks/kernels/benchmark_paged_attention.py && python benchmarks/kernels/benchmark_rms_norm_rotary.py" ;;
     probe-eager) run probe_eager python benchmarks/kernels/probe_eager_host_overhead.py ;;
     skinny-matmul) run skinny_matmul python benchmarks/kernels/benchmark_skinny_matmul.py \
-                     ${SKINNY_ARGS:-} ;;  # e.g. SKINNY_ARGS="--kernels cublas skinny --rows 1 8 16"
-    throughput-skinny) INFERENCE_ENGINE_SKINNY_MATMUL=1 run throughput_skinny \
+                     ${SKINNY_ARGS:-} ;;  # e.g. SKINNY_ARGS="--kernels cublas skinny --rows 1 4 8"
+    throughput-unfused-rotary) INFERENCE_ENGINE_FUSED_ROTARY=0 run throughput_unfused_rotary \
           python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
-          --workload "$WL" --num-prompts 1000 ;;  # the few-row matmul on
+          --workload "$WL" --num-prompts 1000 ;;  # rotary and the KV-cache write as two kernels
+    throughput-no-skinny) INFERENCE_ENGINE_SKINNY_MATMUL=0 run throughput_no_skinny \
+          python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
+          --workload "$WL" --num-prompts 1000 ;;  # cuBLAS for few rows too, as before the ninth session
     attn-mix) run attn_mix python benchmarks/kernels/benchmark_decode_attention_mix.py --workload "$WL" \
                 ${MIX_ARGS:-} ;;  # e.g. MIX_ARGS="--kernels mma simt --batch-sizes 4 16 64 192"
     attn-resident) for n in ${RESIDENT:-1 4 5}; do  # decode attention built for N blocks per SM

@@ -38,12 +38,11 @@ def parse_args() -> argparse.Namespace:
 
 
 def replay(requests: list[tuple[int, int]], max_seqs: int, budget: int):
-    """Yields, per step: (running sequences, prompt tokens, decode rows, decode context tokens)."""
+    """Yields, per step: (running sequences, prompt tokens, decode rows' context lengths)."""
     waiting, running = list(range(len(requests))), {}  # index -> [tokens left, context]
     while waiting or running:
-        decode_rows = len(running)
-        context = sum(ctx for _, ctx in running.values())
-        tokens, prompt_tokens = decode_rows, 0
+        contexts = [ctx for _, ctx in running.values()]
+        tokens, prompt_tokens = len(contexts), 0
         while waiting and len(running) < max_seqs:
             prompt, output = requests[waiting[0]]
             # As the scheduler: decodes never keep out a step's first prompt.
@@ -53,7 +52,7 @@ def replay(requests: list[tuple[int, int]], max_seqs: int, budget: int):
             tokens += prompt
             prompt_tokens += prompt
             running[i] = [output, prompt]
-        yield len(running), prompt_tokens, decode_rows, context
+        yield len(running), prompt_tokens, contexts
         for i in list(running):
             running[i][0] -= 1
             running[i][1] += 1
@@ -70,8 +69,9 @@ def main() -> None:
     weights = args.dtype_bytes * (args.matmul_params + args.head_params)
     rows = {bucket: [0, 0, 0.0] for bucket in BUCKETS}  # steps, steps with prompts, seconds
     total = 0.0
-    for seqs, prompt_tokens, decode_rows, context in replay(requests, args.max_num_seqs,
-                                                            args.max_num_batched_tokens):
+    for seqs, prompt_tokens, contexts in replay(requests, args.max_num_seqs,
+                                                args.max_num_batched_tokens):
+        decode_rows, context = len(contexts), sum(contexts)
         sampled = seqs  # one sampled row per running sequence (a prompt's last token included)
         work = 2 * ((prompt_tokens + decode_rows) * args.matmul_params + sampled * args.head_params)
         step = (max(weights / bandwidth, work / flops) + context * args.kv_bytes_per_token / bandwidth

@@ -28,9 +28,8 @@ inline int64_t check_act_and_mul(const at::Tensor& out, const at::Tensor& input)
 
 // query/key: the heads of a token back to back, [T, H * head_size] or [T, H, head_size], any row
 // stride; outputs contiguous. The cache is float32 or the query's dtype.
-inline void check_rotary(const at::Tensor& query_out, const at::Tensor& key_out,
-                         const at::Tensor& positions, const at::Tensor& query,
-                         const at::Tensor& key, int64_t head_size, const at::Tensor& cache) {
+inline void check_rotary_inputs(const at::Tensor& positions, const at::Tensor& query,
+                                const at::Tensor& key, int64_t head_size, const at::Tensor& cache) {
   for (const at::Tensor* x : {&query, &key}) {
     TORCH_CHECK(x->stride(-1) == 1, "rotary_embedding: the last dimension must be contiguous");
     TORCH_CHECK(x->dim() == 2 || (x->dim() == 3 && x->stride(1) == head_size && x->size(2) == head_size),
@@ -41,10 +40,20 @@ inline void check_rotary(const at::Tensor& query_out, const at::Tensor& key_out,
   TORCH_CHECK(cache.dim() == 2 && cache.is_contiguous() && cache.size(1) <= head_size &&
                   cache.size(1) % 2 == 0,
               "cos_sin_cache must be contiguous [max_position, rot_dim] with rot_dim <= head_size");
-  TORCH_CHECK(query_out.is_contiguous() && key_out.is_contiguous(), "outputs must be contiguous");
   TORCH_CHECK(key.scalar_type() == query.scalar_type(), "query and key must share a dtype");
   TORCH_CHECK(cache.scalar_type() == at::kFloat || cache.scalar_type() == query.scalar_type(),
               "cos_sin_cache must be float32 or the query's dtype");
+}
+
+inline void check_rotary(const at::Tensor& query_out, const at::Tensor& key_out,
+                         const at::Tensor& positions, const at::Tensor& query,
+                         const at::Tensor& key, int64_t head_size, const at::Tensor& cache) {
+  check_rotary_inputs(positions, query, key, head_size, cache);
+  TORCH_CHECK(query_out.is_contiguous() && key_out.is_contiguous(), "outputs must be contiguous");
+  TORCH_CHECK(query_out.numel() == query.numel() && key_out.numel() == key.numel() &&
+                  query_out.scalar_type() == query.scalar_type() &&
+                  key_out.scalar_type() == key.scalar_type(),
+              "rotary_embedding: outputs must match query and key");
 }
 
 // src [T, num_kv_heads, head_size] (heads contiguous, any row stride) into a contiguous cache.
@@ -57,6 +66,22 @@ inline void check_cache_write(const at::Tensor& src, const at::Tensor& cache, co
               "reshape_and_cache: cache rows must be num_kv_heads * head_size");
   TORCH_CHECK(slots.scalar_type() == at::kLong && slots.is_contiguous() && slots.numel() == src.size(0),
               "slot_mapping must be contiguous int64 [T]");
+}
+
+// rotary_and_cache: query [T, H * head_size] (or 3-D), key and value [T, num_kv_heads, head_size].
+inline void check_rotary_and_cache(const at::Tensor& query_out, const at::Tensor& key_cache,
+                                   const at::Tensor& value_cache, const at::Tensor& positions,
+                                   const at::Tensor& query, const at::Tensor& key,
+                                   const at::Tensor& value, const at::Tensor& slot_mapping,
+                                   int64_t head_size, const at::Tensor& cos_sin_cache) {
+  check_rotary_inputs(positions, query, key, head_size, cos_sin_cache);
+  check_cache_write(key, key_cache, slot_mapping);
+  check_cache_write(value, value_cache, slot_mapping);
+  TORCH_CHECK(key.size(2) == head_size && value.sizes() == key.sizes(),
+              "rotary_and_cache: key and value must be [T, num_kv_heads, head_size]");
+  TORCH_CHECK(query_out.is_contiguous() && query_out.numel() == query.numel() &&
+                  query_out.scalar_type() == query.scalar_type(),
+              "rotary_and_cache: query_out must be contiguous, shaped and typed as query");
 }
 
 inline void check_block_mapping(const at::Tensor& block_mapping) {

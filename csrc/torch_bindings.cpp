@@ -14,6 +14,10 @@ TORCH_LIBRARY(inference_engine, m) {
   m.def(
       "rotary_embedding(Tensor! query_out, Tensor! key_out, Tensor positions, Tensor query, "
       "Tensor key, int head_size, Tensor cos_sin_cache, bool is_neox) -> ()");
+  m.def(
+      "rotary_and_cache(Tensor! query_out, Tensor! key_cache, Tensor! value_cache, "
+      "Tensor positions, Tensor query, Tensor key, Tensor value, Tensor slot_mapping, "
+      "int head_size, Tensor cos_sin_cache, bool is_neox) -> ()");
   m.def("silu_and_mul(Tensor! out, Tensor input) -> ()");
   m.def("gelu_and_mul(Tensor! out, Tensor input) -> ()");
   m.def("gelu_tanh_and_mul(Tensor! out, Tensor input) -> ()");

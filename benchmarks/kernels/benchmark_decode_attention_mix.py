@@ -6,7 +6,8 @@ the cost of one long sequence in a batch of short ones and of a few long ones al
 
 Contexts: batches above --tail-batch take random requests at a random point of their output
 (the busy middle of a run); smaller batches take the longest requests late in their output (the
-tail of a run). Backends: the ops' choice, v1, and v2 at each partition size, for each of
+tail of a run). `--schedule-steps` takes instead the decode rows of those steps of the scheduler's
+replay (benchmarks/workload_floor.py, 192 sequences): the long survivors after the busy part. Backends: the ops' choice, v1, and v2 at each partition size, for each of
 --kernels (the GPU kernel: `mma` on the tensor cores, `simt` on the CUDA cores).
 
     python benchmarks/kernels/benchmark_decode_attention_mix.py --workload sharegpt-1000.jsonl
@@ -15,6 +16,7 @@ import argparse
 import json
 import math
 import os
+import sys
 
 import numpy as np
 import torch
@@ -39,6 +41,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--calls", type=int, default=20, help="calls captured in one graph")
     p.add_argument("--kernels", nargs="+", default=["mma"], choices=["mma", "simt"],
                    help="GPU decode kernels to time (INFERENCE_ENGINE_PAGED_ATTENTION_KERNEL)")
+    p.add_argument("--schedule-steps", type=int, nargs="+", default=[],
+                   help="batches of these replayed steps' contexts (instead of --batch-sizes)")
+    p.add_argument("--max-num-seqs", type=int, default=192, help="the replay's batch limit")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()
 
@@ -50,6 +55,18 @@ def sample_contexts(requests: list[tuple[int, int]], batch: int, tail: bool,
         return [p + int(rng.uniform(0.5, 1.0) * o) for p, o in longest]
     picks = rng.choice(len(requests), size=batch, replace=len(requests) < batch)
     return [requests[i][0] + 1 + int(rng.uniform(0, 1) * requests[i][1]) for i in picks]
+
+
+def scheduled_contexts(requests: list[tuple[int, int]], steps: list[int],
+                       max_num_seqs: int) -> list[list[int]]:
+    """The decode rows' context lengths (this step's token included) at each of `steps`."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from workload_floor import replay
+    wanted, found = set(steps), {}
+    for step, (_, _, contexts) in enumerate(replay(requests, max_num_seqs, 8192)):
+        if step in wanted:
+            found[step] = [c + 1 for c in contexts]
+    return [found[step] for step in steps if step in found]
 
 
 def make_inputs(args, contexts: list[int], width_blocks: int):
@@ -92,8 +109,11 @@ def main() -> None:
     copy_gbs = copy_bandwidth_gbs("cuda")
     graph_width = math.ceil(args.max_model_len / args.block_size)
     rows = []
-    for batch in args.batch_sizes:
-        contexts = sample_contexts(requests, batch, batch <= args.tail_batch, rng)
+    batches = (scheduled_contexts(requests, args.schedule_steps, args.max_num_seqs)
+               if args.schedule_steps else
+               [sample_contexts(requests, b, b <= args.tail_batch, rng) for b in args.batch_sizes])
+    for contexts in batches:
+        batch = len(contexts)
         kv_bytes = 2 * sum(contexts) * args.num_kv_heads * args.head_size * 2
         for width_name, width in (("batch", math.ceil(max(contexts) / args.block_size)),
                                   ("graph", graph_width)):

@@ -6,7 +6,7 @@ rotating over enough weight copies that they never sit in L2, and compares the w
 read per second with the card's read bandwidth (a sum over a large tensor) and copy bandwidth.
 The last rows add one decode step's matmuls (32 layers and the LM head) at each row count.
 `--kernels cublas skinny` also times our few-row kernel (csrc/gpu/skinny_matmul_kernels.cu,
-up to 16 rows) on the same weights.
+up to 8 rows) on the same weights.
 
     python benchmarks/kernels/benchmark_skinny_matmul.py
 """
@@ -33,7 +33,7 @@ def parse_args() -> argparse.Namespace:
                    help="weight copies rotated through per shape: at least this many bytes")
     p.add_argument("--calls", type=int, default=8, help="calls captured in one graph")
     p.add_argument("--kernels", nargs="+", default=["cublas"], choices=["cublas", "skinny"],
-                   help="cublas: F.linear; skinny: ours (up to 16 rows)")
+                   help="cublas: F.linear; skinny: ours (up to 8 rows)")
     return p.parse_args()
 
 
@@ -48,7 +48,7 @@ def main() -> None:
     args = parse_args()
     torch.manual_seed(0)
     read_gbs, copy_gbs = read_bandwidth_gbs(), copy_bandwidth_gbs("cuda")
-    os.environ[SKINNY_ENV] = "1"
+    os.environ.pop(SKINNY_ENV, None)  # on unless switched off
     kernels = {"cublas": F.linear, "skinny": ops.skinny_matmul}
     runs = [(kernel, m) for kernel in args.kernels for m in args.rows
             if kernel == "cublas" or m <= SKINNY_MAX_ROWS]

@@ -7,6 +7,7 @@ TORCH_LIBRARY_IMPL(inference_engine, CPU, m) {
   m.impl("rms_norm", &ie::cpu::rms_norm);
   m.impl("fused_add_rms_norm", &ie::cpu::fused_add_rms_norm);
   m.impl("rotary_embedding", &ie::cpu::rotary_embedding);
+  m.impl("rotary_and_cache", &ie::cpu::rotary_and_cache);
   m.impl("silu_and_mul", &ie::cpu::silu_and_mul);
   m.impl("gelu_and_mul", &ie::cpu::gelu_and_mul);
   m.impl("gelu_tanh_and_mul", &ie::cpu::gelu_tanh_and_mul);

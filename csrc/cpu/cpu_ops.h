@@ -17,6 +17,12 @@ void rotary_embedding(at::Tensor& query_out, at::Tensor& key_out, const at::Tens
                       const at::Tensor& query, const at::Tensor& key, int64_t head_size,
                       const at::Tensor& cos_sin_cache, bool is_neox);
 
+// rotary_embedding, then reshape_and_cache of the rotated keys and the values.
+void rotary_and_cache(at::Tensor& query_out, at::Tensor& key_cache, at::Tensor& value_cache,
+                      const at::Tensor& positions, const at::Tensor& query, const at::Tensor& key,
+                      const at::Tensor& value, const at::Tensor& slot_mapping, int64_t head_size,
+                      const at::Tensor& cos_sin_cache, bool is_neox);
+
 void silu_and_mul(at::Tensor& out, const at::Tensor& input);
 void gelu_and_mul(at::Tensor& out, const at::Tensor& input);
 void gelu_tanh_and_mul(at::Tensor& out, const at::Tensor& input);

@@ -79,4 +79,16 @@ void rotary_embedding(at::Tensor& query_out, at::Tensor& key_out, const at::Tens
   });
 }
 
+void rotary_and_cache(at::Tensor& query_out, at::Tensor& key_cache, at::Tensor& value_cache,
+                      const at::Tensor& positions, const at::Tensor& query, const at::Tensor& key,
+                      const at::Tensor& value, const at::Tensor& slot_mapping, int64_t head_size,
+                      const at::Tensor& cos_sin_cache, bool is_neox) {
+  check_rotary_and_cache(query_out, key_cache, value_cache, positions, query, key, value,
+                         slot_mapping, head_size, cos_sin_cache);
+  // The CPU spends its time in the two loops, not in launches: nothing to gain by fusing them.
+  at::Tensor key_out = at::empty(key.sizes(), key.options());
+  rotary_embedding(query_out, key_out, positions, query, key, head_size, cos_sin_cache, is_neox);
+  reshape_and_cache(key_out, value, key_cache, value_cache, slot_mapping);
+}
+
 }  // namespace ie::cpu

@@ -93,12 +93,15 @@ struct Max {
 
 namespace ie::gpu {
 
-// Loads N consecutive values as float: one 16-byte load when N == kVec<T> (the pointer must then
-// be 16-byte aligned), scalar loads otherwise.
+// Loads N consecutive values as float: 16-byte loads when N is a multiple of kVec<T> (the pointer
+// must then be 16-byte aligned), scalar loads otherwise.
 template <typename T, int N>
 __device__ __forceinline__ void load_floats(const T* ptr, float* out) {
-  if constexpr (N == kVec<T>) {
-    unpack<T>(*reinterpret_cast<const uint4*>(ptr), out);
+  if constexpr (N % kVec<T> == 0) {
+#pragma unroll
+    for (int v = 0; v < N / kVec<T>; ++v) {
+      unpack<T>(reinterpret_cast<const uint4*>(ptr)[v], out + v * kVec<T>);
+    }
   } else {
 #pragma unroll
     for (int i = 0; i < N; ++i) out[i] = to_float(ptr[i]);
@@ -107,8 +110,11 @@ __device__ __forceinline__ void load_floats(const T* ptr, float* out) {
 
 template <typename T, int N>
 __device__ __forceinline__ void store_floats(T* ptr, const float* in) {
-  if constexpr (N == kVec<T>) {
-    *reinterpret_cast<uint4*>(ptr) = pack<T>(in);
+  if constexpr (N % kVec<T> == 0) {
+#pragma unroll
+    for (int v = 0; v < N / kVec<T>; ++v) {
+      reinterpret_cast<uint4*>(ptr)[v] = pack<T>(in + v * kVec<T>);
+    }
   } else {
 #pragma unroll
     for (int i = 0; i < N; ++i) ptr[i] = from_float<T>(in[i]);

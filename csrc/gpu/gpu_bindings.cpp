@@ -50,18 +50,51 @@ void fused_add_rms_norm(at::Tensor& out, at::Tensor& residual_out, const at::Ten
                                epsilon, dtype_of(input), stream()));
 }
 
+RotaryArgs rotary_args(at::Tensor& query_out, const at::Tensor& positions, const at::Tensor& query,
+                       const at::Tensor& key, int64_t head_size, const at::Tensor& cos_sin_cache,
+                       bool is_neox) {
+  RotaryArgs a;
+  a.tokens = positions.numel();
+  a.query_out = query_out.data_ptr();
+  a.positions = positions.data_ptr<int64_t>();
+  a.query = query.data_ptr();
+  a.key = key.data_ptr();
+  a.cos_sin_cache = cos_sin_cache.data_ptr();
+  a.cache_is_float = cos_sin_cache.scalar_type() == at::kFloat;
+  a.num_heads = a.tokens ? query.numel() / a.tokens / head_size : 0;
+  a.num_kv_heads = a.tokens ? key.numel() / a.tokens / head_size : 0;
+  a.head_size = head_size;
+  a.rot_dim = cos_sin_cache.size(1);
+  a.q_stride = query.stride(0);
+  a.k_stride = key.stride(0);
+  a.is_neox = is_neox;
+  return a;
+}
+
 void rotary_embedding(at::Tensor& query_out, at::Tensor& key_out, const at::Tensor& positions,
                       const at::Tensor& query, const at::Tensor& key, int64_t head_size,
                       const at::Tensor& cos_sin_cache, bool is_neox) {
   check_rotary(query_out, key_out, positions, query, key, head_size, cos_sin_cache);
   const at::cuda::OptionalCUDAGuard guard(query.device());
-  const int64_t tokens = positions.numel();
-  if (tokens == 0) return;
-  check_launch(launch_rotary_embedding(
-      query_out.data_ptr(), key_out.data_ptr(), positions.data_ptr<int64_t>(), query.data_ptr(),
-      key.data_ptr(), cos_sin_cache.data_ptr(), cos_sin_cache.scalar_type() == at::kFloat, tokens,
-      query.numel() / tokens / head_size, key.numel() / tokens / head_size, head_size,
-      cos_sin_cache.size(1), query.stride(0), key.stride(0), is_neox, dtype_of(query), stream()));
+  RotaryArgs a = rotary_args(query_out, positions, query, key, head_size, cos_sin_cache, is_neox);
+  a.key_out = key_out.data_ptr();
+  check_launch(launch_rotary(a, dtype_of(query), stream()));
+}
+
+void rotary_and_cache(at::Tensor& query_out, at::Tensor& key_cache, at::Tensor& value_cache,
+                      const at::Tensor& positions, const at::Tensor& query, const at::Tensor& key,
+                      const at::Tensor& value, const at::Tensor& slot_mapping, int64_t head_size,
+                      const at::Tensor& cos_sin_cache, bool is_neox) {
+  check_rotary_and_cache(query_out, key_cache, value_cache, positions, query, key, value,
+                         slot_mapping, head_size, cos_sin_cache);
+  const at::cuda::OptionalCUDAGuard guard(query.device());
+  RotaryArgs a = rotary_args(query_out, positions, query, key, head_size, cos_sin_cache, is_neox);
+  a.value = value.data_ptr();
+  a.v_stride = value.stride(0);
+  a.key_cache = key_cache.data_ptr();
+  a.value_cache = value_cache.data_ptr();
+  a.slot_mapping = slot_mapping.data_ptr<int64_t>();
+  check_launch(launch_rotary(a, dtype_of(query), stream()));
 }
 
 template <Activation act>
@@ -189,8 +222,8 @@ void skinny_matmul(at::Tensor& out, const at::Tensor& input, const at::Tensor& w
                    const std::optional<at::Tensor>& bias) {
   check_skinny_matmul(out, input, weight, bias);
   const at::cuda::OptionalCUDAGuard guard(input.device());
-  const at::Tensor x = vector_aligned(input);
-  check_launch(launch_skinny_matmul(out.data_ptr(), x.data_ptr(), weight.data_ptr(),
+  const at::Tensor x = vector_aligned(input), w = vector_aligned(weight);
+  check_launch(launch_skinny_matmul(out.data_ptr(), x.data_ptr(), w.data_ptr(),
                                     bias.has_value() ? bias->data_ptr() : nullptr, x.size(0),
                                     weight.size(0), weight.size(1), x.stride(0), dtype_of(x),
                                     stream()));
@@ -203,6 +236,7 @@ TORCH_LIBRARY_IMPL(inference_engine, CUDA, m) {
   m.impl("rms_norm", &ie::gpu::rms_norm);
   m.impl("fused_add_rms_norm", &ie::gpu::fused_add_rms_norm);
   m.impl("rotary_embedding", &ie::gpu::rotary_embedding);
+  m.impl("rotary_and_cache", &ie::gpu::rotary_and_cache);
   m.impl("silu_and_mul", &ie::gpu::act_and_mul<ie::gpu::Activation::kSilu>);
   m.impl("gelu_and_mul", &ie::gpu::act_and_mul<ie::gpu::Activation::kGelu>);
   m.impl("gelu_tanh_and_mul", &ie::gpu::act_and_mul<ie::gpu::Activation::kGeluTanh>);

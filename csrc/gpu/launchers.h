@@ -22,13 +22,29 @@ const char* launch_rms_norm(void* out, void* residual_out, const void* input, co
 const char* launch_act_and_mul(Activation act, void* out, const void* input, int64_t rows, int d,
                                DType dtype, cudaStream_t stream);
 
-// query/key rows at strides q_stride/k_stride (elements); outputs contiguous; cos_sin_cache
-// [max_position, rot_dim] in float32 (cache_is_float) or the query dtype.
-const char* launch_rotary_embedding(void* query_out, void* key_out, const int64_t* positions,
-                                    const void* query, const void* key, const void* cos_sin_cache,
-                                    bool cache_is_float, int64_t tokens, int num_heads,
-                                    int num_kv_heads, int head_size, int rot_dim, int64_t q_stride,
-                                    int64_t k_stride, bool is_neox, DType dtype, cudaStream_t stream);
+// Rotary embedding of a step's query and key heads. query/key (and value) rows at strides
+// q_stride/k_stride/v_stride (elements); query_out contiguous; cos_sin_cache [max_position,
+// rot_dim] in float32 (cache_is_float) or the query dtype. Without key_cache the rotated keys go
+// to key_out (contiguous); with it they go, and the values with them, to their rows of the paged
+// caches ([num_slots, num_kv_heads * head_size]) at slot_mapping (negative: padding, not stored).
+struct RotaryArgs {
+  void* query_out = nullptr;
+  void* key_out = nullptr;
+  const int64_t* positions = nullptr;
+  const void* query = nullptr;
+  const void* key = nullptr;
+  const void* value = nullptr;
+  const void* cos_sin_cache = nullptr;
+  bool cache_is_float = true;
+  void* key_cache = nullptr;
+  void* value_cache = nullptr;
+  const int64_t* slot_mapping = nullptr;
+  int64_t tokens = 0;
+  int num_heads = 0, num_kv_heads = 0, head_size = 0, rot_dim = 0;
+  int64_t q_stride = 0, k_stride = 0, v_stride = 0;
+  bool is_neox = true;
+};
+const char* launch_rotary(const RotaryArgs& args, DType dtype, cudaStream_t stream);
 
 // key/value: [tokens, row_elems] at row strides (elements); caches: [num_slots, row_elems].
 const char* launch_reshape_and_cache(const void* key, const void* value, void* key_cache,
@@ -64,7 +80,7 @@ struct PagedAttentionArgs {
 const char* launch_paged_attention(const PagedAttentionArgs& args, DType dtype, cudaStream_t stream);
 
 // out: [rows, n] contiguous; x: [rows, k] at row stride x_stride (elements), 16-byte aligned rows;
-// w: [n, k] contiguous; bias: [n] or nullptr. 1 to 16 rows, 16-bit types, tensor cores only.
+// w: [n, k] contiguous; bias: [n] or nullptr. 1 to 8 rows, 16-bit types, tensor cores only.
 const char* launch_skinny_matmul(void* out, const void* x, const void* w, const void* bias,
                                  int rows, int n, int k, int64_t x_stride, DType dtype,
                                  cudaStream_t stream);

@@ -56,7 +56,8 @@ def set_attention_metadata(metadata: AttentionMetadata):
         _current = previous
 
 
-# (attention module, q, k, v) -> attention output; set while a piecewise CUDA graph is captured.
+# (attention module, q, k, v, positions) -> attention output; set while a piecewise CUDA graph is
+# captured.
 GraphSplit = Callable[..., torch.Tensor]
 _graph_split: GraphSplit | None = None
 
@@ -67,8 +68,8 @@ def get_graph_split() -> GraphSplit | None:
 
 @contextmanager
 def set_graph_split(split: GraphSplit):
-    """While set, every attention call returns split(attention, q, k, v) instead of attending:
-    the capture ends its graph there and begins the next."""
+    """While set, every attention call returns split(attention, q, k, v, positions) instead of
+    attending: the capture ends its graph there and begins the next."""
     global _graph_split
     previous, _graph_split = _graph_split, split
     try:

@@ -12,7 +12,7 @@ from inference_engine.ops.attention import (copy_blocks_ref, paged_attention_ref
                                             swap_blocks_ref)
 from inference_engine.ops.layernorm import fused_add_rms_norm_ref, rms_norm_ref
 from inference_engine.ops.linear import skinny_matmul_ref
-from inference_engine.ops.rotary import rotary_embedding_ref
+from inference_engine.ops.rotary import rotary_and_cache_ref, rotary_embedding_ref
 
 
 def _triton_prefill_attention(*args, **kwargs):
@@ -33,6 +33,7 @@ def _swap_device(src, dst, block_mapping) -> str:
 rms_norm = Op(rms_norm_ref, _compiled.rms_norm)
 fused_add_rms_norm = Op(fused_add_rms_norm_ref, _compiled.fused_add_rms_norm)
 rotary_embedding = Op(rotary_embedding_ref, _compiled.rotary_embedding)
+rotary_and_cache = Op(rotary_and_cache_ref, _compiled.rotary_and_cache)
 silu_and_mul = Op(silu_and_mul_ref, _compiled.silu_and_mul)
 gelu_and_mul = Op(gelu_and_mul_ref, _compiled.gelu_and_mul)
 gelu_tanh_and_mul = Op(gelu_tanh_and_mul_ref, _compiled.gelu_tanh_and_mul)
@@ -45,6 +46,6 @@ swap_blocks = Op(swap_blocks_ref, _compiled.swap_blocks, device_of=_swap_device)
 skinny_matmul = Op(skinny_matmul_ref, _compiled.skinny_matmul,
                    compiled_takes=_compiled.skinny_matmul_takes)
 
-__all__ = ["rms_norm", "fused_add_rms_norm", "rotary_embedding", "silu_and_mul", "gelu_and_mul",
-           "gelu_tanh_and_mul", "reshape_and_cache", "prefill_attention", "paged_attention",
-           "copy_blocks", "swap_blocks", "skinny_matmul"]
+__all__ = ["rms_norm", "fused_add_rms_norm", "rotary_embedding", "rotary_and_cache",
+           "silu_and_mul", "gelu_and_mul", "gelu_tanh_and_mul", "reshape_and_cache",
+           "prefill_attention", "paged_attention", "copy_blocks", "swap_blocks", "skinny_matmul"]

@@ -29,3 +29,17 @@ def rotary_embedding_ref(positions: torch.Tensor, query: torch.Tensor, key: torc
         return torch.cat((x_rot, x_pass), dim=-1).reshape(shape)
 
     return rotate(query), rotate(key)
+
+
+def rotary_and_cache_ref(positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor,
+                         value: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
+                         slot_mapping: torch.Tensor, head_size: int, cos_sin_cache: torch.Tensor,
+                         is_neox: bool) -> torch.Tensor:
+    """Rotates query and key as rotary_embedding_ref does, stores the rotated keys and the values
+    [T, num_kv_heads * head_size] in the paged cache as reshape_and_cache_ref does (negative
+    slots: not stored), and returns the rotated query."""
+    from inference_engine.ops.attention import reshape_and_cache_ref
+    query, key = rotary_embedding_ref(positions, query, key, head_size, cos_sin_cache, is_neox)
+    rows = (key.shape[0], -1, head_size)
+    reshape_and_cache_ref(key.view(rows), value.view(rows), key_cache, value_cache, slot_mapping)
+    return query

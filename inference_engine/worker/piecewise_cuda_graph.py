@@ -55,6 +55,7 @@ class _AttentionCall:
     q: torch.Tensor
     k: torch.Tensor
     v: torch.Tensor
+    positions: torch.Tensor | None  # with rotary embeddings, applied in the attention call
     out: torch.Tensor
 
 
@@ -72,19 +73,20 @@ class _PieceCapture:
         self.graphs.append(torch.cuda.CUDAGraph())
         self.graphs[-1].capture_begin(pool=self.pool)
 
-    def split(self, attention: nn.Module, q: torch.Tensor, k: torch.Tensor,
-              v: torch.Tensor) -> torch.Tensor:
+    def split(self, attention: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+              positions: torch.Tensor | None = None) -> torch.Tensor:
         # Allocated inside the capture, so from the pool; the eager attention writes it at replay.
         out = torch.empty(q.shape[0], attention.num_heads * attention.head_size,
                           dtype=q.dtype, device=q.device)
         self.graphs[-1].capture_end()
-        self.calls.append(_AttentionCall(attention, q, k, v, out))
+        self.calls.append(_AttentionCall(attention, q, k, v, positions, out))
         self._begin()
         return out
 
     def finish(self) -> tuple[list[torch.cuda.CUDAGraph], list[_AttentionCall]]:
         self.graphs[-1].capture_end()
         calls = [_AttentionCall(c.attention, borrowed(c.q), borrowed(c.k), borrowed(c.v),
+                                None if c.positions is None else borrowed(c.positions),
                                 borrowed(c.out)) for c in self.calls]
         return self.graphs, calls
 
@@ -141,6 +143,8 @@ class PiecewiseCUDAGraphRunner:
         with set_attention_metadata(meta):
             for graph, call in zip(graphs, calls):
                 graph.replay()
-                call.attention.forward(call.q[:t], call.k[:t], call.v[:t], out=call.out[:t])
+                positions = None if call.positions is None else call.positions[:t]
+                call.attention.forward(call.q[:t], call.k[:t], call.v[:t], positions,
+                                       out=call.out[:t])
         graphs[-1].replay()
         return self.hidden[:t]

@@ -39,5 +39,5 @@ def scheduler_steps(requests: list[tuple[int, int]], max_seqs: int, budget: int)
 def test_replay_matches_the_scheduler_step_for_step():
     rng = random.Random(0)
     requests = [(rng.randint(1, 60), rng.randint(1, 40)) for _ in range(60)]
-    replayed = [(seqs, prompt_tokens) for seqs, prompt_tokens, _, _ in replay(requests, 8, 64)]
+    replayed = [(seqs, prompt_tokens) for seqs, prompt_tokens, _ in replay(requests, 8, 64)]
     assert replayed == scheduler_steps(requests, 8, 64)

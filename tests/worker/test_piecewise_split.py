@@ -56,15 +56,15 @@ def test_graph_split_replaces_attention_and_leaves_the_cache_alone():
     cache_before = layer.k_cache.clone()
     seen = []
 
-    def split(attention, q, k, v):
-        seen.append((attention, q.shape, k.shape, v.shape))
+    def split(attention, q, k, v, positions):
+        seen.append((attention, q.shape, k.shape, v.shape, positions))
         return torch.zeros(q.shape[0], HEADS * HEAD)
 
     q = torch.randn(6, HEADS * HEAD)
     k, v = torch.randn(6, KV_HEADS * HEAD), torch.randn(6, KV_HEADS * HEAD)
     with set_graph_split(split):  # no attention metadata is needed while capturing
         result = layer(q, k, v)
-    assert seen == [(layer, q.shape, k.shape, v.shape)]
+    assert seen == [(layer, q.shape, k.shape, v.shape, None)]
     assert torch.equal(result, torch.zeros(6, HEADS * HEAD))
     assert torch.equal(layer.k_cache, cache_before)
     with pytest.raises(RuntimeError, match="attention metadata"):
@@ -91,3 +91,36 @@ def test_piecewise_graphs_default_off_on_cpu_and_with_tensor_parallelism():
 def test_no_borrowing_where_the_build_cannot_wrap_device_memory():
     from inference_engine.worker.piecewise_cuda_graph import can_borrow
     assert can_borrow(torch.device("cpu")) is False  # the CUDA array interface is for devices
+
+
+@pytest.mark.parametrize("kind", ["prefill", "decode", "mixed"])
+def test_rotary_in_the_attention_call_equals_rotary_before_it(kind):
+    """Attention given the rotary embedding and the positions (one kernel rotates and stores the
+    keys) attends exactly as rotating first and passing the rotated q and k; the split hands the
+    positions on to the eager attention call of a piecewise graph."""
+    from types import SimpleNamespace
+
+    from inference_engine.model_executor.layers.rotary_embedding import RotaryEmbedding
+    torch.manual_seed(0)
+    rotary = RotaryEmbedding(SimpleNamespace(rope_theta=10000.0), HEAD, 64)
+    fused, plain = attention_layer(), attention_layer()
+    fused.rotary_emb = rotary
+    plain.k_cache, plain.v_cache = fused.k_cache.clone(), fused.v_cache.clone()
+    meta = metadata(kind)
+    t = meta.slot_mapping.shape[0]
+    positions = torch.randint(0, 64, (t,))
+    qkv = torch.randn(t, (HEADS + 2 * KV_HEADS) * HEAD)
+    q, k, v = qkv.split([HEADS * HEAD, KV_HEADS * HEAD, KV_HEADS * HEAD], dim=-1)
+    with set_attention_metadata(meta):
+        got = fused(q, k, v, positions)
+        q_rot, k_rot = rotary(positions, q, k)
+        expected = plain(q_rot, k_rot, v)
+        with pytest.raises(ValueError, match="positions"):
+            fused(q, k, v)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(fused.k_cache, plain.k_cache)
+    assert torch.equal(fused.v_cache, plain.v_cache)
+    seen = []
+    with set_graph_split(lambda *args: seen.append(args[-1]) or torch.zeros(t, HEADS * HEAD)):
+        fused(q, k, v, positions)
+    assert seen[0] is positions

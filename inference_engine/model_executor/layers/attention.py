@@ -1,5 +1,7 @@
-"""Attention over the paged KV cache: store this step's keys and values, then attend."""
+"""Attention over the paged KV cache: store this step's keys and values (rotated first, for
+models with rotary embeddings), then attend."""
 import math
+import os
 
 import torch
 from torch import nn
@@ -7,36 +9,54 @@ from torch import nn
 from inference_engine import ops
 from inference_engine.model_executor.forward_context import get_attention_metadata, get_graph_split
 
+# INFERENCE_ENGINE_FUSED_ROTARY=0 rotates with one kernel and stores with another, as before the
+# ninth session (to measure the fused kernel against them).
+FUSED_ROTARY = os.environ.get("INFERENCE_ENGINE_FUSED_ROTARY", "1") != "0"
+
 
 class Attention(nn.Module):
     """Multi-, grouped- or multi-query attention. The cache engine binds `k_cache` and
     `v_cache` ([num_blocks, block_size, num_kv_heads, head_size]) before the first step.
 
     `alibi_slopes` (float32 [num_heads], this rank's heads) adds ALiBi's position bias
-    slope * (key position - query position) to every score.
+    slope * (key position - query position) to every score. `rotary_emb` rotates queries and
+    keys by their positions on the way in, in the kernel that stores the keys (one kernel where
+    rotary, then the cache write, took two: the decode steps of a long run are many small
+    kernels).
     """
 
     def __init__(self, num_heads: int, head_size: int, scale: float, num_kv_heads: int,
-                 alibi_slopes: torch.Tensor | None = None):
+                 alibi_slopes: torch.Tensor | None = None, rotary_emb: nn.Module | None = None):
         super().__init__()
         self.num_heads, self.head_size, self.num_kv_heads = num_heads, head_size, num_kv_heads
         self.scale = scale
+        self.rotary_emb = rotary_emb
         # A buffer, so that it follows the module to another device (it is no weight to load).
         self.register_buffer("alibi_slopes", alibi_slopes, persistent=False)
         self.k_cache = self.v_cache = torch.empty(0)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                positions: torch.Tensor | None = None,
                 out: torch.Tensor | None = None) -> torch.Tensor:
-        """q [T, num_heads * head_size], k and v [T, num_kv_heads * head_size] -> [T, num_heads *
-        head_size], written into `out` when given (a piecewise CUDA graph's hand-off buffer)."""
+        """q [T, num_heads * head_size], k and v [T, num_kv_heads * head_size] (and the tokens'
+        positions [T] with rotary embeddings) -> [T, num_heads * head_size], written into `out`
+        when given (a piecewise CUDA graph's hand-off buffer)."""
         split = get_graph_split()
         if split is not None:
-            return split(self, q, k, v)
+            return split(self, q, k, v, positions)
         meta = get_attention_metadata()
+        if self.rotary_emb is not None and positions is None:
+            raise ValueError("attention with rotary embeddings needs the tokens' positions")
+        if self.rotary_emb is not None and FUSED_ROTARY:
+            q = self.rotary_emb.rotate_and_cache(positions, q, k, v, self.k_cache, self.v_cache,
+                                                 meta.slot_mapping)
+        else:
+            if self.rotary_emb is not None:
+                q, k = self.rotary_emb(positions, q, k)
+            rows = (-1, self.num_kv_heads, self.head_size)
+            ops.reshape_and_cache(k.view(rows), v.view(rows), self.k_cache, self.v_cache,
+                                  meta.slot_mapping)
         q = q.view(-1, self.num_heads, self.head_size)
-        k = k.view(-1, self.num_kv_heads, self.head_size)
-        v = v.view(-1, self.num_kv_heads, self.head_size)
-        ops.reshape_and_cache(k, v, self.k_cache, self.v_cache, meta.slot_mapping)
         n, p = meta.num_prefills, meta.num_prefill_tokens
         # Both kernels write straight into their rows of one output (no copies); q may be a
         # strided view of the fused qkv projection's output.

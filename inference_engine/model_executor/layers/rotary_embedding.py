@@ -42,6 +42,15 @@ class RotaryEmbedding(nn.Module):
         return ops.rotary_embedding(positions, query, key, self.head_size, self.cos_sin_cache,
                                     self.is_neox_style)
 
+    def rotate_and_cache(self, positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor,
+                         value: torch.Tensor, key_cache: torch.Tensor, value_cache: torch.Tensor,
+                         slot_mapping: torch.Tensor) -> torch.Tensor:
+        """Rotates query and key, stores the rotated keys and the values in the paged cache at
+        slot_mapping, and returns the rotated query (one kernel on the GPU)."""
+        return ops.rotary_and_cache(positions, query, key, value, key_cache, value_cache,
+                                    slot_mapping, self.head_size, self.cos_sin_cache,
+                                    self.is_neox_style)
+
     def forward_native(self, positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor):
         return ops.rotary_embedding_ref(positions, query, key, self.head_size, self.cos_sin_cache,
                                         self.is_neox_style)

@@ -26,14 +26,13 @@ class LlamaAttention(nn.Module):
         self.o_proj = RowParallelLinear(num_heads * head_size, config.hidden_size, bias)
         self.q_size = self.qkv_proj.num_heads * head_size
         self.kv_size = self.qkv_proj.num_kv_heads * head_size
-        self.rotary_emb = RotaryEmbedding(config, head_size, config.max_position_embeddings)
+        rotary = RotaryEmbedding(config, head_size, config.max_position_embeddings)
         self.attn = Attention(self.qkv_proj.num_heads, head_size, head_size ** -0.5,
-                              self.qkv_proj.num_kv_heads)
+                              self.qkv_proj.num_kv_heads, rotary_emb=rotary)
 
     def forward(self, positions: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         q, k, v = self.qkv_proj(hidden).split([self.q_size, self.kv_size, self.kv_size], dim=-1)
-        q, k = self.rotary_emb(positions, q, k)
-        return self.o_proj(self.attn(q, k, v))
+        return self.o_proj(self.attn(q, k, v, positions))
 
 
 class LlamaMLP(nn.Module):
