@@ -101,3 +101,25 @@ def test_rotary_and_cache(device, dtype, head_size, partial, is_neox, q_heads, k
     torch.testing.assert_close(q_out, q_ref, **TOLERANCES[dtype])
     torch.testing.assert_close(k_cache, k_ref, **TOLERANCES[dtype])
     assert torch.equal(v_cache, v_ref)  # values are copied, not computed
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_rotary_and_cache_into_a_cache_of_another_dtype(device):
+    """A float32 step into a bfloat16 cache: the keys are rotated in float32, then cast as they
+    are stored (the fused kernel stores what it rotates, so this takes the two-kernel path)."""
+    require_compiled("rotary_and_cache", device)
+    tokens, kv_heads, head_size = 5, 2, 64
+    cache = _cos_sin_cache(4096, head_size, torch.float32, device)
+    positions = torch.randint(0, 4096, (tokens,), device=device)
+    query = torch.randn(tokens, 4 * head_size, device=device)
+    key, value = torch.randn(2, tokens, kv_heads * head_size, device=device)
+    slots = torch.tensor([0, 5, -1, 9, 2], device=device)
+    k_cache = torch.zeros(4, 4, kv_heads, head_size, dtype=torch.bfloat16, device=device)
+    v_cache, k_ref, v_ref = torch.zeros_like(k_cache), k_cache.clone(), k_cache.clone()
+    q_out = _compiled.rotary_and_cache(positions, query, key, value, k_cache, v_cache, slots,
+                                       head_size, cache, True)
+    q_ref = rotary_and_cache_ref(positions, query, key, value, k_ref, v_ref, slots, head_size,
+                                 cache, True)
+    torch.testing.assert_close(q_out, q_ref, **TOLERANCES[torch.float32])
+    torch.testing.assert_close(k_cache, k_ref, **TOLERANCES[torch.bfloat16])
+    assert torch.equal(v_cache, v_ref)

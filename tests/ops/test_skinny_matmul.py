@@ -26,6 +26,15 @@ def test_torch_on_the_cpu(monkeypatch):
     torch.testing.assert_close(linear(x, w), F.linear(x, w), atol=0, rtol=0)
 
 
+@pytest.fixture
+def kernel_on(monkeypatch):
+    """The compiled kernel where it can run (on by default: no switch in the environment)."""
+    require_compiled("skinny_matmul", "cuda")
+    if torch.version.hip is not None or torch.cuda.get_device_capability() < (8, 0):
+        pytest.skip("the kernel needs CUDA's tensor cores (sm_80+)")
+    monkeypatch.delenv(SKINNY_ENV, raising=False)
+
+
 def _gpu_inputs(rows, n, k, dtype, bias, strided):
     x = torch.randn(rows, k + (64 if strided else 0), dtype=dtype, device="cuda")[:, :k]
     w = torch.randn(n, k, dtype=dtype, device="cuda")
@@ -38,11 +47,7 @@ def _gpu_inputs(rows, n, k, dtype, bias, strided):
 @pytest.mark.parametrize("n, k", [(16, 128), (48, 384), (256, 1024), (4096, 4096), (64, 14336)])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("bias", [False, True])
-def test_skinny_matmul_kernel(monkeypatch, rows, n, k, dtype, bias):
-    require_compiled("skinny_matmul", "cuda")
-    if torch.version.hip is not None or torch.cuda.get_device_capability() < (8, 0):
-        pytest.skip("the kernel needs CUDA's tensor cores (sm_80+)")
-    monkeypatch.delenv(SKINNY_ENV, raising=False)  # on by default
+def test_skinny_matmul_kernel(kernel_on, rows, n, k, dtype, bias):
     x, w, b = _gpu_inputs(rows, n, k, dtype, bias, strided=rows % 2 == 1)
     assert skinny_matmul_takes(x, w, b)
     ref = x.double() @ w.double().T + (0 if b is None else b.double())
@@ -65,12 +70,8 @@ def test_shapes_it_does_not_take_run_torch(monkeypatch):
 
 
 @pytest.mark.gpu
-def test_misaligned_rows_and_weights(monkeypatch):
+def test_misaligned_rows_and_weights(kernel_on):
     """Views that do not start on a 16-byte boundary are copied to aligned memory first."""
-    require_compiled("skinny_matmul", "cuda")
-    if torch.version.hip is not None or torch.cuda.get_device_capability() < (8, 0):
-        pytest.skip("the kernel needs CUDA's tensor cores (sm_80+)")
-    monkeypatch.delenv(SKINNY_ENV, raising=False)
     x = torch.randn(3, 257, dtype=torch.bfloat16, device="cuda")[:, 1:]
     w = torch.randn(64 * 256 + 1, dtype=torch.bfloat16, device="cuda")[1:].view(64, 256)
     assert skinny_matmul_takes(x, w)
@@ -79,12 +80,8 @@ def test_misaligned_rows_and_weights(monkeypatch):
 
 
 @pytest.mark.gpu
-def test_skinny_matmul_in_a_cuda_graph(monkeypatch):
+def test_skinny_matmul_in_a_cuda_graph(kernel_on):
     """Captured once, replayed on new inputs written into the captured buffer (a decode graph)."""
-    require_compiled("skinny_matmul", "cuda")
-    if torch.version.hip is not None or torch.cuda.get_device_capability() < (8, 0):
-        pytest.skip("the kernel needs CUDA's tensor cores (sm_80+)")
-    monkeypatch.delenv(SKINNY_ENV, raising=False)
     x, w, _ = _gpu_inputs(8, 512, 2048, torch.bfloat16, False, False)
     stream = torch.cuda.Stream()
     with torch.cuda.stream(stream):

@@ -2,7 +2,7 @@
 compared module by module, layer by layer (fraction of elements that differ, largest difference).
 
     OMP_NUM_THREADS=1 python tests/utils/bf16_layer_diff.py --prompt 1 --layers 3
-    ... --torch-ops rotary_embedding,silu_and_mul   # run these ops on their torch references
+    ... --torch-ops rotary_and_cache,silu_and_mul   # run these ops on their torch references
 """
 import argparse
 import os
