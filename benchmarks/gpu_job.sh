@@ -52,6 +52,9 @@ fi
 export PYTHONPATH="$PYTHONPATH:/tmp/embedded"
 export SHAREGPT_WORKLOAD=${SHAREGPT_WORKLOAD:-$PWD/.carry/sharegpt-1000.jsonl}
 WL=$SHAREGPT_WORKLOAD
+# The offline ShareGPT-1000 run on Llama-3-8B shapes that the throughput steps share.
+THROUGHPUT=(python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy
+            --workload "$WL" --num-prompts 1000)
 
 run() {  # run NAME CMD...: log to OUT/NAME.log, keep going on failure; STEP_TIMEOUT caps each step
   local name=$1; shift
@@ -83,11 +86,9 @@ for step in $STEPS; do
     skinny-matmul) run skinny_matmul python benchmarks/kernels/benchmark_skinny_matmul.py \
                      ${SKINNY_ARGS:-} ;;  # e.g. SKINNY_ARGS="--kernels cublas skinny --rows 1 4 8"
     throughput-unfused-rotary) INFERENCE_ENGINE_FUSED_ROTARY=0 run throughput_unfused_rotary \
-          python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
-          --workload "$WL" --num-prompts 1000 ;;  # rotary and the KV-cache write as two kernels
+          "${THROUGHPUT[@]}" ;;  # rotary and the KV-cache write as two kernels
     throughput-no-skinny) INFERENCE_ENGINE_SKINNY_MATMUL=0 run throughput_no_skinny \
-          python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
-          --workload "$WL" --num-prompts 1000 ;;  # cuBLAS for few rows too, as before the ninth session
+          "${THROUGHPUT[@]}" ;;  # cuBLAS for few rows too, as before the ninth session
     attn-mix) run attn_mix python benchmarks/kernels/benchmark_decode_attention_mix.py --workload "$WL" \
                 ${MIX_ARGS:-} ;;  # e.g. MIX_ARGS="--kernels mma simt --batch-sizes 4 16 64 192"
     attn-resident) for n in ${RESIDENT:-1 4 5}; do  # decode attention built for N blocks per SM
@@ -102,34 +103,24 @@ for step in $STEPS; do
                    ;;
     warm) run warm python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
             --workload "$WL" --num-prompts 200 ;;  # a fresh machine's first run is slow: not compared
-    throughput) run throughput python benchmarks/benchmark_throughput.py --preset llama3-8b \
-                  --load-format dummy --workload "$WL" --num-prompts 1000 ;;
-    throughput-split512) run throughput_split512 python benchmarks/benchmark_throughput.py \
-                           --preset llama3-8b --load-format dummy --workload "$WL" --num-prompts 1000 \
+    throughput) run throughput "${THROUGHPUT[@]}" ;;
+    throughput-split512) run throughput_split512 "${THROUGHPUT[@]}" \
                            --attention-split-blocks 512 ;;  # the decode-attention choice before 2048
     throughput-jit-launch) INFERENCE_ENGINE_TRITON_JIT_LAUNCH=1 run throughput_jit_launch \
-          python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
-          --workload "$WL" --num-prompts 1000 ;;
+          "${THROUGHPUT[@]}" ;;
     throughput-simt) INFERENCE_ENGINE_PAGED_ATTENTION_KERNEL=simt run throughput_simt \
-          python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
-          --workload "$WL" --num-prompts 1000 ;;  # decode attention on the CUDA cores
-    throughput-extra) run "throughput_${EXTRA_NAME:-extra}" python benchmarks/benchmark_throughput.py \
-          --preset llama3-8b --load-format dummy --workload "$WL" --num-prompts 1000 ${EXTRA_ARGS:-} ;;
-    throughput-no-piecewise) run throughput_no_piecewise python benchmarks/benchmark_throughput.py \
-          --preset llama3-8b --load-format dummy --workload "$WL" --num-prompts 1000 \
+          "${THROUGHPUT[@]}" ;;  # decode attention on the CUDA cores
+    throughput-extra) run "throughput_${EXTRA_NAME:-extra}" "${THROUGHPUT[@]}" ${EXTRA_ARGS:-} ;;
+    throughput-no-piecewise) run throughput_no_piecewise "${THROUGHPUT[@]}" \
           --piecewise-graph-max-tokens 0 ;;  # steps with prompts eager, as before the sixth session
-    throughput-sync) run throughput_sync python benchmarks/benchmark_throughput.py --preset llama3-8b \
-                       --load-format dummy --workload "$WL" --num-prompts 1000 --no-async-scheduling ;;
-    profile) run profile python benchmarks/benchmark_throughput.py --preset llama3-8b \
-               --load-format dummy --workload "$WL" --num-prompts 1000 --profile --trace-steps 400 440 ;;
+    throughput-sync) run throughput_sync "${THROUGHPUT[@]}" --no-async-scheduling ;;
+    profile) run profile "${THROUGHPUT[@]}" --profile --trace-steps 400 440 ;;
     trace-async) for win in ${TRACE_WINDOWS:-400:440}; do  # first:last step of each traced window
-                   run "trace_async_${win/:/_}" python benchmarks/benchmark_throughput.py \
-                     --preset llama3-8b --load-format dummy --workload "$WL" --num-prompts 1000 \
+                   run "trace_async_${win/:/_}" "${THROUGHPUT[@]}" \
                      --trace-steps "${win%:*}" "${win#*:}"
                  done ;;
     sweep) for pair in ${SWEEP:-256:8192 512:8192 1024:8192}; do  # max_num_seqs:max_num_batched_tokens
-             run "sweep_${pair/:/_}" python benchmarks/benchmark_throughput.py --preset llama3-8b \
-               --load-format dummy --workload "$WL" --num-prompts 1000 --max-num-seqs "${pair%:*}" \
+             run "sweep_${pair/:/_}" "${THROUGHPUT[@]}" --max-num-seqs "${pair%:*}" \
                --max-num-batched-tokens "${pair#*:}"
            done ;;
     throughput-hf) run throughput_hf python benchmarks/benchmark_throughput.py --preset llama3-8b \
@@ -143,8 +134,7 @@ for step in $STEPS; do
     serving-profile) run serving_profile python tests/utils/serving_overhead.py --client sdk \
                        --request-rate 16 --profile-top "${PROFILE_TOP:-45}" --workload "$WL" \
                        -- --model llama3-8b --load-format dummy --skip-tokenizer-init ;;
-    tp) run tp python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
-          --workload "$WL" --num-prompts 1000 --tensor-parallel-size 2 ;;
+    tp) run tp "${THROUGHPUT[@]}" --tensor-parallel-size 2 ;;
     tp-any) run "tp${TP:-4}_${PRESET:-llama2-70b}" python benchmarks/benchmark_throughput.py \
               --preset "${PRESET:-llama2-70b}" --load-format dummy --workload "$WL" \
               --num-prompts "${NUM_PROMPTS:-1000}" --tensor-parallel-size "${TP:-4}" ${EXTRA_ARGS:-} ;;
