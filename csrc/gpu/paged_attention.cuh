@@ -124,7 +124,7 @@ void paged_attention_kernel(
   __shared__ float scratch[kAttnWarps];
 
   const DecodeBlock work(seq_lens, block_tables, num_heads, num_kv_heads, QPB, max_blocks,
-                            partition_size);
+                         partition_size);
   if (work.skip) return;
   const int seq = work.seq, part = work.part, kv_head = work.kv_head, head0 = work.head0;
   const int seq_len = work.seq_len, start = work.start, end = work.end;
