@@ -23,6 +23,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-num-seqs", type=int, default=192)
     p.add_argument("--max-num-batched-tokens", type=int, default=None)
     p.add_argument("--max-model-len", type=int, default=None)
+    p.add_argument("--block-size", type=int, default=16, help="KV-cache block size in tokens")
     p.add_argument("--tensor-parallel-size", type=int, default=1)
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--cpu-kv-cache-space-gib", type=float, default=4.0)
@@ -63,7 +64,8 @@ def run_engine(args, requests) -> tuple[float, float]:
     llm = LLM(args.preset or args.model,
               load_format="dummy" if args.preset else args.load_format, dtype=args.dtype,
               max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
-              max_model_len=args.max_model_len, tensor_parallel_size=args.tensor_parallel_size,
+              max_model_len=args.max_model_len, block_size=args.block_size,
+              tensor_parallel_size=args.tensor_parallel_size,
               gpu_memory_utilization=args.gpu_memory_utilization,
               cpu_kv_cache_space_gib=args.cpu_kv_cache_space_gib, enforce_eager=args.enforce_eager,
               skip_tokenizer_init=dummy, piecewise_graph_max_tokens=args.piecewise_graph_max_tokens,

@@ -7,6 +7,8 @@
 #   throughput-simt (decode attention on the CUDA cores, as before the eighth session)
 #   throughput-no-skinny (cuBLAS for steps of 1-8 rows too, as before the ninth session)
 #   throughput-unfused-rotary (rotary and the KV-cache write as two kernels, as before the ninth)
+#   throughput-cublas (torch's matmuls through cuBLAS, torch's default, as before the tenth)
+#   throughput-unfused-greedy (greedy sampling through log_softmax, as before the tenth)
 #   throughput-no-piecewise (steps with prompts eager) throughput-sync profile trace-async
 #   sweep throughput-hf serving serving-split serving-profile tp tp-70b tp-any
 #   (throughput-extra: EXTRA_ARGS added, log named throughput_$EXTRA_NAME)
@@ -87,6 +89,9 @@ for step in $STEPS; do
                      ${SKINNY_ARGS:-} ;;  # e.g. SKINNY_ARGS="--kernels cublas skinny --rows 1 4 8"
     throughput-unfused-rotary) INFERENCE_ENGINE_FUSED_ROTARY=0 run throughput_unfused_rotary \
           "${THROUGHPUT[@]}" ;;  # rotary and the KV-cache write as two kernels
+    throughput-cublas) INFERENCE_ENGINE_BLAS=cublas run throughput_cublas "${THROUGHPUT[@]}" ;;
+    throughput-unfused-greedy) INFERENCE_ENGINE_FUSED_GREEDY=0 run throughput_unfused_greedy \
+          "${THROUGHPUT[@]}" ;;
     throughput-no-skinny) INFERENCE_ENGINE_SKINNY_MATMUL=0 run throughput_no_skinny \
           "${THROUGHPUT[@]}" ;;  # cuBLAS for few rows too, as before the ninth session
     attn-mix) run attn_mix python benchmarks/kernels/benchmark_decode_attention_mix.py --workload "$WL" \

@@ -157,4 +157,19 @@ inline void check_skinny_matmul(const at::Tensor& out, const at::Tensor& input,
               "skinny_matmul: bias must be [n] in the input's dtype");
 }
 
+inline void check_greedy_sample(const at::Tensor& tokens, const at::Tensor& logprobs,
+                                const at::Tensor& logits) {
+  TORCH_CHECK(logits.dim() == 2 && logits.stride(1) == 1, "greedy_sample: logits must be [rows, vocab]");
+  TORCH_CHECK(logits.size(1) > 0 && logits.size(1) < INT32_MAX, "greedy_sample: vocab size out of range");
+  const int64_t rows = logits.size(0);
+  TORCH_CHECK(tokens.dim() == 1 && tokens.size(0) == rows && tokens.is_contiguous() &&
+                  tokens.scalar_type() == at::kLong,
+              "greedy_sample: tokens must be contiguous int64 [rows]");
+  TORCH_CHECK(logprobs.dim() == 1 && logprobs.size(0) == rows && logprobs.is_contiguous() &&
+                  logprobs.scalar_type() == at::kFloat,
+              "greedy_sample: logprobs must be contiguous float32 [rows]");
+  TORCH_CHECK(tokens.device() == logits.device() && logprobs.device() == logits.device(),
+              "greedy_sample: tensors must share a device");
+}
+
 }  // namespace ie

@@ -34,6 +34,7 @@ TORCH_LIBRARY(inference_engine, m) {
       "Tensor query, Tensor key_cache, Tensor value_cache, Tensor block_tables, Tensor seq_lens, "
       "float scale, Tensor? alibi_slopes, int partition_size) -> ()");
   m.def("skinny_matmul(Tensor! out, Tensor input, Tensor weight, Tensor? bias) -> ()");
+  m.def("greedy_sample(Tensor! tokens, Tensor! logprobs, Tensor logits) -> ()");
 }
 
 // The ops are reached through torch.ops.inference_engine; the Python module itself is empty: it

@@ -6,7 +6,8 @@ rotating over enough weight copies that they never sit in L2, and compares the w
 read per second with the card's read bandwidth (a sum over a large tensor) and copy bandwidth.
 The last rows add one decode step's matmuls (32 layers and the LM head) at each row count.
 `--kernels cublas skinny` also times our few-row kernel (csrc/gpu/skinny_matmul_kernels.cu,
-up to 8 rows) on the same weights.
+up to 8 rows) on the same weights; `cublaslt` is F.linear with torch's preferred BLAS library
+set to cuBLASLt.
 
     python benchmarks/kernels/benchmark_skinny_matmul.py
 """
@@ -32,8 +33,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--min-bytes", type=float, default=512e6,
                    help="weight copies rotated through per shape: at least this many bytes")
     p.add_argument("--calls", type=int, default=8, help="calls captured in one graph")
-    p.add_argument("--kernels", nargs="+", default=["cublas"], choices=["cublas", "skinny"],
-                   help="cublas: F.linear; skinny: ours (up to 8 rows)")
+    p.add_argument("--kernels", nargs="+", default=["cublas"],
+                   choices=["cublas", "cublaslt", "skinny"],
+                   help="cublas: F.linear; cublaslt: F.linear through cuBLASLt; skinny: ours "
+                        "(up to 8 rows)")
     return p.parse_args()
 
 
@@ -49,9 +52,9 @@ def main() -> None:
     torch.manual_seed(0)
     read_gbs, copy_gbs = read_bandwidth_gbs(), copy_bandwidth_gbs("cuda")
     os.environ.pop(SKINNY_ENV, None)  # on unless switched off
-    kernels = {"cublas": F.linear, "skinny": ops.skinny_matmul}
+    kernels = {"cublas": F.linear, "cublaslt": F.linear, "skinny": ops.skinny_matmul}
     runs = [(kernel, m) for kernel in args.kernels for m in args.rows
-            if kernel == "cublas" or m <= SKINNY_MAX_ROWS]
+            if kernel != "skinny" or m <= SKINNY_MAX_ROWS]
     rows, step_us = [], {run: 0.0 for run in runs}
     for name, n, k, per_layer in SHAPES:
         weight_bytes = n * k * 2
@@ -60,6 +63,8 @@ def main() -> None:
         for kernel, m in runs:
             x = torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
             turn, fn = iter(range(10**9)), kernels[kernel]
+            # The library is chosen when the graph is captured.
+            torch.backends.cuda.preferred_blas_library("cublaslt" if kernel == "cublaslt" else "cublas")
             us = graph_time_us(lambda: fn(x, weights[next(turn) % copies]), calls=args.calls * copies)
             gbs = weight_bytes / us / 1e3
             rows.append([name, f"{n}x{k}", kernel, m, us, gbs, 100 * gbs / read_gbs,

@@ -16,4 +16,5 @@ TORCH_LIBRARY_IMPL(inference_engine, CPU, m) {
   m.impl("swap_blocks", &ie::cpu::swap_blocks);
   m.impl("paged_attention_v1", &ie::cpu::paged_attention_v1);
   m.impl("paged_attention_v2", &ie::cpu::paged_attention_v2);
+  m.impl("greedy_sample", &ie::cpu::greedy_sample);
 }

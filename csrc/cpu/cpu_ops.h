@@ -43,4 +43,6 @@ void paged_attention_v2(at::Tensor& out, at::Tensor& exp_sums, at::Tensor& max_l
                         const at::Tensor& seq_lens, double scale,
                         const std::optional<at::Tensor>& alibi_slopes, int64_t partition_size);
 
+void greedy_sample(at::Tensor& tokens, at::Tensor& logprobs, const at::Tensor& logits);
+
 }  // namespace ie::cpu

@@ -229,6 +229,15 @@ void skinny_matmul(at::Tensor& out, const at::Tensor& input, const at::Tensor& w
                                     stream()));
 }
 
+void greedy_sample(at::Tensor& tokens, at::Tensor& logprobs, const at::Tensor& logits) {
+  check_greedy_sample(tokens, logprobs, logits);
+  const at::cuda::OptionalCUDAGuard guard(logits.device());
+  const bool aligned = reinterpret_cast<uintptr_t>(logits.data_ptr()) % 16 == 0;
+  check_launch(launch_greedy_sample(tokens.data_ptr<int64_t>(), logprobs.data_ptr<float>(),
+                                    logits.data_ptr(), logits.size(0), logits.size(1),
+                                    logits.stride(0), aligned, dtype_of(logits), stream()));
+}
+
 }  // namespace
 }  // namespace ie::gpu
 
@@ -246,4 +255,5 @@ TORCH_LIBRARY_IMPL(inference_engine, CUDA, m) {
   m.impl("paged_attention_v1", &ie::gpu::paged_attention_v1);
   m.impl("paged_attention_v2", &ie::gpu::paged_attention_v2);
   m.impl("skinny_matmul", &ie::gpu::skinny_matmul);
+  m.impl("greedy_sample", &ie::gpu::greedy_sample);
 }

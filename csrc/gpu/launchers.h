@@ -85,4 +85,10 @@ const char* launch_skinny_matmul(void* out, const void* x, const void* w, const 
                                  int rows, int n, int k, int64_t x_stride, DType dtype,
                                  cudaStream_t stream);
 
+// tokens[r] = the first index of row r's largest logit, logprobs[r] = its log-softmax value.
+// logits: [rows, vocab] at row stride row_stride (elements); aligned: 16-byte aligned data.
+const char* launch_greedy_sample(int64_t* tokens, float* logprobs, const void* logits,
+                                 int64_t rows, int vocab, int64_t row_stride, bool aligned,
+                                 DType dtype, cudaStream_t stream);
+
 }  // namespace ie::gpu

@@ -42,14 +42,16 @@ class DeviceSamples:
 
     def __init__(self, token_ids: torch.Tensor | None, row_of: torch.Tensor | None,
                  raw_logprobs: torch.Tensor | None,
-                 prompt_logprobs: list[list[dict[int, Logprob]]], meta: SamplingMetadata):
+                 prompt_logprobs: list[list[dict[int, Logprob]]], meta: SamplingMetadata,
+                 chosen: torch.Tensor | None = None):
         self.token_ids = token_ids
         self.meta = meta
         self.prompt_logprobs = prompt_logprobs
         self._wanted = [r.group.sampling_params.logprobs for r in meta.rows]
         on_device: dict[str, torch.Tensor] = {}
         if token_ids is not None:
-            chosen = raw_logprobs[row_of, token_ids]
+            if chosen is None:  # else the sampler computed the tokens' log-probabilities
+                chosen = raw_logprobs[row_of, token_ids]
             on_device = {"token_ids": token_ids, "chosen": chosen}
             if any(k is not None for k in self._wanted):
                 on_device["ranks"] = (raw_logprobs[row_of] > chosen[:, None]).sum(-1) + 1

@@ -13,6 +13,7 @@ from inference_engine.ops.attention import (copy_blocks_ref, paged_attention_ref
 from inference_engine.ops.layernorm import fused_add_rms_norm_ref, rms_norm_ref
 from inference_engine.ops.linear import skinny_matmul_ref
 from inference_engine.ops.rotary import rotary_and_cache_ref, rotary_embedding_ref
+from inference_engine.ops.sampling import greedy_sample_ref
 
 
 def _triton_prefill_attention(*args, **kwargs):
@@ -45,7 +46,9 @@ copy_blocks = Op(copy_blocks_ref, _compiled.copy_blocks)
 swap_blocks = Op(swap_blocks_ref, _compiled.swap_blocks, device_of=_swap_device)
 skinny_matmul = Op(skinny_matmul_ref, _compiled.skinny_matmul,
                    compiled_takes=_compiled.skinny_matmul_takes)
+greedy_sample = Op(greedy_sample_ref, _compiled.greedy_sample)
 
 __all__ = ["rms_norm", "fused_add_rms_norm", "rotary_embedding", "rotary_and_cache",
            "silu_and_mul", "gelu_and_mul", "gelu_tanh_and_mul", "reshape_and_cache",
-           "prefill_attention", "paged_attention", "copy_blocks", "swap_blocks", "skinny_matmul"]
+           "prefill_attention", "paged_attention", "copy_blocks", "swap_blocks", "skinny_matmul",
+           "greedy_sample"]

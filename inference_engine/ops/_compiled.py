@@ -68,6 +68,15 @@ def skinny_matmul(x: torch.Tensor, weight: torch.Tensor,
     return out
 
 
+def greedy_sample(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if logits.stride(-1) != 1:
+        logits = logits.contiguous()
+    tokens = torch.empty(logits.shape[0], dtype=torch.int64, device=logits.device)
+    logprobs = torch.empty(logits.shape[0], dtype=torch.float32, device=logits.device)
+    _ops.greedy_sample(tokens, logprobs, logits)
+    return tokens, logprobs
+
+
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     if weight.dtype != x.dtype:  # the reference's type promotion decides the output dtype
         return rms_norm_ref(x, weight, eps)

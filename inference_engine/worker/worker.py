@@ -11,6 +11,7 @@ from inference_engine.core.scheduler import SchedulerOutputs
 from inference_engine.distributed.parallel_state import destroy_distributed, init_distributed
 from inference_engine.model_executor.device_samples import DeviceSamples
 from inference_engine.model_executor.sampling_metadata import SamplingMetadata
+from inference_engine.worker.blas_library import prefer_blas_library
 from inference_engine.worker.cache_engine import block_bytes
 from inference_engine.worker.model_runner import ModelInput, ModelRunner
 
@@ -29,6 +30,7 @@ class Worker:
         if self.device.type == "cuda":
             self.device = torch.device("cuda", local_rank)
             torch.cuda.set_device(self.device)
+            prefer_blas_library()
         world_size = config.parallel_config.tensor_parallel_size
         if world_size > 1:
             init_distributed(world_size, rank, distributed_init_method, self.device)

@@ -95,3 +95,19 @@ def test_skinny_matmul_in_a_cuda_graph(kernel_on):
         graph.replay()
         torch.cuda.synchronize()
         assert relative_error(out, x.double() @ w.double().T) < RELATIVE_ERROR[torch.bfloat16]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("rows", [1, 8, 9])
+def test_lm_head_takes_the_kernel_for_few_rows(kernel_on, monkeypatch, rows):
+    from inference_engine.model_executor.layers import linear as linear_module
+    from inference_engine.model_executor.layers.vocab_embedding import ParallelLMHead
+    calls, kernel = [], linear_module.ops.skinny_matmul
+    monkeypatch.setattr(linear_module.ops, "skinny_matmul",
+                        lambda x, w, b=None: calls.append(x.shape[0]) or kernel(x, w, b))
+    head = ParallelLMHead(1024, 256).cuda().to(torch.bfloat16)
+    head.weight.normal_()
+    hidden = torch.randn(rows, 256, dtype=torch.bfloat16, device="cuda")
+    logits = head(hidden)
+    assert logits.shape == (rows, 1024) and calls == ([rows] if rows <= 8 else [])
+    assert relative_error(logits, hidden.double() @ head.weight.double().T) < 1e-2

@@ -134,3 +134,31 @@ def test_invalid_params_name_the_field(field, value):
     with pytest.raises(ValueError, match=field) as info:
         SamplingParams(**{field: value})
     assert isinstance(info.value, SamplingParamsError) and info.value.param == field
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["one-pass", "general"])
+def test_plain_greedy_rows_take_the_one_pass_op_with_the_general_paths_results(monkeypatch, fused):
+    from inference_engine.model_executor.layers import sampler
+    calls, one_pass = [], sampler.ops.greedy_sample
+    monkeypatch.setattr(sampler, "FUSED_GREEDY", fused)
+    monkeypatch.setattr(sampler.ops, "greedy_sample",
+                        lambda logits: calls.append(logits.shape) or one_pass(logits))
+    logits = torch.randn(3, 1000)
+    greedy = SamplingParams(temperature=0, max_tokens=5)
+    tokens, out = sample(logits, row(greedy), row(greedy), row(greedy))
+    assert calls == ([(3, 1000)] if fused else [])
+    assert tokens == [[i] for i in logits.argmax(-1).tolist()]
+    expected = torch.log_softmax(logits, -1).max(-1).values.tolist()
+    assert [r[0].logprob for r in out.samples] == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize("params", [dict(repetition_penalty=1.5), dict(logit_bias={3: 1.0}),
+                                    dict(logprobs=2), dict(min_tokens=3)],
+                         ids=["penalty", "bias", "logprobs", "min_tokens"])
+def test_greedy_rows_with_other_knobs_take_the_general_path(monkeypatch, params):
+    from inference_engine.model_executor.layers import sampler
+    calls = []
+    monkeypatch.setattr(sampler.ops, "greedy_sample", calls.append)
+    plain = row(SamplingParams(temperature=0))
+    sample(torch.randn(2, 50), plain, row(SamplingParams(temperature=0, **params)))
+    assert calls == []

@@ -5,13 +5,21 @@ Sampling is an exponential race: argmax(p / E) with E ~ Exp(1) is distributed as
 requests draw their E from their own generator, so their tokens do not depend on what else is in
 the batch.
 """
+import os
+
 import torch
 from torch import nn
 
+from inference_engine import ops
 from inference_engine.model_executor.device_samples import DeviceSamples, SamplerOutput
 from inference_engine.model_executor.sampling_metadata import (SamplingMetadata, SamplingTensors,
                                                                 device_tensor)
 from inference_engine.sequence import Logprob
+
+# A step whose rows are all plain greedy (no penalties, bias, min_tokens, logprobs or best_of)
+# takes the one-pass greedy_sample op; INFERENCE_ENGINE_FUSED_GREEDY=0 takes the general path, to
+# compare.
+FUSED_GREEDY = os.environ.get("INFERENCE_ENGINE_FUSED_GREEDY", "1") != "0"
 
 
 class Sampler(nn.Module):
@@ -31,6 +39,9 @@ class Sampler(nn.Module):
             return DeviceSamples(None, None, None, prompt_logprobs, meta)
         if meta.sample_indices != list(range(logits.shape[0])):  # else: every row is sampled
             logits = logits[device_tensor(meta.sample_indices, torch.int64, logits.device)]
+        if FUSED_GREEDY and all(self._plain_greedy(row) for row in meta.rows):
+            tokens, chosen = ops.greedy_sample(logits)
+            return DeviceSamples(tokens, None, None, prompt_logprobs, meta, chosen=chosen)
         logits = logits.float()
         raw_logprobs = torch.log_softmax(logits, dim=-1)
         params = [row.group.sampling_params for row in meta.rows]
@@ -46,11 +57,21 @@ class Sampler(nn.Module):
         tokens, row_of = self._sample(logits, t, meta)
         return DeviceSamples(tokens, row_of, raw_logprobs, prompt_logprobs, meta)
 
+    def _plain_greedy(self, row) -> bool:
+        p = row.group.sampling_params
+        return (p.is_greedy and not p.needs_penalties and not p.logit_bias and p.logprobs is None
+                and row.num_samples == 1 and not self._in_min_tokens(row))
+
+    @staticmethod
+    def _in_min_tokens(row) -> bool:
+        # Tokens still on the device (async scheduling) come before this one too.
+        done = len(row.seq.output_token_ids) + row.seq.num_pending
+        return done < row.group.sampling_params.min_tokens
+
     def _apply_min_tokens(self, logits: torch.Tensor, meta: SamplingMetadata) -> torch.Tensor:
         for i, row in enumerate(meta.rows):
             p = row.group.sampling_params
-            # Tokens still on the device (async scheduling) come before this one too.
-            if len(row.seq.output_token_ids) + row.seq.num_pending < p.min_tokens:
+            if self._in_min_tokens(row):
                 banned = list(p.stop_token_ids)
                 if self.eos_token_id is not None and not p.ignore_eos:
                     banned.append(self.eos_token_id)

@@ -1,0 +1,38 @@
+"""GPU workers pick torch's CUDA BLAS library from INFERENCE_ENGINE_BLAS (cuBLASLt when unset)."""
+import pytest
+import torch
+
+from inference_engine.worker import blas_library
+from inference_engine.worker.blas_library import BLAS_ENV, prefer_blas_library
+
+
+@pytest.fixture
+def chosen(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.backends.cuda, "preferred_blas_library", calls.append)
+    monkeypatch.setattr(blas_library.torch.version, "hip", None)
+    return calls
+
+
+def test_cublaslt_when_unset(monkeypatch, chosen):
+    monkeypatch.delenv(BLAS_ENV, raising=False)
+    assert prefer_blas_library() == "cublaslt" and chosen == ["cublaslt"]
+
+
+@pytest.mark.parametrize("library", ["cublaslt", "cublas"])
+def test_the_switch_names_the_library(monkeypatch, chosen, library):
+    monkeypatch.setenv(BLAS_ENV, library)
+    assert prefer_blas_library() == library and chosen == [library]
+
+
+def test_an_unknown_library_is_refused(monkeypatch, chosen):
+    monkeypatch.setenv(BLAS_ENV, "mkl")
+    with pytest.raises(ValueError, match="cublaslt, cublas"):
+        prefer_blas_library()
+    assert chosen == []
+
+
+def test_rocm_keeps_torchs_default(monkeypatch, chosen):
+    monkeypatch.setenv(BLAS_ENV, "cublaslt")
+    monkeypatch.setattr(blas_library.torch.version, "hip", "6.0")
+    assert prefer_blas_library() is None and chosen == []
