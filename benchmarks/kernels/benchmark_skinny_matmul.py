@@ -63,8 +63,8 @@ def main() -> None:
         for kernel, m in runs:
             x = torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
             turn, fn = iter(range(10**9)), kernels[kernel]
-            # The library is chosen when the graph is captured.
-            torch.backends.cuda.preferred_blas_library("cublaslt" if kernel == "cublaslt" else "cublas")
+            library = "cublaslt" if kernel == "cublaslt" else "cublas"
+            torch.backends.cuda.preferred_blas_library(library)  # taken when the graph is captured
             us = graph_time_us(lambda: fn(x, weights[next(turn) % copies]), calls=args.calls * copies)
             gbs = weight_bytes / us / 1e3
             rows.append([name, f"{n}x{k}", kernel, m, us, gbs, 100 * gbs / read_gbs,
