@@ -31,14 +31,15 @@ struct ArgmaxSum {
     }
   }
 
+  // Keeps the winner (the larger max, or the earlier index of an equal one); rescales the
+  // other's sum into its own.
   __device__ void merge(ArgmaxSum other) {
-    ArgmaxSum& lo = *this;
     if (other.max > max || (other.max == max && other.index < index)) {
       const ArgmaxSum mine = *this;
-      lo = other;
+      *this = other;
       other = mine;
     }
-    if (other.max > -INFINITY) lo.sum += other.sum * expf(other.max - lo.max);
+    if (other.max > -INFINITY) sum += other.sum * expf(other.max - max);
   }
 
   __device__ ArgmaxSum from_lane(int lane_mask) const {
