@@ -44,6 +44,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--trace-steps", type=int, nargs=2, default=None, metavar=("FIRST", "END"),
                    help="trace these steps' GPU kernels with torch.profiler (without --profile: "
                         "nothing synchronised, async scheduling kept; adds the GPU's busy share)")
+    p.add_argument("--trace-host", action="store_true",
+                   help="with --trace-steps (no --profile): trace the host too, and charge each "
+                        "GPU idle gap to the engine part and CUDA call the host was in")
     p.add_argument("--attention-split-blocks", type=int, default=None, metavar="N",
                    help="GPU decode attention: v1 from N (sequence, KV head) pairs, v2 partitions "
                         "until N blocks (to compare with the default's; TP=1, in-process only)")
@@ -81,7 +84,7 @@ def run_engine(args, requests) -> tuple[float, float]:
     if args.profile or args.trace_steps:
         from step_profile import StepProfile
         profile = StepProfile(llm.llm_engine, tuple(args.trace_steps) if args.trace_steps else None,
-                              timers=args.profile)
+                              timers=args.profile, host=args.trace_host)
     start = time.perf_counter()
     outputs = llm.generate(prompts, params)
     elapsed = time.perf_counter() - start

@@ -9,6 +9,7 @@
 #   throughput-unfused-rotary (rotary and the KV-cache write as two kernels, as before the ninth)
 #   throughput-cublas (torch's matmuls through cuBLAS, torch's default, as before the tenth)
 #   throughput-unfused-greedy (greedy sampling through log_softmax, as before the tenth)
+#   trace-host (trace-async with the host traced: GPU idle charged to what the host was doing)
 #   throughput-no-piecewise (steps with prompts eager) throughput-sync profile trace-async
 #   sweep throughput-hf serving serving-split serving-profile tp tp-70b tp-any
 #   (throughput-extra: EXTRA_ARGS added, log named throughput_$EXTRA_NAME)
@@ -120,6 +121,10 @@ for step in $STEPS; do
           --piecewise-graph-max-tokens 0 ;;  # steps with prompts eager, as before the sixth session
     throughput-sync) run throughput_sync "${THROUGHPUT[@]}" --no-async-scheduling ;;
     profile) run profile "${THROUGHPUT[@]}" --profile --trace-steps 400 440 ;;
+    trace-host) for win in ${TRACE_WINDOWS:-400:440}; do  # trace-async, the host traced too
+                  run "trace_host_${win/:/_}" "${THROUGHPUT[@]}" \
+                    --trace-steps "${win%:*}" "${win#*:}" --trace-host
+                done ;;
     trace-async) for win in ${TRACE_WINDOWS:-400:440}; do  # first:last step of each traced window
                    run "trace_async_${win/:/_}" "${THROUGHPUT[@]}" \
                      --trace-steps "${win%:*}" "${win#*:}"

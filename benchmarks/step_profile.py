@@ -4,12 +4,18 @@
 the model call so its time is its own) and can trace a window of steps with torch.profiler to
 split the GPU time by kernel kind. `report()` prints both tables. With `timers=False` nothing
 is synchronised inside the window, so async scheduling keeps overlapping host and GPU, and the
-trace also says how busy the GPU was: kernel time over the window's wall time.
+trace also says how busy the GPU was: kernel time over the window's wall time. With `host=True`
+the trace records the host as well, and each idle gap is charged to what the host was doing when
+it began (benchmarks/host_gaps.py).
 """
+import gc
+import re
 import time
 from collections import defaultdict
 
 import torch
+
+from host_gaps import idle_spans, print_host_report
 
 # Kernel-name fragments -> the kind they are counted as (first match wins).
 KERNEL_KINDS = [
@@ -31,6 +37,9 @@ KERNEL_KINDS = [
 
 
 GAP_MIN_US = 2.0  # shorter gaps are the GPU's own kernel-to-kernel switch
+PART_PREFIX = "engine: "  # the record_function labels of the engine's parts (host=True)
+GC_PREFIX = "python: garbage collection"  # the collector's passes (host=True)
+CUDA_CALL = re.compile(r"^cu(da)?[A-Z]")  # runtime (cudaMemcpyAsync) and driver (cuLaunchKernel)
 
 
 def kernel_kind(name: str) -> str:
@@ -39,8 +48,11 @@ def kernel_kind(name: str) -> str:
 
 
 class StepProfile:
-    def __init__(self, engine, trace_steps: tuple[int, int] | None = None, timers: bool = True):
+    def __init__(self, engine, trace_steps: tuple[int, int] | None = None, timers: bool = True,
+                 host: bool = False):
         self.engine = engine
+        self.host = host and not timers
+        self._gc_range = None  # the open record_function of a collector pass
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self.trace_steps = trace_steps
@@ -52,12 +64,18 @@ class StepProfile:
         def profiled_step(*args, **kwargs):
             self._maybe_trace()
             self.num_steps += 1
+            if self.host:
+                with torch.profiler.record_function(PART_PREFIX + "step, outside the parts below"):
+                    return step(*args, **kwargs)
             if not timers:
                 return step(*args, **kwargs)
             return self._timed("step (all)", lambda: step(*args, **kwargs), (), sync=False)
         engine.step = profiled_step
         if timers:
             self._wrap_parts(engine)
+        elif self.host:
+            self._label_parts(engine)
+            gc.callbacks.append(self._label_gc)
 
     def _wrap_parts(self, engine) -> None:
         driver = engine.executor.driver
@@ -72,6 +90,35 @@ class StepProfile:
             kind = "decode only" if model_input.attn.is_decode_only else "with prefills"
             return self._timed(f"model: {kind} (GPU)", original, (model_input,), sync=True)
         driver.execute_model = execute_model
+
+    def _label_parts(self, engine) -> None:
+        driver = engine.executor.driver
+        for obj, method, label in ((engine.scheduler, "schedule", "schedule"),
+                                   (driver, "prepare_input", "prepare input"),
+                                   (driver, "execute_model", "launch the model"),
+                                   (driver, "sample", "launch sampling"),
+                                   (engine, "_process_step", "read tokens, free finished"),
+                                   (engine, "_process_model_outputs", "process outputs")):
+            original = getattr(obj, method)
+
+            def labelled(*args, _original=original, _label=PART_PREFIX + label):
+                with torch.profiler.record_function(_label):
+                    return _original(*args)
+            setattr(obj, method, labelled)
+
+    def _label_gc(self, phase: str, info: dict) -> None:
+        """Marks each pass of Python's garbage collector in the trace, as record_function would."""
+        if phase == "start" and self.trace is not None and self.trace_wall < 0:  # tracing
+            self._gc_range = torch.ops.profiler._record_function_enter_new(
+                f"{GC_PREFIX} (generation {info['generation']})", None)
+        elif self._gc_range is not None:
+            torch.ops.profiler._record_function_exit._RecordFunction(self._gc_range)
+            self._gc_range = None
+
+    def _gpu_events(self) -> list:
+        """The trace's kernels and copies, without the GPU-side shadows of the host's labels."""
+        return [e for e in self.trace.events() if e.device_type == torch.autograd.DeviceType.CUDA
+                and not e.name.startswith((PART_PREFIX, GC_PREFIX))]
 
     def _wrap(self, obj, method: str, label: str, sync: bool = False) -> None:
         original = getattr(obj, method)
@@ -93,7 +140,10 @@ class StepProfile:
             return
         first, last = self.trace_steps
         if self.num_steps == first:
-            self.trace = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA])
+            activities = [torch.profiler.ProfilerActivity.CUDA]
+            if self.host:
+                activities.append(torch.profiler.ProfilerActivity.CPU)
+            self.trace = torch.profiler.profile(activities=activities)
             torch.cuda.synchronize()
             self.trace.__enter__()
             self.trace_wall = -time.perf_counter()
@@ -101,6 +151,8 @@ class StepProfile:
             torch.cuda.synchronize()
             self.trace_wall += time.perf_counter()
             self.trace.__exit__(None, None, None)
+            if self._label_gc in gc.callbacks:
+                gc.callbacks.remove(self._label_gc)
 
     def report(self) -> None:
         if self.seconds:
@@ -122,11 +174,10 @@ class StepProfile:
     def _report_kernels(self) -> None:
         by_kind: dict[str, float] = defaultdict(float)
         by_name: dict[str, float] = defaultdict(float)
-        for event in self.trace.events():
-            if event.device_type == torch.autograd.DeviceType.CUDA:
-                us = event.device_time_total if hasattr(event, "device_time_total") else event.cuda_time_total
-                by_kind[kernel_kind(event.name)] += us
-                by_name[event.name] += us
+        for event in self._gpu_events():
+            us = event.device_time_total if hasattr(event, "device_time_total") else event.cuda_time_total
+            by_kind[kernel_kind(event.name)] += us
+            by_name[event.name] += us
         gpu = sum(by_kind.values())
         first, last = self.trace_steps
         print(f"\nGPU kernel time over steps {first}..{last - 1}: {gpu / 1e3:.1f} ms of "
@@ -141,13 +192,20 @@ class StepProfile:
 
     def _report_gaps(self) -> None:
         kernels = [(e.time_range.start, e.time_range.end, kernel_kind(e.name))
-                   for e in self.trace.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+                   for e in self._gpu_events()]
         gaps = idle_gaps(kernels)
         total = sum(us for us, _ in gaps.values())
         print(f"\nGPU idle between kernels (gaps over {GAP_MIN_US} us): {total / 1e3:.1f} ms")
         print(f"{'kernel before -> kernel after':<52}{'ms':>9}{'gaps':>7}{'mean us':>9}")
         for (before, after), (us, n) in sorted(gaps.items(), key=lambda kv: -kv[1][0])[:12]:
             print(f"{before + ' -> ' + after:<52}{us / 1e3:>9.2f}{n:>7}{us / n:>9.1f}")
+        if self.host:
+            host = [(e.time_range.start, e.time_range.end, e.name) for e in self.trace.events()
+                    if e.device_type == torch.autograd.DeviceType.CPU]
+            print_host_report(idle_spans(kernels, GAP_MIN_US),
+                              [span for span in host
+                               if span[2].startswith((PART_PREFIX, GC_PREFIX))],
+                              [span for span in host if CUDA_CALL.match(span[2])], host)
 
 
 def idle_gaps(kernels: list[tuple[float, float, str]]) -> dict[tuple[str, str], tuple[float, int]]:
@@ -155,15 +213,8 @@ def idle_gaps(kernels: list[tuple[float, float, str]]) -> dict[tuple[str, str], 
     kernel's start (µs), summed by (kind before, kind after) with their count, so idle at step
     boundaries (host-bound) tells itself apart from idle between the attention pieces."""
     gaps: dict[tuple[str, str], list] = defaultdict(lambda: [0.0, 0])
-    kernels = sorted(kernels)
-    if not kernels:
-        return {}
-    _, last_end, last_kind = kernels[0]
-    for start, end, kind in kernels[1:]:
-        if start - last_end > GAP_MIN_US:
-            gap = gaps[(last_kind, kind)]
-            gap[0] += start - last_end
-            gap[1] += 1
-        if end > last_end:
-            last_end, last_kind = end, kind
+    for start, end, before, after in idle_spans(kernels, GAP_MIN_US):
+        gap = gaps[(before, after)]
+        gap[0] += end - start
+        gap[1] += 1
     return {key: (us, n) for key, (us, n) in gaps.items()}

@@ -4,7 +4,8 @@ tail of a run, where a handful of long requests decode and every step reads all 
 For each of Llama-3-8B's linear shapes and row counts, times F.linear inside a CUDA graph,
 rotating over enough weight copies that they never sit in L2, and compares the weight bytes
 read per second with the card's read bandwidth (a sum over a large tensor) and copy bandwidth.
-The last rows add one decode step's matmuls (32 layers and the LM head) at each row count.
+The last rows add one decode step's matmuls (32 layers and the LM head) at each row count. Many
+rows (a step's prompts) make the matmuls compute-bound: the TFLOP/s column tells those apart.
 `--kernels cublas skinny` also times our few-row kernel (csrc/gpu/skinny_matmul_kernels.cu,
 up to 8 rows) on the same weights; `cublaslt` is F.linear with torch's preferred BLAS library
 set to cuBLASLt.
@@ -68,19 +69,19 @@ def main() -> None:
             us = graph_time_us(lambda: fn(x, weights[next(turn) % copies]), calls=args.calls * copies)
             gbs = weight_bytes / us / 1e3
             rows.append([name, f"{n}x{k}", kernel, m, us, gbs, 100 * gbs / read_gbs,
-                         100 * gbs / copy_gbs])
+                         100 * gbs / copy_gbs, 2 * m * n * k / us / 1e6])
             step_us[kernel, m] += us * (LAYERS if per_layer else 1)
         del weights
         torch.cuda.empty_cache()
-    step_bytes = sum(n * k * 2 * (LAYERS if per_layer else 1) for _, n, k, per_layer in SHAPES)
+    step_params = sum(n * k * (LAYERS if per_layer else 1) for _, n, k, per_layer in SHAPES)
     for (kernel, m), us in step_us.items():
-        gbs = step_bytes / us / 1e3
-        rows.append(["one step", f"{step_bytes / 1e9:.1f} GB", kernel, m, us, gbs,
-                     100 * gbs / read_gbs, 100 * gbs / copy_gbs])
+        gbs = 2 * step_params / us / 1e3
+        rows.append(["one step", f"{2 * step_params / 1e9:.1f} GB", kernel, m, us, gbs,
+                     100 * gbs / read_gbs, 100 * gbs / copy_gbs, 2 * m * step_params / us / 1e6])
     print(f"\ndevice: {torch.cuda.get_device_name()}; read bandwidth {read_gbs:.0f} GB/s (sum), "
           f"copy bandwidth {copy_gbs:.0f} GB/s (read + write); bf16 weights, F.linear in graphs")
     print_table(["matmul", "weight", "kernel", "rows", "time us", "weight GB/s", "% of read",
-                 "% of copy"], rows)
+                 "% of copy", "TFLOP/s"], rows)
 
 
 if __name__ == "__main__":
