@@ -77,13 +77,12 @@ def print_host_report(gaps: list[tuple[float, float, str, str]],
     total = sum(end - start for start, end, _, _ in gaps)
     print(f"\nGPU idle by what the host was doing when it began ({len(gaps)} gaps, "
           f"{total / 1e3:.2f} ms)")
-    for title, spans in (("engine part", parts), ("CUDA call", calls),
-                         ("any host event", everything)):
+    levels = [HostSpans(spans) for spans in (parts, calls, everything)]
+    for title, level in zip(("engine part", "CUDA call", "any host event"), levels):
         print(f"{title:<44}{'ms':>9}{'gaps':>7}{'mean us':>9}")
-        charged = charge_gaps(gaps, HostSpans(spans))
+        charged = charge_gaps(gaps, level)
         for name, (us, n) in sorted(charged.items(), key=lambda kv: -kv[1][0])[:10]:
             print(f"{name[:44]:<44}{us / 1e3:>9.2f}{n:>7}{us / n:>9.1f}")
-    levels = [HostSpans(spans) for spans in (parts, calls, everything)]
     print("\nlargest gaps: us, kernels around it; the engine part, CUDA call, host event")
     for start, end, before, after in sorted(gaps, key=lambda g: g[0] - g[1])[:10]:
         names = " | ".join(level.innermost(start)[:40] for level in levels)
