@@ -110,6 +110,32 @@ __device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4
 IE_MMA_16X8X16(fp16_t, "f16")
 IE_MMA_16X8X16(bf16_t, "bf16")
 #undef IE_MMA_16X8X16
+
+// Asynchronous 16-byte copy from global to shared memory (sm_80+); `bytes` 0 writes zeros and
+// reads nothing. A thread's copies complete in commit groups: cp_async_wait<N>() returns once
+// at most N of its groups are still in flight (the "memory" clobbers keep shared-memory reads
+// on their side of it).
+__device__ __forceinline__ void cp_async16(unsigned shared_addr, const void* global, int bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
+               :: "r"(shared_addr), "l"(global), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory");
+}
+
+// Four 8x8 tiles of 16-bit values from shared memory into mma fragments: lanes 8m to 8m + 7
+// give the row addresses of tile m, and lane l receives (row l / 4, columns 2 (l % 4) and
+// 2 (l % 4) + 1) of each tile (of its transpose with `_trans`).
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], unsigned shared_addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_addr) : "memory");
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], unsigned shared_addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_addr) : "memory");
+}
 #endif
 
 // Lets `kernel` use more than the default 48 KiB of dynamic shared memory; true on success.

@@ -55,7 +55,12 @@ const char* launch_mma(const PagedAttentionArgs& a, cudaStream_t stream) {
   int queries = std::min(group, kMmaMaxQueries);
   while (group % queries != 0) --queries;
   const dim3 grid(a.num_kv_heads * (group / queries), a.num_seqs, v2 ? a.max_partitions : 1);
-  paged_attention_mma_kernel<T, HEAD_SIZE><<<grid, kAttnThreads, 0, stream>>>(
+  constexpr int smem = mma_attention_shared_bytes<T, HEAD_SIZE>();
+  auto kernel = paged_attention_mma_kernel<T, HEAD_SIZE>;
+  if (smem > 48 * 1024 && !allow_dynamic_shared_memory(kernel, smem)) {
+    return "paged_attention: could not raise the shared-memory limit";
+  }
+  kernel<<<grid, kAttnThreads, smem, stream>>>(
       static_cast<T*>(v2 ? a.tmp_out : a.out), a.exp_sums, a.max_logits,
       static_cast<const T*>(a.query), static_cast<const T*>(a.key_cache),
       static_cast<const T*>(a.value_cache), a.block_tables, a.seq_lens, a.alibi_slopes, a.scale,

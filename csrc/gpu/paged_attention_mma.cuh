@@ -5,13 +5,16 @@
 //  * q.k and p.v are warp-wide mma.m16n8k16 tiles: 16 tokens x up to 8 query heads of one KV head
 //    per instruction, so a chunk of 16 tokens costs 2 x head_size / 16 matrix instructions where
 //    the CUDA-core kernel spends ~70 instructions a token: that kernel, not memory, set the pace;
-//  * each warp streams its chunks' K and V rows together (one memory round trip per chunk, not
-//    two) and keeps its own running max and sum (online softmax), so the block never waits on a
+//  * each warp copies its chunks' K and V rows into its own ring of shared memory with cp.async,
+//    whole rows per instruction, the next chunk's copies in flight while it computes this one,
+//    and reads the mma fragments back with ldmatrix. Loading the fragments straight into
+//    registers, as this kernel did before, held one chunk in flight per warp and made a K
+//    instruction cover 64 bytes of 8 rows instead of 512 of 2: the cache streamed 6-9 % slower
+//    on busy batches and 55 % slower for 16 sequences of 1200 tokens (on an H200,
+//    benchmarks/kernels/probe_kv_stream.py);
+//  * each warp keeps its own running max and sum (online softmax), so the block never waits on a
 //    barrier until the warps merge at the end; no logits live in shared memory, so v1 takes any
 //    context length.
-// The reduction dimension of an mma may be permuted freely as long as both operands agree, and
-// its rows freely as long as the output is written back in order: lanes load K, V and q as whole
-// 16-byte vectors, chosen so that the fragments need at most a byte permute (see the loads).
 #pragma once
 
 #include "paged_attention.cuh"
@@ -20,22 +23,39 @@
 namespace ie::gpu {
 
 constexpr int kMmaMaxQueries = 8;  // the mma's n: query heads of one KV head per thread block
+// Chunks in a warp's ring: one computed while the next is in flight. Three measured slower (two
+// blocks of 96 KiB fit an SM where three of 64 KiB do).
+constexpr int kMmaStages = 2;
 
-// The instances this kernel has: 16-bit types (the mma's inputs), head size 64 or 128 (whole
-// 16-byte vectors per lane in both loads).
+// The instances this kernel has: 16-bit types (the mma's inputs), head size 64 or 128.
 template <typename T, int HEAD_SIZE>
 constexpr bool kHasMmaAttention = sizeof(T) == 2 && (HEAD_SIZE == 64 || HEAD_SIZE == 128);
 
 template <typename T, int HEAD_SIZE>
 struct MmaAttnShape {
   static_assert(kHasMmaAttention<T, HEAD_SIZE>, "16-bit, head 64 or 128");
-  static constexpr int kKeyVecs = HEAD_SIZE / 32;   // 16-byte vectors a lane loads per key row
-  static constexpr int kValueVecs = HEAD_SIZE / 64;  // ... per value row
-  static constexpr int kSlices = HEAD_SIZE / 16;    // k16 slices of q.k = m16 tiles of p.v
+  static constexpr int kRowVecs = HEAD_SIZE / 8;                 // 16-byte vectors in a row
+  static constexpr int kRowBytes = HEAD_SIZE * 2;
+  static constexpr int kRowsPerCopy = WARP_SIZE / kRowVecs;       // rows a warp copies at once
+  static constexpr int kCopies = kChunkTokens / kRowsPerCopy;     // ... per K (or V) chunk
+  static constexpr int kChunkBytes = kChunkTokens * kRowBytes;    // K (or V) rows of a chunk
+  static constexpr int kStageBytes = 2 * kChunkBytes;             // K then V
+  static constexpr int kWarpBytes = kMmaStages * kStageBytes;     // a warp's ring
+  static constexpr int kSlices = HEAD_SIZE / 16;  // k16 slices of q.k = m16 tiles of p.v
+  static_assert(kMmaMaxQueries * HEAD_SIZE * 4 <= kWarpBytes, "the merge reuses the ring");
 };
 
-__device__ __forceinline__ uint32_t word(const uint4& v, int i) {
-  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+// Shared memory the kernel asks for at launch: every warp's ring.
+template <typename T, int HEAD_SIZE>
+constexpr int mma_attention_shared_bytes() {
+  return kAttnWarps * MmaAttnShape<T, HEAD_SIZE>::kWarpBytes;
+}
+
+// Where 16-byte vector `vec` of `row` lies in a chunk's rows: XOR-swizzled by the row's low bits,
+// so that the 8 rows an ldmatrix tile reads at one column fall in 8 different banks.
+template <int ROW_BYTES>
+__device__ __forceinline__ unsigned swizzled(int row, int vec) {
+  return row * ROW_BYTES + ((vec ^ (row & 7)) * 16);
 }
 
 template <typename T>
@@ -60,9 +80,8 @@ void paged_attention_mma_kernel(
     int partition_size,  // 0: v1, the whole context
     int64_t query_stride, int queries) {  // query heads per block, at most kMmaMaxQueries
   using S = MmaAttnShape<T, HEAD_SIZE>;
-  constexpr int V = kVec<T>;
   constexpr float kLog2e = 1.4426950408889634f;
-  __shared__ float merged[kAttnWarps][kMmaMaxQueries][HEAD_SIZE];
+  extern __shared__ __align__(16) unsigned char rings[];  // [kAttnWarps][kMmaStages][K, V]
   __shared__ float warp_max[kAttnWarps][kMmaMaxQueries], warp_sum[kAttnWarps][kMmaMaxQueries];
 
   const DecodeBlock work(seq_lens, block_tables, num_heads, num_kv_heads, queries, max_blocks,
@@ -78,15 +97,19 @@ void paged_attention_mma_kernel(
   const int* table = work.table;
   const int64_t row_stride = static_cast<int64_t>(num_kv_heads) * HEAD_SIZE;
   const int64_t block_stride = row_stride * block_size;
+  unsigned char* ring = rings + warp * S::kWarpBytes;
+  const unsigned ring_addr = static_cast<unsigned>(__cvta_generic_to_shared(ring));
 
-  // q.k's B (16 x 8, column n = query head n): lane (row, col) holds query `row`'s vectors
-  // u * 4 + col, the ones its K loads read (below); heads past `queries` are zero columns.
-  uint4 q[S::kKeyVecs];
-  const T* q_row =
-      query + seq * query_stride + static_cast<int64_t>(head0 + min(row, queries - 1)) * HEAD_SIZE;
+  // q.k's B (16 dims x 8 heads, column n = query head n): lane (row, col) holds query `row`'s
+  // dims 16kk + 2col, + 1 and 16kk + 8 + 2col, + 1 of slice kk; heads past `queries` are zeros.
+  uint32_t q[S::kSlices][2];
+  const uint32_t* q_row = reinterpret_cast<const uint32_t*>(
+      query + seq * query_stride + static_cast<int64_t>(head0 + min(row, queries - 1)) * HEAD_SIZE);
 #pragma unroll
-  for (int u = 0; u < S::kKeyVecs; ++u)
-    q[u] = row < queries ? load16(q_row + (u * 4 + col) * V) : make_uint4(0, 0, 0, 0);
+  for (int kk = 0; kk < S::kSlices; ++kk) {
+    q[kk][0] = row < queries ? q_row[kk * 8 + col] : 0u;
+    q[kk][1] = row < queries ? q_row[kk * 8 + 4 + col] : 0u;
+  }
   float slope[2] = {0.f, 0.f};  // ALiBi, in the log2 units of the scores
 #pragma unroll
   for (int j = 0; j < 2; ++j)
@@ -94,55 +117,67 @@ void paged_attention_mma_kernel(
       slope[j] = alibi_slopes[head0 + 2 * col + j] * kLog2e;
   const float qk_scale = scale * kLog2e;  // exp2 instead of exp
 
+  // This warp's chunks are c = warp + i * kAttnWarps, i < mine. copy_chunk(i) puts chunk i's K
+  // and V rows into stage i % kMmaStages of the ring: lane l copies vector l % kRowVecs of rows
+  // l / kRowVecs + kRowsPerCopy * n, zeros past the context (0 * garbage could be NaN in p.v).
+  // Lane l holds the cache block of chunk 32k + l of the current window (one table load per 32).
+  const int mine = num_chunks > warp ? (num_chunks - warp - 1) / kAttnWarps + 1 : 0;
+  int window = 0;
+  auto copy_chunk = [&](int i) {  // called once per i, in order; commits a group either way
+    if (i < mine) {
+      if (i % WARP_SIZE == 0) {
+        const int ci = warp + (i + lane) * kAttnWarps;
+        window = ci < num_chunks ? table[(start + ci * kChunkTokens) / block_size] : 0;
+      }
+      const int chunk_start = start + (warp + i * kAttnWarps) * kChunkTokens;
+      const int valid = end - chunk_start;
+      const int64_t base = shfl_from(window, i % WARP_SIZE) * block_stride +
+                           (chunk_start % block_size) * row_stride + kv_head * HEAD_SIZE;
+      const unsigned stage = ring_addr + (i % kMmaStages) * S::kStageBytes;
+      const int vec = lane % S::kRowVecs;
+#pragma unroll
+      for (int n = 0; n < S::kCopies; ++n) {
+        const int r = lane / S::kRowVecs + S::kRowsPerCopy * n;
+        const int64_t offset = base + (r < valid ? r : 0) * row_stride + vec * 8;
+        const unsigned at = stage + swizzled<S::kRowBytes>(r, vec);
+        cp_async16(at, key_cache + offset, r < valid ? 16 : 0);
+        cp_async16(at + S::kChunkBytes, value_cache + offset, r < valid ? 16 : 0);
+      }
+    }
+    cp_async_commit();
+  };
+  // ldmatrix row addresses. q.k's A (K: 16 tokens x 16 dims of slice kk): tiles (tokens 0-7 |
+  // 8-15) x (dims 0-7 | 8-15), lane l addressing token l % 8 + 8 ((l / 8) % 2), vector 2kk + l / 16.
+  // p.v's A (V^T: 16 dims of tile i2 x 16 tokens) from V's rows transposed: tiles (dims 0-7 |
+  // 8-15) x (tokens 0-7 | 8-15), lane l addressing token l % 8 + 8 (l / 16), vector 2i2 + (l / 8) % 2.
+  const int k_token = lane % 8 + 8 * ((lane / 8) % 2), k_vec = lane / 16;
+  const int v_token = lane % 8 + 8 * (lane / 16), v_vec = (lane / 8) % 2;
+
   float run_max[2] = {-INFINITY, -INFINITY}, run_sum[2] = {0.f, 0.f};  // heads 2col, 2col + 1
-  float acc[S::kSlices][4] = {};  // p.v's D tiles: output dims (see `out_dim`) x heads
+  float acc[S::kSlices][4] = {};  // p.v's D tiles: dims 16i2 + row (+ 8) x heads 2col (+ 1)
   // p.v's B (16 tokens x 8 heads): lane (row, col) needs head `row` at tokens 2col, 2col + 1 (and
   // + 8), whose probabilities lanes (2col, row / 2) and (2col + 1, row / 2) hold after q.k.
   const int p_src = 8 * col + row / 2;
   const uint32_t p_half = row % 2 ? 0x7632u : 0x5410u;  // high or low 16-bit halves of a pair
 
-  int chunk_block = 0;  // lane i: the cache block of this warp's chunk i (of a window of 32)
-  for (int c = warp, i = 0; c < num_chunks; c += kAttnWarps, ++i) {
-    if (i % WARP_SIZE == 0) {  // the next 32 chunks' table entries in one load
-      const int ci = c + lane * kAttnWarps;
-      chunk_block = ci < num_chunks ? table[(start + ci * kChunkTokens) / block_size] : 0;
-    }
-    const int chunk_start = start + c * kChunkTokens;
+#pragma unroll
+  for (int i = 0; i < kMmaStages - 1; ++i) copy_chunk(i);
+  for (int i = 0; i < mine; ++i) {
+    copy_chunk(i + kMmaStages - 1);  // into the stage the previous chunk left
+    cp_async_wait<kMmaStages - 1>();  // this lane's copies of chunk i have landed ...
+    __syncwarp();                     // ... and the other lanes' too
+    const unsigned keys = ring_addr + (i % kMmaStages) * S::kStageBytes;
+    const unsigned values = keys + S::kChunkBytes;
+    const int chunk_start = start + (warp + i * kAttnWarps) * kChunkTokens;
     const int valid = end - chunk_start;  // tokens of the chunk inside the context
-    const int64_t base = shfl_from(chunk_block, i % WARP_SIZE) * block_stride +
-                         (chunk_start % block_size) * row_stride + kv_head * HEAD_SIZE;
-    const T* keys = key_cache + base;
-    const T* values = value_cache + base;
-
-    // Every load of the chunk in flight before any math. K: lanes (row, col) read vectors
-    // u * 4 + col of tokens row and row + 8 (a warp instruction covers 64 whole bytes of 8 rows).
-    // V: vectors u * 8 + row of tokens 2col, 2col + 1, 2col + 8, 2col + 9 (128 bytes of 4 rows).
-    uint4 k_lo[S::kKeyVecs], k_hi[S::kKeyVecs], v[4][S::kValueVecs];
-#pragma unroll
-    for (int u = 0; u < S::kKeyVecs; ++u) {
-      const int offset = (u * 4 + col) * V;
-      k_lo[u] = row < valid ? load16(keys + row * row_stride + offset) : make_uint4(0, 0, 0, 0);
-      k_hi[u] = row + 8 < valid ? load16(keys + (row + 8) * row_stride + offset)
-                                : make_uint4(0, 0, 0, 0);
-    }
-#pragma unroll
-    for (int t = 0; t < 4; ++t) {
-      const int token = 2 * col + (t & 1) + (t >> 1) * 8;
-#pragma unroll
-      for (int u = 0; u < S::kValueVecs; ++u)  // zeros past the end: 0 * garbage could be NaN
-        v[t][u] = token < valid ? load16(values + token * row_stride + (u * 8 + row) * V)
-                                : make_uint4(0, 0, 0, 0);
-    }
 
     // Scores: D (16 tokens x 8 heads); this lane's are tokens row, row + 8 x heads 2col, 2col + 1.
     float s[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
     for (int kk = 0; kk < S::kSlices; ++kk) {
-      const int u = kk / 2, w = (kk % 2) * 2;
-      const uint32_t a[4] = {word(k_lo[u], w), word(k_hi[u], w), word(k_lo[u], w + 1),
-                             word(k_hi[u], w + 1)};
-      const uint32_t b[2] = {word(q[u], w), word(q[u], w + 1)};
-      mma_16x8x16<T>(s, a, b);
+      uint32_t a[4];
+      ldmatrix_x4(a, keys + swizzled<S::kRowBytes>(k_token, 2 * kk + k_vec));
+      mma_16x8x16<T>(s, a, q[kk]);
     }
     float chunk_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
@@ -178,21 +213,22 @@ void paged_attention_mma_kernel(
     const uint32_t b[2] = {
         __byte_perm(shfl_from(p_lo, p_src), shfl_from(p_lo, p_src + 4), p_half),
         __byte_perm(shfl_from(p_hi, p_src), shfl_from(p_hi, p_src + 4), p_half)};
-    // p.v: A = V^T (16 output dims x 16 tokens). Tile i's rows row and row + 8 are the two
-    // halves of word i of this lane's value vectors, so a byte permute pairs two tokens' values.
+    // p.v: A = V^T (16 output dims x 16 tokens), V's rows read transposed.
 #pragma unroll
     for (int i2 = 0; i2 < S::kSlices; ++i2) {
-      const int u = i2 / 4, w = i2 % 4;
-      const uint32_t a[4] = {
-          __byte_perm(word(v[0][u], w), word(v[1][u], w), 0x5410u),
-          __byte_perm(word(v[0][u], w), word(v[1][u], w), 0x7632u),
-          __byte_perm(word(v[2][u], w), word(v[3][u], w), 0x5410u),
-          __byte_perm(word(v[2][u], w), word(v[3][u], w), 0x7632u)};
+      uint32_t a[4];
+      ldmatrix_x4_trans(a, values + swizzled<S::kRowBytes>(v_token, 2 * i2 + v_vec));
       mma_16x8x16<T>(acc[i2], a, b);
     }
+    __syncwarp();  // every lane is done with this stage before the next copy_chunk refills it
   }
+  cp_async_wait<0>();  // the empty groups committed past the last chunk
+  __syncwarp();
 
-  // Merge the warps: each writes its heads' max, sum and unnormalized output in order.
+  // Merge the warps: each writes its heads' max, sum and unnormalized output in order, over its
+  // own ring (no other warp reads it any more).
+  // Warp w's output: [kMmaMaxQueries][HEAD_SIZE] floats at the start of its ring.
+  auto merged = [&](int w) { return reinterpret_cast<float*>(rings + w * S::kWarpBytes); };
 #pragma unroll
   for (int j = 0; j < 2; ++j) {
 #pragma unroll
@@ -205,10 +241,8 @@ void paged_attention_mma_kernel(
     }
 #pragma unroll
     for (int i2 = 0; i2 < S::kSlices; ++i2) {
-      // word i2 % 4 of vector (i2 / 4) * 8 + row, the lane's value vectors' order
-      const int out_dim = ((i2 / 4) * 8 + row) * V + (i2 % 4) * 2;
-      merged[warp][head][out_dim] = acc[i2][j];
-      merged[warp][head][out_dim + 1] = acc[i2][j + 2];
+      merged(warp)[head * HEAD_SIZE + 16 * i2 + row] = acc[i2][j];
+      merged(warp)[head * HEAD_SIZE + 16 * i2 + row + 8] = acc[i2][j + 2];
     }
   }
   __syncthreads();
@@ -223,7 +257,7 @@ void paged_attention_mma_kernel(
       for (int w = 0; w < kAttnWarps; ++w) {
         const float weight = exp2f(warp_max[w][head] - m);
         sum += warp_sum[w][head] * weight;
-        value += merged[w][head][d] * weight;
+        value += merged(w)[head * HEAD_SIZE + d] * weight;
       }
     }
     const int64_t out_row = (static_cast<int64_t>(seq) * num_heads + head0 + head) * gridDim.z + part;
