@@ -8,6 +8,7 @@
 #   throughput-no-skinny (cuBLAS for steps of 1-8 rows too, as before the ninth session)
 #   throughput-unfused-rotary (rotary and the KV-cache write as two kernels, as before the ninth)
 #   throughput-cublas (torch's matmuls through cuBLAS, torch's default, as before the tenth)
+#   throughput-blas-per-phase (cuBLAS for steps with prompts, cuBLASLt for decode-only steps)
 #   throughput-unfused-greedy (greedy sampling through log_softmax, as before the tenth)
 #   trace-host (trace-async with the host traced: GPU idle charged to what the host was doing)
 #   throughput-no-piecewise (steps with prompts eager) throughput-sync profile trace-async
@@ -91,6 +92,8 @@ for step in $STEPS; do
     throughput-unfused-rotary) INFERENCE_ENGINE_FUSED_ROTARY=0 run throughput_unfused_rotary \
           "${THROUGHPUT[@]}" ;;  # rotary and the KV-cache write as two kernels
     throughput-cublas) INFERENCE_ENGINE_BLAS=cublas run throughput_cublas "${THROUGHPUT[@]}" ;;
+    throughput-blas-per-phase) INFERENCE_ENGINE_BLAS=per-phase run throughput_blas_per_phase \
+          "${THROUGHPUT[@]}" ;;  # cuBLAS for steps with prompts, cuBLASLt for decode-only ones
     throughput-unfused-greedy) INFERENCE_ENGINE_FUSED_GREEDY=0 run throughput_unfused_greedy \
           "${THROUGHPUT[@]}" ;;
     throughput-no-skinny) INFERENCE_ENGINE_SKINNY_MATMUL=0 run throughput_no_skinny \

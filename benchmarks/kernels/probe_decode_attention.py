@@ -21,7 +21,7 @@ from unittest import mock
 
 import torch
 
-from bandwidth import copy_bandwidth_gbs, print_table, time_us
+from bandwidth import copy_bandwidth_gbs, print_table, random_paged_kv_cache, time_us
 from inference_engine.ops import _compiled
 from inference_engine.ops._dispatch import has_compiled
 
@@ -89,13 +89,8 @@ def main() -> None:
     rows = []
     for case in args.cases:
         seqs, context = map(int, case.split("x"))
-        blocks_per_seq = -(-context // block_size)
-        shape = (seqs * blocks_per_seq, block_size, kv_heads, head_size)
-        key_cache = torch.randn(shape, dtype=torch.bfloat16, device="cuda")
-        value_cache = torch.randn(shape, dtype=torch.bfloat16, device="cuda")
-        tables = torch.zeros(seqs, width, dtype=torch.int32, device="cuda")
-        tables[:, :blocks_per_seq] = torch.randperm(seqs * blocks_per_seq, device="cuda").view(
-            seqs, blocks_per_seq).int()
+        key_cache, value_cache, tables = random_paged_kv_cache(seqs, context, kv_heads, head_size,
+                                                               block_size, width)
         lens = torch.full((seqs,), context, dtype=torch.int32, device="cuda")
         query = torch.randn(seqs, heads, head_size, dtype=torch.bfloat16, device="cuda")
         out = torch.empty_like(query)

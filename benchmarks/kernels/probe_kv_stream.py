@@ -17,7 +17,7 @@ import argparse
 import torch
 from torch.utils.cpp_extension import load_inline
 
-from bandwidth import copy_bandwidth_gbs, print_table, time_us
+from bandwidth import copy_bandwidth_gbs, print_table, random_paged_kv_cache, time_us
 
 CUDA_SOURCE = r"""
 #include <torch/extension.h>
@@ -149,11 +149,7 @@ def main() -> None:
     rows = []
     for case in args.cases:
         seqs, context = map(int, case.split("x"))
-        blocks_per_seq = -(-context // block_size)
-        shape = (seqs * blocks_per_seq, block_size, kv_heads, head_size)
-        k = torch.randn(shape, dtype=torch.bfloat16, device="cuda")
-        v = torch.randn(shape, dtype=torch.bfloat16, device="cuda")
-        tables = torch.randperm(seqs * blocks_per_seq, device="cuda").view(seqs, blocks_per_seq).int()
+        k, v, tables = random_paged_kv_cache(seqs, context, kv_heads, head_size, block_size)
         out = torch.empty(seqs * kv_heads * 128, dtype=torch.int32, device="cuda")
         kv_bytes = 2 * seqs * context * kv_heads * head_size * 2
         for mode in args.modes:

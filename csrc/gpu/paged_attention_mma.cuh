@@ -23,8 +23,10 @@
 namespace ie::gpu {
 
 constexpr int kMmaMaxQueries = 8;  // the mma's n: query heads of one KV head per thread block
-// Chunks in a warp's ring: one computed while the next is in flight. Three measured slower (two
-// blocks of 96 KiB fit an SM where three of 64 KiB do).
+// Chunks in a warp's ring: one computed while the next is in flight. A block's rings take 64 KiB
+// at head size 128, so shared memory, not the 4-block register bound of the launch, sets how
+// many blocks an SM holds: 3 on sm_90, 2 on sm_80. Three stages measured slower (two blocks of
+// 96 KiB fit an H200's SM).
 constexpr int kMmaStages = 2;
 
 // The instances this kernel has: 16-bit types (the mma's inputs), head size 64 or 128.

@@ -24,6 +24,7 @@ from inference_engine.model_executor.model_loader import get_model
 from inference_engine.model_executor.sampling_metadata import (PromptLogprobRows, SampleRow,
                                                                 SamplingMetadata, device_tensor)
 from inference_engine.sequence import SequenceGroup, SequenceStatus
+from inference_engine.worker.blas_library import use_blas_for_step
 from inference_engine.worker.cache_engine import CacheEngine
 from inference_engine.worker.cuda_graph import CUDAGraphRunner
 from inference_engine.worker.piecewise_cuda_graph import PiecewiseCUDAGraphRunner, can_borrow
@@ -108,6 +109,7 @@ class ModelRunner:
         self.graph_runner = CUDAGraphRunner(
             self.model, sc.max_num_seqs, -(-mc.max_model_len // self.block_size),
             mc.hf_config.hidden_size, mc.torch_dtype, self.device)
+        use_blas_for_step(carries_prompts=False)
         self.graph_runner.capture(pool)
         max_tokens = min(self.config.piecewise_graph_max_tokens, sc.max_num_batched_tokens)
         if max_tokens > 0 and not can_borrow(self.device):
@@ -117,6 +119,7 @@ class ModelRunner:
         if max_tokens > 0:
             self.piecewise_runner = PiecewiseCUDAGraphRunner(
                 self.model, max_tokens, mc.hf_config.hidden_size, mc.torch_dtype, self.device)
+            use_blas_for_step(carries_prompts=True)
             self.piecewise_runner.capture(pool)
         logger.info("CUDA graphs: decode batches up to %d, steps with prompts up to %d tokens "
                     "(captured in %.1f s)", self.graph_runner.sizes[-1],
@@ -227,6 +230,7 @@ class ModelRunner:
             rows, index = inp.inputs_from_samples.unbind(1)
             inp.input_ids.index_copy_(0, rows, self._sampled_inputs(index))
         graphs, pieces, n = self.graph_runner, self.piecewise_runner, len(inp.input_ids)
+        use_blas_for_step(carries_prompts=not inp.attn.is_decode_only)
         if inp.attn.is_decode_only and graphs is not None and graphs.can_run(n):
             hidden = graphs.run(inp.input_ids, inp.positions, inp.attn)
         elif pieces is not None and pieces.can_run(n):

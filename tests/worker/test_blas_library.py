@@ -1,9 +1,10 @@
-"""GPU workers pick torch's CUDA BLAS library from INFERENCE_ENGINE_BLAS (cuBLASLt when unset)."""
+"""GPU workers pick torch's CUDA BLAS library from INFERENCE_ENGINE_BLAS (cuBLASLt when unset;
+"per-phase": cuBLAS for steps that carry prompts, cuBLASLt for decode-only ones)."""
 import pytest
 import torch
 
 from inference_engine.worker import blas_library
-from inference_engine.worker.blas_library import BLAS_ENV, prefer_blas_library
+from inference_engine.worker.blas_library import BLAS_ENV, prefer_blas_library, use_blas_for_step
 
 
 @pytest.fixture
@@ -11,6 +12,9 @@ def chosen(monkeypatch):
     calls = []
     monkeypatch.setattr(torch.backends.cuda, "preferred_blas_library", calls.append)
     monkeypatch.setattr(blas_library.torch.version, "hip", None)
+    # The process's setting, put back afterwards: CPU runs in later tests must see none.
+    monkeypatch.setattr(blas_library, "_mode", None)
+    monkeypatch.setattr(blas_library, "_current", None)
     return calls
 
 
@@ -27,7 +31,7 @@ def test_the_switch_names_the_library(monkeypatch, chosen, library):
 
 def test_an_unknown_library_is_refused(monkeypatch, chosen):
     monkeypatch.setenv(BLAS_ENV, "mkl")
-    with pytest.raises(ValueError, match="cublaslt, cublas"):
+    with pytest.raises(ValueError, match="cublaslt, cublas, per-phase"):
         prefer_blas_library()
     assert chosen == []
 
@@ -36,3 +40,22 @@ def test_rocm_keeps_torchs_default(monkeypatch, chosen):
     monkeypatch.setenv(BLAS_ENV, "cublaslt")
     monkeypatch.setattr(blas_library.torch.version, "hip", "6.0")
     assert prefer_blas_library() is None and chosen == []
+
+
+def test_per_phase_switches_only_when_the_phase_changes(monkeypatch, chosen):
+    monkeypatch.setenv(BLAS_ENV, "per-phase")
+    assert prefer_blas_library() == "per-phase" and chosen == ["cublaslt"]
+    use_blas_for_step(carries_prompts=False)
+    use_blas_for_step(carries_prompts=True)
+    use_blas_for_step(carries_prompts=True)
+    use_blas_for_step(carries_prompts=False)
+    assert chosen == ["cublaslt", "cublas", "cublaslt"]
+
+
+@pytest.mark.parametrize("library", ["cublaslt", "cublas"])
+def test_steps_leave_a_single_library_alone(monkeypatch, chosen, library):
+    monkeypatch.setenv(BLAS_ENV, library)
+    prefer_blas_library()
+    use_blas_for_step(carries_prompts=True)
+    use_blas_for_step(carries_prompts=False)
+    assert chosen == [library]
