@@ -139,10 +139,11 @@ def main() -> None:
     p.add_argument("--cases", nargs="+", default=["192x320", "96x500", "34x790"], help="SEQUENCESxCONTEXT")
     p.add_argument("--modes", type=int, nargs="+", default=list(MODES))
     args = p.parse_args()
+    arch = "".join(map(str, torch.cuda.get_device_capability()))  # cp.async: sm_80 and later
     ext = load_inline("probe_kv_stream", cpp_sources="void stream(torch::Tensor k, torch::Tensor v, "
                       "torch::Tensor tables, int64_t context, torch::Tensor out, int64_t mode);",
                       cuda_sources=CUDA_SOURCE, functions=["stream"],
-                      extra_cuda_cflags=["-O3", "-gencode=arch=compute_90a,code=sm_90a"])
+                      extra_cuda_cflags=["-O3", f"-gencode=arch=compute_{arch},code=sm_{arch}"])
     torch.manual_seed(0)
     kv_heads, head_size, block_size = 8, 128, 16
     copy_gbs = copy_bandwidth_gbs("cuda")
