@@ -54,13 +54,14 @@ def copy_bandwidth_gbs(device: str, size_mib: int = 1024, iters: int = 20) -> fl
 
 
 def random_paged_kv_cache(seqs: int, context: int, kv_heads: int, head_size: int, block_size: int,
-                          table_blocks: int | None = None, device: str = "cuda"):
-    """Random bf16 K and V caches holding `seqs` contexts of `context` tokens in shuffled blocks,
-    and their block tables (int32, `table_blocks` wide, zero-padded; as wide as needed if None)."""
+                          table_blocks: int | None = None, device: str = "cuda",
+                          dtype: torch.dtype = torch.bfloat16):
+    """Random K and V caches holding `seqs` contexts of `context` tokens in shuffled blocks, and
+    their block tables (int32, `table_blocks` wide, zero-padded; as wide as needed if None)."""
     blocks_per_seq = -(-context // block_size)
     shape = (seqs * blocks_per_seq, block_size, kv_heads, head_size)
-    key_cache = torch.randn(shape, dtype=torch.bfloat16, device=device)
-    value_cache = torch.randn(shape, dtype=torch.bfloat16, device=device)
+    key_cache = torch.randn(shape, dtype=dtype, device=device)
+    value_cache = torch.randn(shape, dtype=dtype, device=device)
     tables = torch.zeros(seqs, table_blocks or blocks_per_seq, dtype=torch.int32, device=device)
     tables[:, :blocks_per_seq] = torch.randperm(seqs * blocks_per_seq, device=device).view(
         seqs, blocks_per_seq).int()

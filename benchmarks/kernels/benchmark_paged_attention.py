@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from bandwidth import copy_bandwidth_gbs, print_table, time_us
+from bandwidth import copy_bandwidth_gbs, print_table, random_paged_kv_cache, time_us
 from inference_engine.ops import _compiled
 from inference_engine.ops._dispatch import has_compiled, triton_available
 from inference_engine.ops.attention import paged_attention_ref
@@ -43,12 +43,9 @@ def parse_args() -> argparse.Namespace:
 
 def make_inputs(args, batch: int, context: int):
     dtype, device = DTYPES[args.dtype], args.device
-    blocks_per_seq = math.ceil(context / args.block_size)
-    shape = (batch * blocks_per_seq, args.block_size, args.num_kv_heads, args.head_size)
-    key_cache = torch.randn(shape, dtype=dtype, device=device)
-    value_cache = torch.randn(shape, dtype=dtype, device=device)
-    block_tables = torch.randperm(batch * blocks_per_seq, device=device).to(torch.int32)
-    block_tables = block_tables.view(batch, blocks_per_seq)
+    key_cache, value_cache, block_tables = random_paged_kv_cache(
+        batch, context, args.num_kv_heads, args.head_size, args.block_size, device=device,
+        dtype=dtype)
     seq_lens = torch.full((batch,), context, dtype=torch.int32, device=device)
     query = torch.randn(batch, args.num_heads, args.head_size, dtype=dtype, device=device)
     return query, key_cache, value_cache, block_tables, seq_lens
