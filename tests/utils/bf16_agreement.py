@@ -1,6 +1,6 @@
 """How closely greedy generators agree in bfloat16 on the embedded model: our engine vs
-transformers, and, for scale, transformers against itself (bfloat16 vs float32, and its eager
-attention vs its default sdpa attention).
+transformers, and, for scale, transformers against itself (bfloat16 vs float32, its eager
+attention vs its default sdpa attention, and its matmuls summed in another order).
 
 Greedy decoding in a 16-bit dtype amplifies any rounding difference: a logit that moves by one
 ulp flips a near-tie, and from there the two continuations drift apart. The agreement is reported
@@ -13,6 +13,7 @@ two ways, position by position and as the common prefix of each pair.
     ... --near-ties 5                          # do ours and transformers part at near-ties?
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -34,8 +35,9 @@ def agreement(got: list[list[int]], expected: list[list[int]]) -> tuple[float, f
 def workload_prompts(count: int, max_len: int) -> list[list[int]]:
     """The first `count` ShareGPT prompts' token ids, each cut to its first `max_len` tokens."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
-    from workload import load_workload
-    return [r.prompt_token_ids[:max_len] for r in load_workload(num_prompts=count)]
+    from workload import DEFAULT_WORKLOAD, load_workload
+    path = os.environ.get("SHAREGPT_WORKLOAD", DEFAULT_WORKLOAD)
+    return [r.prompt_token_ids[:max_len] for r in load_workload(path, num_prompts=count)]
 
 
 def hf_outputs(dtype: torch.dtype, prompts: list[list[int]], max_tokens: int,
@@ -49,6 +51,25 @@ def hf_outputs(dtype: torch.dtype, prompts: list[list[int]], max_tokens: int,
                                                  attn_implementation=attention)
     model = model.to(device).eval()
     return [hf_greedy(model, ids, max_tokens, None) for ids in prompts]
+
+
+@contextlib.contextmanager
+def split_k_matmuls():
+    """transformers' linear layers with only their summation order changed: each output is two
+    half-length dot products in float32, added and rounded once, as a different matmul kernel (or
+    the same kernel at another batch size) would sum. The rounding points stay transformers'."""
+    linear = torch.nn.functional.linear
+
+    def split_k(x, w, b=None):
+        k = x.shape[-1] // 2
+        y = linear(x[..., :k].float(), w[:, :k].float()) + linear(x[..., k:].float(), w[:, k:].float())
+        return y.to(x.dtype) if b is None else y.to(x.dtype) + b
+
+    torch.nn.functional.linear = split_k
+    try:
+        yield
+    finally:
+        torch.nn.functional.linear = linear
 
 
 def engine_outputs(dtype: str, prompts: list[list[int]], max_tokens: int,
@@ -120,10 +141,12 @@ def main() -> None:
         with open(args.hf_cache) as f:
             cache = json.load(f)
 
-    def hf(dtype: torch.dtype, attention: str = "sdpa") -> list[list[int]]:
+    def hf(dtype: torch.dtype, attention: str = "sdpa", split_k: bool = False) -> list[list[int]]:
         key = f"{args.device}-{args.prompts}-{args.max_prompt_len}-{args.max_tokens}-{dtype}-{attention}"
+        key += "-split-k" if split_k else ""
         if key not in cache:
-            cache[key] = hf_outputs(dtype, prompts, args.max_tokens, args.device, attention)
+            with split_k_matmuls() if split_k else contextlib.nullcontext():
+                cache[key] = hf_outputs(dtype, prompts, args.max_tokens, args.device, attention)
         return cache[key]
 
     start = time.perf_counter()
@@ -134,6 +157,8 @@ def main() -> None:
         hf_fp32 = hf(torch.float32)
         rows += [("transformers bf16 vs fp32", agreement(hf_bf16, hf_fp32)),
                  ("transformers bf16 eager vs sdpa", agreement(hf(torch.bfloat16, "eager"), hf_bf16)),
+                 ("transformers bf16 split-K vs plain",
+                  agreement(hf(torch.bfloat16, split_k=True), hf_bf16)),
                  ("ours bf16 vs transformers fp32", agreement(ours, hf_fp32))]
     if args.hf_cache:
         with open(args.hf_cache, "w") as f:
