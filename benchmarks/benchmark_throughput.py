@@ -53,16 +53,22 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--attention-v2-blocks", type=int, default=None, metavar="N",
                    help="GPU decode attention: v2 partitions halved until N blocks only (the "
                         "default's 2048; TP=1, in-process only)")
+    p.add_argument("--attention-v1-pairs", type=int, default=None, metavar="N",
+                   help="GPU decode attention on the tensor cores: v1 from N (sequence, KV head) "
+                        "pairs (the default's 112; TP=1, in-process only)")
     return p.parse_args()
 
 
-def set_attention_split(blocks: int | None, v2_blocks: int | None) -> None:
+def set_attention_split(blocks: int | None, v2_blocks: int | None,
+                        v1_pairs: int | None = None) -> None:
     from inference_engine.ops import _compiled
     if blocks is not None:
         _compiled._MIN_V2_BLOCKS["cuda"] = blocks
         _compiled._V1_MIN_SEQ_HEADS["cuda"] = _compiled._V1_MIN_SEQ_HEADS["cuda_mma"] = blocks
     if v2_blocks is not None:
         _compiled._MIN_V2_BLOCKS["cuda"] = v2_blocks
+    if v1_pairs is not None:
+        _compiled._V1_MIN_SEQ_HEADS["cuda_mma"] = v1_pairs
 
 
 def run_engine(args, requests) -> tuple[float, float]:
@@ -111,7 +117,8 @@ def main() -> None:
     output_tokens = sum(r.output_len for r in requests)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     rows = []
-    set_attention_split(args.attention_split_blocks, args.attention_v2_blocks)
+    set_attention_split(args.attention_split_blocks, args.attention_v2_blocks,
+                        args.attention_v1_pairs)
     elapsed, peak = run_engine(args, requests)
     rows.append(("inference-engine", elapsed, peak))
     if args.compare_hf or args.compare_hf_generate:

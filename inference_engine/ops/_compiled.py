@@ -27,9 +27,11 @@ _MIN_V2_BLOCKS = {"cuda": 2048, "cpu": 512}
 # v1 (one thread block per sequence and KV head, no reduce) only for batches this large: with
 # fewer, the longest context's block sets the time. Per kernel: "cuda" the CUDA-core one (64
 # sequences of ShareGPT lengths: v1 86 us, v2 52 us per layer on an H100; 256: v1 154, v2 162),
-# "cuda_mma" the tensor-core one (64: v1 50, v2 49; 96: v1 63, v2 64; 192: v1 114, v2 127 in a
-# graph), "cpu".
-_V1_MIN_SEQ_HEADS = {"cuda": 2048, "cuda_mma": 768, "cpu": 512}
+# "cuda_mma" the tensor-core one, since it stages K and V through shared memory: from 14
+# sequences x 8 KV heads (the replay's decode batches on an H100, graph-wide tables: 14 sequences
+# v1 27.9 us, v2 29.7; 23: 40.6, 40.5; 38: 50.3, 50.7; 65: 61.6, 65.7; end to end 44.18 against
+# 43.78 requests/s, RESULTS.md 2026-12-05), "cpu".
+_V1_MIN_SEQ_HEADS = {"cuda": 2048, "cuda_mma": 112, "cpu": 512}
 # The CUDA-core kernel's v1 keeps a whole context's logits in shared memory (the CPU's in a buffer
 # of the same size); beyond this many (tokens x query heads per KV head, at most 8 per thread
 # block) it switches to v2.
