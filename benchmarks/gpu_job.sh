@@ -81,8 +81,9 @@ for step in $STEPS; do
     # variant takes it past 300 s on a fresh H100: give it its own call and STEP_TIMEOUT=560.
     ops) run ops python -m pytest tests/ops -q -x -p no:cacheprovider ;;
     engine) run engine python -m pytest tests/gpu -q -s -p no:cacheprovider ;;
+    # bf16-agreement: ours, and transformers' own variants, against transformers bf16
     bf16-agreement) run bf16_agreement python tests/utils/bf16_agreement.py --prompts 50 \
-                      --device cuda ;;  # ours and transformers' own variants against transformers bf16
+                      --device cuda ;;
     async) run async python -m pytest tests/gpu/test_async_scheduling_gpu.py -q -p no:cacheprovider ;;
     piecewise) run piecewise python -m pytest tests/gpu/test_piecewise_cuda_graph_gpu.py \
                  tests/gpu/test_async_scheduling_gpu.py -q -p no:cacheprovider ;;
