@@ -1,29 +1,18 @@
 """The engine on a GPU, with the compiled ops, against transformers on the same GPU."""
-import json
-import os
-
 import pytest
 import torch
 
 from inference_engine import LLM, SamplingParams
-from utils.bf16_agreement import agreement
+from utils.bf16_agreement import agreement, workload_prompts
 from utils.near_ties import engine_generation, first_divergences, hf_greedy_top, summary
 from utils.oracle import hf_greedy
 
 pytestmark = pytest.mark.gpu
 
-WORKLOAD = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "workloads",
-                        "sharegpt-1000.jsonl")
 TOP_K = 5
 PROMPTS = ["The capital of France is", "def quicksort(arr):", "Les mathématiques sont",
            "日本の首都は", "Once upon a time,", "1, 2, 3, 4,", "Q: Why is the sky blue?\nA:",
            "The history of science is the study of how people came to understand nature. " * 40]
-
-
-def workload_prompts(count: int) -> list[list[int]]:
-    path = os.environ.get("SHAREGPT_WORKLOAD", WORKLOAD)
-    with open(path) as f:
-        return [json.loads(line)["prompt_token_ids"] for _, line in zip(range(count), f)]
 
 
 def hf_model(dtype: torch.dtype):

@@ -32,8 +32,9 @@ def agreement(got: list[list[int]], expected: list[list[int]]) -> tuple[float, f
     return same / total, prefix / total
 
 
-def workload_prompts(count: int, max_len: int) -> list[list[int]]:
-    """The first `count` ShareGPT prompts' token ids, each cut to its first `max_len` tokens."""
+def workload_prompts(count: int, max_len: int | None = None) -> list[list[int]]:
+    """The first `count` ShareGPT prompts' token ids ($SHAREGPT_WORKLOAD, else the shared
+    workload), each cut to its first `max_len` tokens (None: whole)."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
     from workload import DEFAULT_WORKLOAD, load_workload
     path = os.environ.get("SHAREGPT_WORKLOAD", DEFAULT_WORKLOAD)
