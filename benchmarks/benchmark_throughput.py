@@ -28,6 +28,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--cpu-kv-cache-space-gib", type=float, default=4.0)
     p.add_argument("--enforce-eager", action="store_true")
+    p.add_argument("--kv-cache-dtype", default="auto", help="auto or fp8 (e4m3, no scale)")
     p.add_argument("--piecewise-graph-max-tokens", type=int, default=None, metavar="N",
                    help="steps with prompts of up to N tokens replay piecewise CUDA graphs "
                         "(default: 1024 with TP=1; 0: off, such steps run eagerly)")
@@ -82,6 +83,7 @@ def run_engine(args, requests) -> tuple[float, float]:
               tensor_parallel_size=args.tensor_parallel_size,
               gpu_memory_utilization=args.gpu_memory_utilization,
               cpu_kv_cache_space_gib=args.cpu_kv_cache_space_gib, enforce_eager=args.enforce_eager,
+              kv_cache_dtype=args.kv_cache_dtype,
               skip_tokenizer_init=dummy, piecewise_graph_max_tokens=args.piecewise_graph_max_tokens,
               async_scheduling=False if args.profile else args.async_scheduling)
     params = [SamplingParams(temperature=0, ignore_eos=True, max_tokens=r.output_len,

@@ -10,6 +10,8 @@
 #   throughput-cublas (torch's matmuls through cuBLAS, torch's default, as before the tenth)
 #   throughput-blas-per-phase (cuBLAS for steps with prompts, cuBLASLt for decode-only steps)
 #   throughput-unfused-greedy (greedy sampling through log_softmax, as before the tenth)
+#   throughput-fp8-kv (an FP8 KV cache), attn-mix-fp8 (attn-mix over FP8 rows; MIX_ARGS),
+#   fp8-tests (the FP8 cache's op and GPU engine tests)
 #   trace-host (trace-async with the host traced: GPU idle charged to what the host was doing)
 #   throughput-no-piecewise (steps with prompts eager) throughput-sync profile trace-async
 #   sweep throughput-hf serving serving-split serving-profile tp tp-70b tp-any
@@ -116,6 +118,11 @@ for step in $STEPS; do
     warm) run warm python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
             --workload "$WL" --num-prompts 200 ;;  # a fresh machine's first run is slow: not compared
     throughput) run throughput "${THROUGHPUT[@]}" ;;
+    throughput-fp8-kv) run throughput_fp8_kv "${THROUGHPUT[@]}" --kv-cache-dtype fp8 ;;
+    attn-mix-fp8) run attn_mix_fp8 python benchmarks/kernels/benchmark_decode_attention_mix.py \
+          --workload "$WL" --kv-cache-dtype fp8 ${MIX_ARGS:-} ;;
+    fp8-tests) run fp8_tests python -m pytest tests/ops/test_fp8_kv_cache.py tests/gpu -q -x \
+          -p no:cacheprovider -k fp8 ;;
     throughput-split512) run throughput_split512 "${THROUGHPUT[@]}" \
                            --attention-split-blocks 512 ;;  # the decode-attention choice before 2048
     throughput-jit-launch) INFERENCE_ENGINE_TRITON_JIT_LAUNCH=1 run throughput_jit_launch \

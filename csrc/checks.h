@@ -56,12 +56,20 @@ inline void check_rotary(const at::Tensor& query_out, const at::Tensor& key_out,
               "rotary_embedding: outputs must match query and key");
 }
 
+// Whether `cache` holds `values`' type, or FP8 (e4m3) where the backend has such caches
+// (`fp8_ok`: the GPU backend on CUDA).
+inline bool cache_type_ok(const at::Tensor& cache, at::ScalarType values, bool fp8_ok) {
+  return cache.scalar_type() == values || (fp8_ok && cache.scalar_type() == at::kFloat8_e4m3fn);
+}
+
 // src [T, num_kv_heads, head_size] (heads contiguous, any row stride) into a contiguous cache.
-inline void check_cache_write(const at::Tensor& src, const at::Tensor& cache, const at::Tensor& slots) {
+inline void check_cache_write(const at::Tensor& src, const at::Tensor& cache, const at::Tensor& slots,
+                              bool fp8_ok = false) {
   TORCH_CHECK(src.dim() == 3 && src.stride(2) == 1 && src.stride(1) == src.size(2),
               "reshape_and_cache: key/value must be [T, num_kv_heads, head_size] with contiguous heads");
   TORCH_CHECK(cache.is_contiguous() && cache.dim() == 4, "reshape_and_cache: cache must be contiguous 4-D");
-  TORCH_CHECK(src.scalar_type() == cache.scalar_type(), "reshape_and_cache: dtype must match the cache's");
+  TORCH_CHECK(cache_type_ok(cache, src.scalar_type(), fp8_ok),
+              "reshape_and_cache: dtype must match the cache's", fp8_ok ? " (or the cache be FP8)" : "");
   TORCH_CHECK(cache.size(2) * cache.size(3) == src.size(1) * src.size(2),
               "reshape_and_cache: cache rows must be num_kv_heads * head_size");
   TORCH_CHECK(slots.scalar_type() == at::kLong && slots.is_contiguous() && slots.numel() == src.size(0),
@@ -73,10 +81,12 @@ inline void check_rotary_and_cache(const at::Tensor& query_out, const at::Tensor
                                    const at::Tensor& value_cache, const at::Tensor& positions,
                                    const at::Tensor& query, const at::Tensor& key,
                                    const at::Tensor& value, const at::Tensor& slot_mapping,
-                                   int64_t head_size, const at::Tensor& cos_sin_cache) {
+                                   int64_t head_size, const at::Tensor& cos_sin_cache,
+                                   bool fp8_ok = false) {
   check_rotary_inputs(positions, query, key, head_size, cos_sin_cache);
-  check_cache_write(key, key_cache, slot_mapping);
-  check_cache_write(value, value_cache, slot_mapping);
+  check_cache_write(key, key_cache, slot_mapping, fp8_ok);
+  check_cache_write(value, value_cache, slot_mapping, fp8_ok);
+  TORCH_CHECK(key_cache.scalar_type() == value_cache.scalar_type(), "caches must share a dtype");
   TORCH_CHECK(key.size(2) == head_size && value.sizes() == key.sizes(),
               "rotary_and_cache: key and value must be [T, num_kv_heads, head_size]");
   TORCH_CHECK(query_out.is_contiguous() && query_out.numel() == query.numel() &&
@@ -100,7 +110,7 @@ inline void check_same_blocks(const at::Tensor& src, const at::Tensor& dst) {
 inline void check_paged_attention(const at::Tensor& out, const at::Tensor& query,
                                   const at::Tensor& key_cache, const at::Tensor& value_cache,
                                   const at::Tensor& block_tables, const at::Tensor& seq_lens,
-                                  const std::optional<at::Tensor>& alibi_slopes) {
+                                  const std::optional<at::Tensor>& alibi_slopes, bool fp8_ok = false) {
   // query rows may sit at any stride (a view of the fused qkv projection's output).
   TORCH_CHECK(query.dim() == 3 && query.stride(2) == 1 && query.stride(1) == query.size(2) &&
                   out.is_contiguous() && out.sizes() == query.sizes(),
@@ -109,10 +119,10 @@ inline void check_paged_attention(const at::Tensor& out, const at::Tensor& query
   TORCH_CHECK(key_cache.is_contiguous() && value_cache.is_contiguous() && key_cache.dim() == 4 &&
                   key_cache.sizes() == value_cache.sizes() && key_cache.size(3) == query.size(2),
               "caches must be contiguous [num_blocks, block_size, num_kv_heads, head_size]");
-  TORCH_CHECK(key_cache.scalar_type() == query.scalar_type() &&
-                  value_cache.scalar_type() == query.scalar_type() &&
+  TORCH_CHECK(cache_type_ok(key_cache, query.scalar_type(), fp8_ok) &&
+                  value_cache.scalar_type() == key_cache.scalar_type() &&
                   out.scalar_type() == query.scalar_type(),
-              "query, caches and out must share a dtype");
+              "query, caches and out must share a dtype", fp8_ok ? " (or the caches be FP8)" : "");
   TORCH_CHECK(query.size(1) % key_cache.size(2) == 0, "num_heads must be a multiple of num_kv_heads");
   TORCH_CHECK(block_tables.scalar_type() == at::kInt && seq_lens.scalar_type() == at::kInt &&
                   block_tables.is_contiguous() && seq_lens.is_contiguous() &&

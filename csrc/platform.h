@@ -20,6 +20,7 @@
 #else
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 #endif
 
@@ -43,6 +44,23 @@ constexpr int WARP_SIZE = 32;
 using bf16_t = __nv_bfloat16;
 __device__ __forceinline__ float to_float(bf16_t x) { return __bfloat162float(x); }
 __device__ __forceinline__ bf16_t to_bf16(float x) { return __float2bfloat16_rn(x); }
+#endif
+
+// FP8 (e4m3, finite: torch.float8_e4m3fn) KV-cache storage, CUDA only: ROCm's FP8 types differ by
+// version and chip (e4m3fnuz on MI300), so there IE_HAS_FP8 is 0 and an FP8 cache is refused.
+// Stores round to nearest and saturate at +-448; loads convert two values to fp16 in one step
+// (one instruction on sm_89+, emulated before).
+#ifdef USE_ROCM
+#define IE_HAS_FP8 0
+#else
+#define IE_HAS_FP8 1
+using fp8_t = __nv_fp8_e4m3;
+__device__ __forceinline__ float to_float(fp8_t x) { return static_cast<float>(x); }
+__device__ __forceinline__ fp8_t to_fp8(float x) { return fp8_t(x); }  // saturating
+__device__ __forceinline__ uint32_t fp8x2_to_half2(uint16_t pair) {
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3);
+  return static_cast<uint32_t>(h.x) | (static_cast<uint32_t>(h.y) << 16);
+}
 #endif
 
 // Butterfly exchange within a warp (all lanes take part). HIP's __shfl_xor covers the 64-lane

@@ -79,15 +79,26 @@ class ModelConfig:
 
 @dataclass
 class CacheConfig:
-    """The paged KV cache: block size and how much memory it may take."""
+    """The paged KV cache: block size, how much memory it may take, and what it stores: the
+    model's dtype ("auto") or FP8 ("fp8", "fp8_e4m3": float8_e4m3fn, no scale, half the bytes;
+    see ops/attention.py)."""
     block_size: int = 16
     gpu_memory_utilization: float = 0.9
     cpu_kv_cache_space_gib: float = 4.0
     num_blocks_override: int | None = None
     watermark: float = 0.01
+    cache_dtype: str = "auto"
     num_blocks: int = field(default=0, init=False)  # set after profiling
 
+    def torch_dtype(self, model_dtype: torch.dtype) -> torch.dtype:
+        return model_dtype if self.cache_dtype == "auto" else torch.float8_e4m3fn
+
     def __post_init__(self) -> None:
+        if self.cache_dtype not in ("auto", "fp8", "fp8_e4m3"):
+            raise ValueError(f"kv_cache_dtype must be auto, fp8 or fp8_e4m3, got {self.cache_dtype!r}")
+        if self.cache_dtype != "auto" and torch.version.hip is not None:
+            raise ValueError("an FP8 KV cache is not supported on ROCm yet (its FP8 types differ "
+                             "by chip); use kv_cache_dtype=auto")
         if self.block_size not in (1, 2, 4, 8, 16, 32, 64, 128):
             raise ValueError(f"block_size must be a power of two up to 128, got {self.block_size}")
         if not 0.0 < self.gpu_memory_utilization <= 1.0:

@@ -45,6 +45,8 @@ def parse_args() -> argparse.Namespace:
                    help="batches of these replayed steps' contexts (instead of --batch-sizes)")
     p.add_argument("--max-num-seqs", type=int, default=192, help="the replay's batch limit")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "fp8"],
+                   help="the cache's values: bf16 (auto) or FP8 e4m3 (half the bytes)")
     return p.parse_args()
 
 
@@ -73,8 +75,9 @@ def make_inputs(args, contexts: list[int], width_blocks: int):
     device, dtype = "cuda", torch.bfloat16
     blocks = [math.ceil(c / args.block_size) for c in contexts]
     shape = (sum(blocks), args.block_size, args.num_kv_heads, args.head_size)
-    key_cache = torch.randn(shape, dtype=dtype, device=device)
-    value_cache = torch.randn(shape, dtype=dtype, device=device)
+    cache_dtype = torch.float8_e4m3fn if args.kv_cache_dtype == "fp8" else dtype
+    key_cache = torch.randn(shape, dtype=dtype, device=device).to(cache_dtype)
+    value_cache = torch.randn(shape, dtype=dtype, device=device).to(cache_dtype)
     ids = torch.randperm(sum(blocks), dtype=torch.int32)
     table = torch.zeros(len(contexts), width_blocks, dtype=torch.int32)
     start = 0
@@ -114,7 +117,8 @@ def main() -> None:
                [sample_contexts(requests, b, b <= args.tail_batch, rng) for b in args.batch_sizes])
     for contexts in batches:
         batch = len(contexts)
-        kv_bytes = 2 * sum(contexts) * args.num_kv_heads * args.head_size * 2
+        element = 1 if args.kv_cache_dtype == "fp8" else 2
+        kv_bytes = 2 * sum(contexts) * args.num_kv_heads * args.head_size * element
         for width_name, width in (("batch", math.ceil(max(contexts) / args.block_size)),
                                   ("graph", graph_width)):
             inputs = make_inputs(args, contexts, width)
@@ -128,7 +132,8 @@ def main() -> None:
             del inputs
             torch.cuda.empty_cache()
     print(f"\ndevice: {torch.cuda.get_device_name()}; copy bandwidth {copy_gbs:.0f} GB/s; "
-          f"{args.num_heads} query / {args.num_kv_heads} KV heads, head size {args.head_size}, bf16; "
+          f"{args.num_heads} query / {args.num_kv_heads} KV heads, head size {args.head_size}, bf16, "
+          f"cache {args.kv_cache_dtype}; "
           f"bytes: K and V of every context token")
     print_table(["batch", "table", "mean ctx", "max ctx", "kernel", "backend", "time us", "GB/s",
                  "% of copy"],

@@ -17,6 +17,10 @@ template <>
 __device__ __forceinline__ fp16_t from_float<fp16_t>(float x) { return __float2half_rn(x); }
 template <>
 __device__ __forceinline__ bf16_t from_float<bf16_t>(float x) { return to_bf16(x); }
+#if IE_HAS_FP8
+template <>
+__device__ __forceinline__ fp8_t from_float<fp8_t>(float x) { return to_fp8(x); }
+#endif
 
 // Elements of T in one 16-byte load, the unit of the bandwidth-bound kernels.
 template <typename T>

@@ -23,6 +23,9 @@ DType dtype_of(const at::Tensor& t) {
   }
 }
 
+// Whether a KV cache holds FP8 (e4m3) values rather than its writer's or reader's type.
+bool is_fp8(const at::Tensor& cache) { return cache.scalar_type() == at::kFloat8_e4m3fn; }
+
 void check_launch(const char* error) {
   TORCH_CHECK(error == nullptr, error);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -86,13 +89,14 @@ void rotary_and_cache(at::Tensor& query_out, at::Tensor& key_cache, at::Tensor& 
                       const at::Tensor& value, const at::Tensor& slot_mapping, int64_t head_size,
                       const at::Tensor& cos_sin_cache, bool is_neox) {
   check_rotary_and_cache(query_out, key_cache, value_cache, positions, query, key, value,
-                         slot_mapping, head_size, cos_sin_cache);
+                         slot_mapping, head_size, cos_sin_cache, fp8_cache_supported());
   const at::cuda::OptionalCUDAGuard guard(query.device());
   RotaryArgs a = rotary_args(query_out, positions, query, key, head_size, cos_sin_cache, is_neox);
   a.value = value.data_ptr();
   a.v_stride = value.stride(0);
   a.key_cache = key_cache.data_ptr();
   a.value_cache = value_cache.data_ptr();
+  a.fp8_cache = is_fp8(key_cache);
   a.slot_mapping = slot_mapping.data_ptr<int64_t>();
   check_launch(launch_rotary(a, dtype_of(query), stream()));
 }
@@ -107,13 +111,14 @@ void act_and_mul(at::Tensor& out, const at::Tensor& input) {
 
 void reshape_and_cache(const at::Tensor& key, const at::Tensor& value, at::Tensor& key_cache,
                        at::Tensor& value_cache, const at::Tensor& slot_mapping) {
-  check_cache_write(key, key_cache, slot_mapping);
-  check_cache_write(value, value_cache, slot_mapping);
+  check_cache_write(key, key_cache, slot_mapping, fp8_cache_supported());
+  check_cache_write(value, value_cache, slot_mapping, fp8_cache_supported());
+  TORCH_CHECK(key_cache.scalar_type() == value_cache.scalar_type(), "caches must share a dtype");
   const at::cuda::OptionalCUDAGuard guard(key.device());
   check_launch(launch_reshape_and_cache(
       key.data_ptr(), value.data_ptr(), key_cache.data_ptr(), value_cache.data_ptr(),
       slot_mapping.data_ptr<int64_t>(), key.size(0), key.size(1) * key.size(2), key.stride(0),
-      value.stride(0), dtype_of(key), stream()));
+      value.stride(0), dtype_of(key), is_fp8(key_cache), stream()));
 }
 
 void copy_blocks(const std::vector<at::Tensor>& key_caches,
@@ -169,12 +174,14 @@ PagedAttentionArgs attention_args(at::Tensor& out, const at::Tensor& query,
                                   const at::Tensor& key_cache, const at::Tensor& value_cache,
                                   const at::Tensor& block_tables, const at::Tensor& seq_lens,
                                   double scale, const std::optional<at::Tensor>& alibi_slopes) {
-  check_paged_attention(out, query, key_cache, value_cache, block_tables, seq_lens, alibi_slopes);
+  check_paged_attention(out, query, key_cache, value_cache, block_tables, seq_lens, alibi_slopes,
+                        fp8_cache_supported());
   PagedAttentionArgs a{};
   a.out = out.data_ptr();
   a.query = query.data_ptr();
   a.key_cache = key_cache.data_ptr();
   a.value_cache = value_cache.data_ptr();
+  a.fp8_cache = is_fp8(key_cache);
   a.block_tables = block_tables.data_ptr<int>();
   a.seq_lens = seq_lens.data_ptr<int>();
   a.alibi_slopes = alibi_slopes.has_value() ? alibi_slopes->data_ptr<float>() : nullptr;

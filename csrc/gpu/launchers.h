@@ -10,6 +10,9 @@
 namespace ie::gpu {
 
 enum class DType { kFloat32, kFloat16, kBFloat16 };
+
+// Whether this build has FP8 (e4m3) KV-cache kernels (CUDA: yes; ROCm: no).
+bool fp8_cache_supported();
 enum class Activation { kSilu, kGelu, kGeluTanh };
 
 // out/residual_out/input/residual: [rows, hidden] contiguous; weight: [hidden]. residual and
@@ -38,6 +41,7 @@ struct RotaryArgs {
   bool cache_is_float = true;
   void* key_cache = nullptr;
   void* value_cache = nullptr;
+  bool fp8_cache = false;  // the caches hold FP8 (e4m3) values
   const int64_t* slot_mapping = nullptr;
   int64_t tokens = 0;
   int num_heads = 0, num_kv_heads = 0, head_size = 0, rot_dim = 0;
@@ -46,11 +50,12 @@ struct RotaryArgs {
 };
 const char* launch_rotary(const RotaryArgs& args, DType dtype, cudaStream_t stream);
 
-// key/value: [tokens, row_elems] at row strides (elements); caches: [num_slots, row_elems].
+// key/value: [tokens, row_elems] at row strides (elements); caches: [num_slots, row_elems], of
+// key's type or FP8 (e4m3) with fp8_cache.
 const char* launch_reshape_and_cache(const void* key, const void* value, void* key_cache,
                                      void* value_cache, const int64_t* slot_mapping, int64_t tokens,
                                      int row_elems, int64_t key_stride, int64_t value_stride,
-                                     DType dtype, cudaStream_t stream);
+                                     DType dtype, bool fp8_cache, cudaStream_t stream);
 
 // cache_ptrs: [num_caches] device addresses of the caches; block_mapping: [num_pairs, 2] on device.
 const char* launch_copy_blocks(const int64_t* cache_ptrs, const int64_t* block_mapping,
@@ -69,6 +74,7 @@ struct PagedAttentionArgs {
   const void* query;        // [num_seqs, num_heads, head_size], rows query_stride apart
   const void* key_cache;    // [num_blocks, block_size, num_kv_heads, head_size]
   const void* value_cache;  // [num_blocks, block_size, num_kv_heads, head_size]
+  bool fp8_cache;           // the caches hold FP8 (e4m3), not the query's type
   const int* block_tables;  // [num_seqs, max_blocks]
   const int* seq_lens;      // [num_seqs]
   const float* alibi_slopes;  // [num_heads] or nullptr

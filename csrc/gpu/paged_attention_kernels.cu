@@ -48,24 +48,25 @@ const char* launch_instance(const PagedAttentionArgs& a, cudaStream_t stream) {
 
 #if IE_WARP_MMA
 // The tensor-core kernel: as many query heads per block as divide the group, up to 8 (the mma's n).
-template <typename T, int HEAD_SIZE>
+template <typename T, int HEAD_SIZE, bool FP8>
 const char* launch_mma(const PagedAttentionArgs& a, cudaStream_t stream) {
+  using Cache = typename MmaAttnShape<T, HEAD_SIZE, FP8>::Cache;
   const bool v2 = a.partition_size > 0;
   const int group = a.num_heads / a.num_kv_heads;
   int queries = std::min(group, kMmaMaxQueries);
   while (group % queries != 0) --queries;
   const dim3 grid(a.num_kv_heads * (group / queries), a.num_seqs, v2 ? a.max_partitions : 1);
-  constexpr int smem = mma_attention_shared_bytes<T, HEAD_SIZE>();
-  auto kernel = paged_attention_mma_kernel<T, HEAD_SIZE>;
+  constexpr int smem = mma_attention_shared_bytes<T, HEAD_SIZE, FP8>();
+  auto kernel = paged_attention_mma_kernel<T, HEAD_SIZE, FP8>;
   if (smem > 48 * 1024 && !allow_dynamic_shared_memory(kernel, smem)) {
     return "paged_attention: could not raise the shared-memory limit";
   }
   kernel<<<grid, kAttnThreads, smem, stream>>>(
       static_cast<T*>(v2 ? a.tmp_out : a.out), a.exp_sums, a.max_logits,
-      static_cast<const T*>(a.query), static_cast<const T*>(a.key_cache),
-      static_cast<const T*>(a.value_cache), a.block_tables, a.seq_lens, a.alibi_slopes, a.scale,
-      a.num_heads, a.num_kv_heads, a.block_size, a.max_blocks, a.partition_size, a.query_stride,
-      queries);
+      static_cast<const T*>(a.query), static_cast<const Cache*>(a.key_cache),
+      static_cast<const Cache*>(a.value_cache), a.block_tables, a.seq_lens, a.alibi_slopes,
+      a.scale, a.num_heads, a.num_kv_heads, a.block_size, a.max_blocks, a.partition_size,
+      a.query_stride, queries);
   if (v2) launch_reduce<T>(a, stream);
   return nullptr;
 }
@@ -82,13 +83,21 @@ bool use_mma_kernel() {
 #endif
 
 // The most query heads per block that divides the group and whose queries fit in registers.
+// An FP8 cache only on the tensor cores.
 template <typename T, int HEAD_SIZE>
 const char* launch_head_size(const PagedAttentionArgs& a, cudaStream_t stream) {
 #if IE_WARP_MMA
   if constexpr (kHasMmaAttention<T, HEAD_SIZE>) {
-    if (use_mma_kernel()) return launch_mma<T, HEAD_SIZE>(a, stream);
+    if (use_mma_kernel()) {
+      return a.fp8_cache ? launch_mma<T, HEAD_SIZE, true>(a, stream)
+                         : launch_mma<T, HEAD_SIZE, false>(a, stream);
+    }
   }
 #endif
+  if (a.fp8_cache) {
+    return "paged_attention: an FP8 KV cache needs the tensor-core kernel (CUDA sm_80+, fp16 or "
+           "bf16 queries, head size 64 or 128)";
+  }
   constexpr int kMax = AttnShape<T, HEAD_SIZE>::kMaxQueries;
   const int group = a.num_heads / a.num_kv_heads;
   int qpb = 1;

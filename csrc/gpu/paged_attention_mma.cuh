@@ -15,9 +15,20 @@
 //  * each warp keeps its own running max and sum (online softmax), so the block never waits on a
 //    barrier until the warps merge at the end; no logits live in shared memory, so v1 takes any
 //    context length.
+// With an FP8 (e4m3) cache (FP8 = true) the rows are half as long and the mma runs in fp16 (e4m3
+// converts to fp16 exactly, two values an instruction on sm_89+; bf16 queries are rounded to
+// fp16, saturated). ldmatrix moves 16-bit values only, so each lane reads its fragments' bytes
+// with plain 16-byte shared loads and converts them. To make those loads whole vectors, the
+// head dimensions are permuted consistently: in q.k, lane column c's k values of slice kk are
+// dims c * HEAD_SIZE / 4 + 4kk + 0..3 of both q and K (a dot product does not care in which
+// order); in p.v, row r's outputs of tile i2 are dims r * HEAD_SIZE / 8 + 2i2 (+ 1), put back in
+// place when the warps merge.
 #pragma once
 
+#include <type_traits>
+
 #include "paged_attention.cuh"
+#include "paged_attention_mma_fragments.cuh"
 
 #if IE_WARP_MMA
 namespace ie::gpu {
@@ -26,64 +37,59 @@ constexpr int kMmaMaxQueries = 8;  // the mma's n: query heads of one KV head pe
 // Chunks in a warp's ring: one computed while the next is in flight. A block's rings take 64 KiB
 // at head size 128, so shared memory, not the 4-block register bound of the launch, sets how
 // many blocks an SM holds: 3 on sm_90, 2 on sm_80. Three stages measured slower (two blocks of
-// 96 KiB fit an H200's SM).
+// 96 KiB fit an H200's SM). FP8 rows are half as long: four stages in the same bytes.
 constexpr int kMmaStages = 2;
+constexpr int kMmaStagesFp8 = 4;
 
 // The instances this kernel has: 16-bit types (the mma's inputs), head size 64 or 128.
 template <typename T, int HEAD_SIZE>
 constexpr bool kHasMmaAttention = sizeof(T) == 2 && (HEAD_SIZE == 64 || HEAD_SIZE == 128);
 
-template <typename T, int HEAD_SIZE>
+template <typename T, int HEAD_SIZE, bool FP8 = false>
 struct MmaAttnShape {
   static_assert(kHasMmaAttention<T, HEAD_SIZE>, "16-bit, head 64 or 128");
-  static constexpr int kRowVecs = HEAD_SIZE / 8;                 // 16-byte vectors in a row
-  static constexpr int kRowBytes = HEAD_SIZE * 2;
+  using Cache = std::conditional_t<FP8, uint8_t, T>;              // a cache element's storage
+  using Mma = std::conditional_t<FP8, fp16_t, T>;                 // the mma's input type
+  static constexpr int kStages = FP8 ? kMmaStagesFp8 : kMmaStages;
+  static constexpr int kRowBytes = HEAD_SIZE * static_cast<int>(sizeof(Cache));
+  static constexpr int kRowVecs = kRowBytes / 16;                 // 16-byte vectors in a row
+  static constexpr int kVecElems = 16 / static_cast<int>(sizeof(Cache));
   static constexpr int kRowsPerCopy = WARP_SIZE / kRowVecs;       // rows a warp copies at once
   static constexpr int kCopies = kChunkTokens / kRowsPerCopy;     // ... per K (or V) chunk
   static constexpr int kChunkBytes = kChunkTokens * kRowBytes;    // K (or V) rows of a chunk
   static constexpr int kStageBytes = 2 * kChunkBytes;             // K then V
-  static constexpr int kWarpBytes = kMmaStages * kStageBytes;     // a warp's ring
+  static constexpr int kWarpBytes = kStages * kStageBytes;        // a warp's ring
   static constexpr int kSlices = HEAD_SIZE / 16;  // k16 slices of q.k = m16 tiles of p.v
   static_assert(kMmaMaxQueries * HEAD_SIZE * 4 <= kWarpBytes, "the merge reuses the ring");
 };
 
 // Shared memory the kernel asks for at launch: every warp's ring.
-template <typename T, int HEAD_SIZE>
+template <typename T, int HEAD_SIZE, bool FP8 = false>
 constexpr int mma_attention_shared_bytes() {
-  return kAttnWarps * MmaAttnShape<T, HEAD_SIZE>::kWarpBytes;
+  return kAttnWarps * MmaAttnShape<T, HEAD_SIZE, FP8>::kWarpBytes;
 }
 
-// Where 16-byte vector `vec` of `row` lies in a chunk's rows: XOR-swizzled by the row's low bits,
-// so that the 8 rows an ldmatrix tile reads at one column fall in 8 different banks.
-template <int ROW_BYTES>
-__device__ __forceinline__ unsigned swizzled(int row, int vec) {
-  return row * ROW_BYTES + ((vec ^ (row & 7)) * 16);
-}
-
-template <typename T>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  T pair[2] = {from_float<T>(lo), from_float<T>(hi)};
-  return *reinterpret_cast<const uint32_t*>(pair);
-}
-
-template <typename T, int HEAD_SIZE>
+template <typename T, int HEAD_SIZE, bool FP8>
 __global__ IE_LAUNCH_BOUNDS_RESIDENT(kAttnThreads, IE_ATTN_RESIDENT_BLOCKS)
 void paged_attention_mma_kernel(
     T* __restrict__ out,                   // [num_seqs, num_heads, gridDim.z, HEAD_SIZE]
     float* __restrict__ exp_sums,          // [num_seqs, num_heads, gridDim.z]; v2 only
     float* __restrict__ max_logits,        // [num_seqs, num_heads, gridDim.z]; v2 only
     const T* __restrict__ query,           // [num_seqs, num_heads, HEAD_SIZE], rows query_stride apart
-    const T* __restrict__ key_cache,       // [num_blocks, block_size, num_kv_heads, HEAD_SIZE]
-    const T* __restrict__ value_cache,     // [num_blocks, block_size, num_kv_heads, HEAD_SIZE]
+    // [num_blocks, block_size, num_kv_heads, HEAD_SIZE] of T, or of FP8 (e4m3) bytes
+    const typename MmaAttnShape<T, HEAD_SIZE, FP8>::Cache* __restrict__ key_cache,
+    const typename MmaAttnShape<T, HEAD_SIZE, FP8>::Cache* __restrict__ value_cache,
     const int* __restrict__ block_tables,  // [num_seqs, max_blocks]
     const int* __restrict__ seq_lens,      // [num_seqs]
     const float* __restrict__ alibi_slopes,  // [num_heads] or nullptr
     float scale, int num_heads, int num_kv_heads, int block_size, int max_blocks,
     int partition_size,  // 0: v1, the whole context
     int64_t query_stride, int queries) {  // query heads per block, at most kMmaMaxQueries
-  using S = MmaAttnShape<T, HEAD_SIZE>;
+  using S = MmaAttnShape<T, HEAD_SIZE, FP8>;
+  using M = typename S::Mma;
+  constexpr int kStages = S::kStages;
   constexpr float kLog2e = 1.4426950408889634f;
-  extern __shared__ __align__(16) unsigned char rings[];  // [kAttnWarps][kMmaStages][K, V]
+  extern __shared__ __align__(16) unsigned char rings[];  // [kAttnWarps][kStages][K, V]
   __shared__ float warp_max[kAttnWarps][kMmaMaxQueries], warp_sum[kAttnWarps][kMmaMaxQueries];
 
   const DecodeBlock work(seq_lens, block_tables, num_heads, num_kv_heads, queries, max_blocks,
@@ -103,14 +109,17 @@ void paged_attention_mma_kernel(
   const unsigned ring_addr = static_cast<unsigned>(__cvta_generic_to_shared(ring));
 
   // q.k's B (16 dims x 8 heads, column n = query head n): lane (row, col) holds query `row`'s
-  // dims 16kk + 2col, + 1 and 16kk + 8 + 2col, + 1 of slice kk; heads past `queries` are zeros.
+  // dims 16kk + 2col, + 1 and 16kk + 8 + 2col, + 1 of slice kk (FP8: dims col * HEAD_SIZE / 4 +
+  // 4kk + 0, 1 and + 2, 3); heads past `queries` are zeros.
   uint32_t q[S::kSlices][2];
   const uint32_t* q_row = reinterpret_cast<const uint32_t*>(
       query + seq * query_stride + static_cast<int64_t>(head0 + min(row, queries - 1)) * HEAD_SIZE);
 #pragma unroll
   for (int kk = 0; kk < S::kSlices; ++kk) {
-    q[kk][0] = row < queries ? q_row[kk * 8 + col] : 0u;
-    q[kk][1] = row < queries ? q_row[kk * 8 + 4 + col] : 0u;
+    const int pair0 = FP8 ? col * (HEAD_SIZE / 8) + 2 * kk : kk * 8 + col;
+    const int pair1 = FP8 ? pair0 + 1 : pair0 + 4;
+    q[kk][0] = row < queries ? to_mma_pair<T, M>(q_row[pair0]) : 0u;
+    q[kk][1] = row < queries ? to_mma_pair<T, M>(q_row[pair1]) : 0u;
   }
   float slope[2] = {0.f, 0.f};  // ALiBi, in the log2 units of the scores
 #pragma unroll
@@ -120,7 +129,7 @@ void paged_attention_mma_kernel(
   const float qk_scale = scale * kLog2e;  // exp2 instead of exp
 
   // This warp's chunks are c = warp + i * kAttnWarps, i < mine. copy_chunk(i) puts chunk i's K
-  // and V rows into stage i % kMmaStages of the ring: lane l copies vector l % kRowVecs of rows
+  // and V rows into stage i % kStages of the ring: lane l copies vector l % kRowVecs of rows
   // l / kRowVecs + kRowsPerCopy * n, zeros past the context (0 * garbage could be NaN in p.v).
   // Lane l holds the cache block of chunk 32k + l of the current window (one table load per 32).
   const int mine = num_chunks > warp ? (num_chunks - warp - 1) / kAttnWarps + 1 : 0;
@@ -135,12 +144,12 @@ void paged_attention_mma_kernel(
       const int valid = end - chunk_start;
       const int64_t base = shfl_from(window, i % WARP_SIZE) * block_stride +
                            (chunk_start % block_size) * row_stride + kv_head * HEAD_SIZE;
-      const unsigned stage = ring_addr + (i % kMmaStages) * S::kStageBytes;
+      const unsigned stage = ring_addr + (i % kStages) * S::kStageBytes;
       const int vec = lane % S::kRowVecs;
 #pragma unroll
       for (int n = 0; n < S::kCopies; ++n) {
         const int r = lane / S::kRowVecs + S::kRowsPerCopy * n;
-        const int64_t offset = base + (r < valid ? r : 0) * row_stride + vec * 8;
+        const int64_t offset = base + (r < valid ? r : 0) * row_stride + vec * S::kVecElems;
         const unsigned at = stage + swizzled<S::kRowBytes>(r, vec);
         cp_async16(at, key_cache + offset, r < valid ? 16 : 0);
         cp_async16(at + S::kChunkBytes, value_cache + offset, r < valid ? 16 : 0);
@@ -163,23 +172,27 @@ void paged_attention_mma_kernel(
   const uint32_t p_half = row % 2 ? 0x7632u : 0x5410u;  // high or low 16-bit halves of a pair
 
 #pragma unroll
-  for (int i = 0; i < kMmaStages - 1; ++i) copy_chunk(i);
+  for (int i = 0; i < kStages - 1; ++i) copy_chunk(i);
   for (int i = 0; i < mine; ++i) {
-    copy_chunk(i + kMmaStages - 1);  // into the stage the previous chunk left
-    cp_async_wait<kMmaStages - 1>();  // this lane's copies of chunk i have landed ...
-    __syncwarp();                     // ... and the other lanes' too
-    const unsigned keys = ring_addr + (i % kMmaStages) * S::kStageBytes;
+    copy_chunk(i + kStages - 1);  // into the stage the previous chunk left
+    cp_async_wait<kStages - 1>();  // this lane's copies of chunk i have landed ...
+    __syncwarp();                  // ... and the other lanes' too
+    const unsigned keys = ring_addr + (i % kStages) * S::kStageBytes;
     const unsigned values = keys + S::kChunkBytes;
     const int chunk_start = start + (warp + i * kAttnWarps) * kChunkTokens;
     const int valid = end - chunk_start;  // tokens of the chunk inside the context
 
     // Scores: D (16 tokens x 8 heads); this lane's are tokens row, row + 8 x heads 2col, 2col + 1.
     float s[4] = {0.f, 0.f, 0.f, 0.f};
+    if constexpr (FP8) {
+      mma_fp8_keys<HEAD_SIZE>(s, ring + (i % kStages) * S::kStageBytes, q, row, col);
+    } else {
 #pragma unroll
-    for (int kk = 0; kk < S::kSlices; ++kk) {
-      uint32_t a[4];
-      ldmatrix_x4(a, keys + swizzled<S::kRowBytes>(k_token, 2 * kk + k_vec));
-      mma_16x8x16<T>(s, a, q[kk]);
+      for (int kk = 0; kk < S::kSlices; ++kk) {
+        uint32_t a[4];
+        ldmatrix_x4(a, keys + swizzled<S::kRowBytes>(k_token, 2 * kk + k_vec));
+        mma_16x8x16<T>(s, a, q[kk]);
+      }
     }
     float chunk_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
@@ -211,16 +224,21 @@ void paged_attention_mma_kernel(
     }
 
     // Probabilities in the input type, moved from q.k's D layout to p.v's B layout.
-    const uint32_t p_lo = pack2<T>(p[0], p[1]), p_hi = pack2<T>(p[2], p[3]);
+    const uint32_t p_lo = pack2<M>(p[0], p[1]), p_hi = pack2<M>(p[2], p[3]);
     const uint32_t b[2] = {
         __byte_perm(shfl_from(p_lo, p_src), shfl_from(p_lo, p_src + 4), p_half),
         __byte_perm(shfl_from(p_hi, p_src), shfl_from(p_hi, p_src + 4), p_half)};
     // p.v: A = V^T (16 output dims x 16 tokens), V's rows read transposed.
+    if constexpr (FP8) {
+      mma_fp8_values<HEAD_SIZE>(acc, ring + (i % kStages) * S::kStageBytes + S::kChunkBytes, b,
+                                row, col);
+    } else {
 #pragma unroll
-    for (int i2 = 0; i2 < S::kSlices; ++i2) {
-      uint32_t a[4];
-      ldmatrix_x4_trans(a, values + swizzled<S::kRowBytes>(v_token, 2 * i2 + v_vec));
-      mma_16x8x16<T>(acc[i2], a, b);
+      for (int i2 = 0; i2 < S::kSlices; ++i2) {
+        uint32_t a[4];
+        ldmatrix_x4_trans(a, values + swizzled<S::kRowBytes>(v_token, 2 * i2 + v_vec));
+        mma_16x8x16<T>(acc[i2], a, b);
+      }
     }
     __syncwarp();  // every lane is done with this stage before the next copy_chunk refills it
   }
@@ -242,9 +260,11 @@ void paged_attention_mma_kernel(
       warp_sum[warp][head] = run_sum[j];
     }
 #pragma unroll
-    for (int i2 = 0; i2 < S::kSlices; ++i2) {
-      merged(warp)[head * HEAD_SIZE + 16 * i2 + row] = acc[i2][j];
-      merged(warp)[head * HEAD_SIZE + 16 * i2 + row + 8] = acc[i2][j + 2];
+    for (int i2 = 0; i2 < S::kSlices; ++i2) {  // tile i2's rows row, row + 8: which dims
+      const int d0 = FP8 ? row * (HEAD_SIZE / 8) + 2 * i2 : 16 * i2 + row;
+      const int d1 = FP8 ? d0 + 1 : d0 + 8;
+      merged(warp)[head * HEAD_SIZE + d0] = acc[i2][j];
+      merged(warp)[head * HEAD_SIZE + d1] = acc[i2][j + 2];
     }
   }
   __syncthreads();

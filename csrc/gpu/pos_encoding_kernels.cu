@@ -15,9 +15,22 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// Rotates (or, past rot_dim, copies) `num_heads` heads of one token.
-template <typename T, typename C, int N>
-__device__ void rotate_heads(T* __restrict__ out, const T* __restrict__ in, const C* __restrict__ cos,
+// Stores N values computed in float as O, rounded to T first (an FP8 cache then holds what
+// rotating in T and casting, as the unfused ops and the references do, would store).
+template <typename T, typename O, int N>
+__device__ __forceinline__ void store_as(O* __restrict__ out, const float* y) {
+  if constexpr (std::is_same_v<T, O>) {
+    store_floats<T, N>(out, y);
+  } else {
+#pragma unroll
+    for (int e = 0; e < N; ++e) out[e] = from_float<O>(to_float(from_float<T>(y[e])));
+  }
+}
+
+// Rotates (or, past rot_dim, copies) `num_heads` heads of one token into `out`, of type O (T, or
+// an FP8 cache's).
+template <typename T, typename C, int N, typename O = T>
+__device__ void rotate_heads(O* __restrict__ out, const T* __restrict__ in, const C* __restrict__ cos,
                              const C* __restrict__ sin, int num_heads, int head_size, int rot_dim,
                              bool is_neox) {
   const int half = rot_dim / 2, per_head = half / N;
@@ -41,34 +54,29 @@ __device__ void rotate_heads(T* __restrict__ out, const T* __restrict__ in, cons
       y1[e] = x1[e] * c[e] - x2[e] * s[e];
       y2[e] = x2[e] * c[e] + x1[e] * s[e];
     }
-    if constexpr (N == 1) {
-      out[a] = from_float<T>(y1[0]);
-      out[b] = from_float<T>(y2[0]);
-    } else {
-      store_floats<T, N>(out + a, y1);
-      store_floats<T, N>(out + b, y2);
-    }
+    store_as<T, O, N>(out + a, y1);
+    store_as<T, O, N>(out + b, y2);
   }
   const int pass = head_size - rot_dim;
   for (int i = threadIdx.x; i < num_heads * pass; i += kThreads) {
     const int idx = (i / pass) * head_size + rot_dim + i % pass;
-    out[idx] = in[idx];
+    out[idx] = from_float<O>(to_float(in[idx]));
   }
 }
 
-// Copies `elems` values, N at a time.
-template <typename T, int N>
-__device__ void copy_heads(T* __restrict__ out, const T* __restrict__ in, int elems) {
+// Copies `elems` values, N at a time, converting them to O.
+template <typename T, int N, typename O = T>
+__device__ void copy_heads(O* __restrict__ out, const T* __restrict__ in, int elems) {
   for (int i = threadIdx.x * N; i < elems; i += kThreads * N) {
     float x[N];
     load_floats<T, N>(in + i, x);
-    store_floats<T, N>(out + i, x);
+    store_as<T, O, N>(out + i, x);
   }
 }
 
 // Grid: (token, group of heads_per_block heads). A token's heads are numbered query heads first,
-// then key heads, then (with a cache) value heads.
-template <typename T, typename C, int N>
+// then key heads, then (with a cache) value heads. K: the cache's type (T, or FP8 with a cache).
+template <typename T, typename C, int N, typename K>
 __global__ IE_LAUNCH_BOUNDS(kThreads) void rotary_kernel(const RotaryArgs a, int heads_per_block) {
   const int64_t t = blockIdx.x;
   const C* cos = static_cast<const C*>(a.cos_sin_cache) + a.positions[t] * a.rot_dim;
@@ -77,8 +85,8 @@ __global__ IE_LAUNCH_BOUNDS(kThreads) void rotary_kernel(const RotaryArgs a, int
   const int64_t kv_row = static_cast<int64_t>(hk) * size;
   const bool to_cache = a.key_cache != nullptr;
   const int64_t slot = to_cache ? a.slot_mapping[t] : 0;
-  T* key_dst = to_cache ? static_cast<T*>(a.key_cache) + slot * kv_row
-                        : static_cast<T*>(a.key_out) + t * kv_row;
+  K* key_dst = to_cache ? static_cast<K*>(a.key_cache) + slot * kv_row
+                        : static_cast<K*>(a.key_out) + t * kv_row;
   const int first = blockIdx.y * heads_per_block;
   const int last = min(first + heads_per_block, hq + hk * (to_cache ? 2 : 1));
   if (first < hq) {
@@ -92,14 +100,15 @@ __global__ IE_LAUNCH_BOUNDS(kThreads) void rotary_kernel(const RotaryArgs a, int
   if (last > hq && first < hq + hk) {
     const int k0 = max(first - hq, 0), n = min(last - hq, hk) - k0;
     const int64_t offset = static_cast<int64_t>(k0) * size;
-    rotate_heads<T, C, N>(key_dst + offset, static_cast<const T*>(a.key) + t * a.k_stride + offset,
-                          cos, sin, n, size, a.rot_dim, a.is_neox);
+    rotate_heads<T, C, N, K>(key_dst + offset,
+                             static_cast<const T*>(a.key) + t * a.k_stride + offset, cos, sin, n,
+                             size, a.rot_dim, a.is_neox);
   }
   if (last > hq + hk) {
     const int v0 = max(first - hq - hk, 0), n = last - hq - hk - v0;
     const int64_t offset = static_cast<int64_t>(v0) * size;
-    copy_heads<T, N>(static_cast<T*>(a.value_cache) + slot * kv_row + offset,
-                     static_cast<const T*>(a.value) + t * a.v_stride + offset, n * size);
+    copy_heads<T, N, K>(static_cast<K*>(a.value_cache) + slot * kv_row + offset,
+                        static_cast<const T*>(a.value) + t * a.v_stride + offset, n * size);
   }
 }
 
@@ -108,6 +117,9 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }  // namespace
 
 const char* launch_rotary(const RotaryArgs& a, DType dtype, cudaStream_t stream) {
+#if !IE_HAS_FP8
+  if (a.fp8_cache) return "rotary_and_cache: no FP8 KV cache on this platform";
+#endif
   if (a.tokens == 0) return nullptr;
   dispatch_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -128,7 +140,13 @@ const char* launch_rotary(const RotaryArgs& a, DType dtype, cudaStream_t stream)
       const int heads_per_block = std::max(1, kThreads / std::max(1, a.rot_dim / 2 / N));
       const int heads = a.num_heads + a.num_kv_heads * (to_cache ? 2 : 1);
       const dim3 grid(a.tokens, (heads + heads_per_block - 1) / heads_per_block);
-      rotary_kernel<T, C, N><<<grid, kThreads, 0, stream>>>(a, heads_per_block);
+#if IE_HAS_FP8
+      if (a.fp8_cache) {
+        rotary_kernel<T, C, N, fp8_t><<<grid, kThreads, 0, stream>>>(a, heads_per_block);
+        return;
+      }
+#endif
+      rotary_kernel<T, C, N, T><<<grid, kThreads, 0, stream>>>(a, heads_per_block);
     };
     auto with_cache_type = [&](auto n_tag) {
       if (a.cache_is_float) {

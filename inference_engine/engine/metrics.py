@@ -81,6 +81,7 @@ class Metrics:
             "gpu_memory_utilization": str(cache_config.gpu_memory_utilization),
             "cpu_kv_cache_space_gib": str(cache_config.cpu_kv_cache_space_gib),
             "watermark": str(cache_config.watermark),
+            "cache_dtype": cache_config.cache_dtype,
         })
 
 

@@ -9,6 +9,7 @@ import os
 
 import torch
 
+from inference_engine.ops.attention import FP8_DTYPE, to_cache_dtype
 from inference_engine.ops.layernorm import rms_norm_ref
 
 # Resolved on each call, so importing this module does not need the extension to be built.
@@ -116,7 +117,8 @@ def rotary_and_cache(positions: torch.Tensor, query: torch.Tensor, key: torch.Te
                      slot_mapping: torch.Tensor, head_size: int, cos_sin_cache: torch.Tensor,
                      is_neox: bool) -> torch.Tensor:
     rows = (key.shape[0], -1, head_size)
-    if key_cache.dtype != query.dtype:  # the kernel stores keys as it rotates them, uncast
+    # The kernel stores keys as it rotates them: in their own dtype, or FP8 on a GPU.
+    if key_cache.dtype != query.dtype and not _gpu_fp8(key_cache):
         query, key = rotary_embedding(positions, query, key, head_size, cos_sin_cache, is_neox)
         reshape_and_cache(key.view(rows), value.view(rows), key_cache, value_cache, slot_mapping)
         return query
@@ -148,10 +150,16 @@ def gelu_tanh_and_mul(x: torch.Tensor) -> torch.Tensor:
     return _act_and_mul(_ops.gelu_tanh_and_mul, x)
 
 
+def _gpu_fp8(cache: torch.Tensor) -> bool:
+    """An FP8 cache on a GPU, whose kernels convert (and saturate) as they store."""
+    return cache.is_cuda and cache.dtype == FP8_DTYPE
+
+
 def reshape_and_cache(key: torch.Tensor, value: torch.Tensor, key_cache: torch.Tensor,
                       value_cache: torch.Tensor, slot_mapping: torch.Tensor) -> None:
-    _ops.reshape_and_cache(key.to(key_cache.dtype), value.to(value_cache.dtype), key_cache,
-                           value_cache, slot_mapping.long().contiguous())
+    if not _gpu_fp8(key_cache):  # the CPU kernel copies bytes
+        key, value = to_cache_dtype(key, key_cache.dtype), to_cache_dtype(value, value_cache.dtype)
+    _ops.reshape_and_cache(key, value, key_cache, value_cache, slot_mapping.long().contiguous())
 
 
 def copy_blocks(key_caches: list[torch.Tensor], value_caches: list[torch.Tensor],
@@ -205,8 +213,12 @@ def partition_size(num_seqs: int, num_kv_heads: int, max_context: int,
     return size
 
 
-def paged_attention_takes(query: torch.Tensor, *args, **kwargs) -> bool:
-    """Whether the compiled decode kernel has an instance for this query's head size."""
+def paged_attention_takes(query: torch.Tensor, key_cache: torch.Tensor, *args, **kwargs) -> bool:
+    """Whether the compiled decode kernel has an instance for this query's head size (and, for
+    an FP8 cache, whether the tensor-core kernel runs: the only one that reads FP8; the CPU's
+    does not either)."""
+    if key_cache.dtype == FP8_DTYPE:
+        return decode_kernel(query) == "cuda_mma"
     return query.device.type != "cuda" or query.shape[-1] in GPU_HEAD_SIZES
 
 

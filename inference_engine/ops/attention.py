@@ -3,9 +3,24 @@
 Cache layout, one tensor per layer and kind: key_cache and value_cache are
 [num_blocks, block_size, num_kv_heads, head_size]; token t of a sequence lives in block
 block_table[t // block_size] at row t % block_size. A slot is block * block_size + row.
+
+The caches hold the model's dtype or FP8 (float8_e4m3fn, `--kv-cache-dtype fp8`): values are
+rounded to nearest and saturated at +-448 on the way in (as the CUDA kernels' conversion does),
+with no scale, as vLLM's FP8 cache does without calibrated scales; readers convert them back to
+the query's dtype, exactly.
 """
 import torch
 import torch.nn.functional as F
+
+FP8_DTYPE = torch.float8_e4m3fn
+FP8_MAX = torch.finfo(FP8_DTYPE).max  # 448
+
+
+def to_cache_dtype(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """x as the cache's dtype: saturated to FP8's range for an FP8 cache, as the kernels store."""
+    if dtype == FP8_DTYPE and x.dtype != dtype:
+        return x.float().clamp(-FP8_MAX, FP8_MAX).to(dtype)
+    return x.to(dtype)
 
 
 def reshape_and_cache_ref(key: torch.Tensor, value: torch.Tensor, key_cache: torch.Tensor,
@@ -16,8 +31,9 @@ def reshape_and_cache_ref(key: torch.Tensor, value: torch.Tensor, key_cache: tor
     """
     keep = slot_mapping >= 0
     slots = slot_mapping[keep].long()
-    key_cache.view(-1, *key_cache.shape[2:])[slots] = key[keep].to(key_cache.dtype)
-    value_cache.view(-1, *value_cache.shape[2:])[slots] = value[keep].to(value_cache.dtype)
+    key_cache.view(-1, *key_cache.shape[2:])[slots] = to_cache_dtype(key[keep], key_cache.dtype)
+    value_cache.view(-1, *value_cache.shape[2:])[slots] = to_cache_dtype(value[keep],
+                                                                         value_cache.dtype)
 
 
 def _gather_context(cache: torch.Tensor, block_table: torch.Tensor, length: int) -> torch.Tensor:

@@ -74,8 +74,11 @@ def _prefill_kernel(
             kv_offset = (block.to(tl.int64) * stride_kb + (offs_n % BLOCK_SIZE) * stride_kr
                          + kv_head * stride_kh)
             kv_mask = n_mask[:, None] & d_mask[None, :]
-            k = tl.load(key_cache + kv_offset[:, None] + offs_d[None, :], mask=kv_mask, other=0.0)
-            v = tl.load(value_cache + kv_offset[:, None] + offs_d[None, :], mask=kv_mask, other=0.0)
+            # An FP8 cache's values convert exactly to the query's 16-bit type (or float32).
+            k = tl.load(key_cache + kv_offset[:, None] + offs_d[None, :], mask=kv_mask,
+                        other=0.0).to(q.dtype)
+            v = tl.load(value_cache + kv_offset[:, None] + offs_d[None, :], mask=kv_mask,
+                        other=0.0).to(q.dtype)
             if IEEE_DOT:
                 s = tl.dot(q, tl.trans(k), input_precision="ieee")
             else:

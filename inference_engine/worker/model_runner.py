@@ -82,6 +82,7 @@ class ModelRunner:
         self.config = config
         self.device = device
         self.block_size = config.cache_config.block_size
+        self.kv_cache_dtype = config.cache_config.torch_dtype(config.model_config.torch_dtype)
         self.model = get_model(config.model_config, device)
         self.sampler = Sampler(config.model_config.hf_config.vocab_size, eos_token_id)
         self.cache_engine: CacheEngine | None = None
@@ -94,7 +95,7 @@ class ModelRunner:
 
     def init_cache(self, num_blocks: int) -> None:
         self.cache_engine = CacheEngine(self.model, num_blocks, self.block_size,
-                                        self.config.model_config.torch_dtype, self.device)
+                                        self.kv_cache_dtype, self.device)
         # Graphs need the compiled decode path: the torch fallbacks read lengths on the host.
         if (self.device.type == "cuda" and not self.config.enforce_eager
                 and ops.paged_attention.backend("cuda") == "compiled"
@@ -280,7 +281,7 @@ class ModelRunner:
         num_seqs = max(1, num_tokens // seq_len)
         blocks = -(-seq_len // self.block_size)
         scratch = CacheEngine(self.model, blocks * num_seqs, self.block_size,
-                              self.config.model_config.torch_dtype, self.device)
+                              self.kv_cache_dtype, self.device)
         tables = [list(range(i * blocks, (i + 1) * blocks)) for i in range(num_seqs)]
         starts = [i * seq_len for i in range(num_seqs + 1)]
         slots = np.concatenate([self._slots(t, 0, seq_len) for t in tables])

@@ -44,7 +44,7 @@ class Worker:
         if cache.num_blocks_override is not None:
             return cache.num_blocks_override
         per_block = block_bytes(self.model_runner.model, cache.block_size,
-                                self.config.model_config.torch_dtype)
+                                self.model_runner.kv_cache_dtype)
         if self.device.type != "cuda":
             return int(cache.cpu_kv_cache_space_gib * 2**30 // per_block)
         torch.cuda.empty_cache()

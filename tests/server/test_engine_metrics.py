@@ -58,7 +58,7 @@ def test_gauges_and_counters_follow_the_engine(registry, stat_logger):
     assert value(registry, "request_success_total", finished_reason="abort") == 2
     assert value(registry, "cache_config_info", block_size="16", num_blocks="100",
                  gpu_memory_utilization="0.9", cpu_kv_cache_space_gib="4.0",
-                 watermark="0.01") == 1
+                 watermark="0.01", cache_dtype="auto") == 1
 
 
 def test_finished_requests_feed_the_histograms(registry, stat_logger):
