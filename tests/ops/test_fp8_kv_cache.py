@@ -88,9 +88,9 @@ def test_rotary_and_cache_fp8(device, dtype, head_size, partial):
                                  cos_sin, True)
     torch.testing.assert_close(q_out, q_ref, atol=1.6e-2, rtol=1.6e-2)
     assert _bytes_equal(v_cache, v_ref)
-    # A key whose rotation rounds one step of the step's dtype apart may round to the next FP8
-    # value: within one FP8 step (1/8 relative).
-    torch.testing.assert_close(k_cache.float(), k_ref.float(), atol=2.0 ** -9, rtol=0.125)
+    # The keys' rotation differs from the reference's within the rotary test's tolerance (the
+    # reference rounds its products to the step's dtype), and FP8 may round that one step apart.
+    torch.testing.assert_close(k_cache.float(), k_ref.float(), atol=1.6e-2, rtol=0.125)
 
 
 def _attention_inputs(num_seqs, heads, head_size, block_size, max_seq_len, dtype, device):
