@@ -1,5 +1,5 @@
 // Decode attention over the paged KV cache on the tensor cores, in one pass (CUDA, sm_80+,
-// 16-bit K/V, head size 64 or 128). Same work per thread block (DecodeBlock), arguments and
+// 16-bit or FP8 K/V, head size 64 or 128). Same work per thread block (DecodeBlock), arguments and
 // outputs as paged_attention_kernel (v1 over the whole context, or v2 partitions merged by
 // paged_attention_reduce_kernel), but:
 //  * q.k and p.v are warp-wide mma.m16n8k16 tiles: 16 tokens x up to 8 query heads of one KV head
