@@ -70,16 +70,11 @@ def test_rotary_and_cache_fp8(device, dtype, head_size, partial):
     """The fused kernel stores its rotated keys as FP8 (rounded to the step's dtype first, as the
     reference's rotation is) and the values converted; the query comes back as rotary gives it."""
     require_compiled("rotary_and_cache", device)
-    from test_rotary import _cos_sin_cache
+    from test_rotary import rotary_and_cache_inputs
     tokens, q_heads, kv_heads, blocks, block_size = 11, 8, 2, 6, 4
     rot_dim = head_size // 2 if partial else head_size
-    cos_sin = _cos_sin_cache(4096, rot_dim, torch.float32, device)
-    positions = torch.randint(0, 4096, (tokens,), device=device)
-    qkv = torch.randn(tokens, (q_heads + 2 * kv_heads) * head_size, dtype=dtype, device=device)
-    query, key, value = qkv.split([q_heads * head_size, kv_heads * head_size,
-                                   kv_heads * head_size], dim=-1)
-    slots = torch.randperm(blocks * block_size, device=device)[:tokens]
-    slots[[3, 7]] = -1
+    positions, cos_sin, query, key, value, slots = rotary_and_cache_inputs(
+        tokens, q_heads, kv_heads, head_size, rot_dim, blocks * block_size, dtype, device)
     k_cache, v_cache = _fp8_caches(blocks, block_size, kv_heads, head_size, device)
     k_ref, v_ref = k_cache.clone(), v_cache.clone()
     q_out = ops.rotary_and_cache(positions, query, key, value, k_cache, v_cache, slots, head_size,

@@ -14,6 +14,20 @@ def _cos_sin_cache(max_position: int, rot_dim: int, dtype: torch.dtype, device: 
     return torch.cat((freqs.cos(), freqs.sin()), dim=-1).to(dtype=dtype, device=device)
 
 
+def rotary_and_cache_inputs(tokens: int, q_heads: int, kv_heads: int, head_size: int,
+                            rot_dim: int, num_slots: int, dtype: torch.dtype, device: str):
+    """A step's (positions, cos_sin_cache, query, key, value, slots) for rotary_and_cache: q, k
+    and v as slices of one fused projection (strided rows), tokens 3 and 7 padding (slot -1)."""
+    cos_sin = _cos_sin_cache(4096, rot_dim, torch.float32, device)
+    positions = torch.randint(0, 4096, (tokens,), device=device)
+    qkv = torch.randn(tokens, (q_heads + 2 * kv_heads) * head_size, dtype=dtype, device=device)
+    query, key, value = qkv.split([q_heads * head_size, kv_heads * head_size,
+                                   kv_heads * head_size], dim=-1)
+    slots = torch.randperm(num_slots, device=device)[:tokens]
+    slots[[3, 7]] = -1
+    return positions, cos_sin, query, key, value, slots
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("head_size", [64, 80, 128, 256])
@@ -84,13 +98,8 @@ def test_rotary_and_cache(device, dtype, head_size, partial, is_neox, q_heads, k
     require_compiled("rotary_and_cache", device)
     tokens, blocks, block_size = 11, 6, 4
     rot_dim = head_size // 2 if partial else head_size
-    cache = _cos_sin_cache(4096, rot_dim, torch.float32, device)
-    positions = torch.randint(0, 4096, (tokens,), device=device)
-    qkv = torch.randn(tokens, (q_heads + 2 * kv_heads) * head_size, dtype=dtype, device=device)
-    query, key, value = qkv.split([q_heads * head_size, kv_heads * head_size,
-                                   kv_heads * head_size], dim=-1)
-    slots = torch.randperm(blocks * block_size, device=device)[:tokens]
-    slots[[3, 7]] = -1
+    positions, cache, query, key, value, slots = rotary_and_cache_inputs(
+        tokens, q_heads, kv_heads, head_size, rot_dim, blocks * block_size, dtype, device)
     k_cache = torch.randn(blocks, block_size, kv_heads, head_size, dtype=dtype, device=device)
     v_cache = torch.randn_like(k_cache)
     k_ref, v_ref = k_cache.clone(), v_cache.clone()
