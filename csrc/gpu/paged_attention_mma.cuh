@@ -177,7 +177,8 @@ void paged_attention_mma_kernel(
     copy_chunk(i + kStages - 1);  // into the stage the previous chunk left
     cp_async_wait<kStages - 1>();  // this lane's copies of chunk i have landed ...
     __syncwarp();                  // ... and the other lanes' too
-    const unsigned keys = ring_addr + (i % kStages) * S::kStageBytes;
+    const int stage_offset = (i % kStages) * S::kStageBytes;  // chunk i's K, then its V
+    const unsigned keys = ring_addr + stage_offset;
     const unsigned values = keys + S::kChunkBytes;
     const int chunk_start = start + (warp + i * kAttnWarps) * kChunkTokens;
     const int valid = end - chunk_start;  // tokens of the chunk inside the context
@@ -185,7 +186,7 @@ void paged_attention_mma_kernel(
     // Scores: D (16 tokens x 8 heads); this lane's are tokens row, row + 8 x heads 2col, 2col + 1.
     float s[4] = {0.f, 0.f, 0.f, 0.f};
     if constexpr (FP8) {
-      mma_fp8_keys<HEAD_SIZE>(s, ring + (i % kStages) * S::kStageBytes, q, row, col);
+      mma_fp8_keys<HEAD_SIZE>(s, ring + stage_offset, q, row, col);
     } else {
 #pragma unroll
       for (int kk = 0; kk < S::kSlices; ++kk) {
@@ -230,8 +231,7 @@ void paged_attention_mma_kernel(
         __byte_perm(shfl_from(p_hi, p_src), shfl_from(p_hi, p_src + 4), p_half)};
     // p.v: A = V^T (16 output dims x 16 tokens), V's rows read transposed.
     if constexpr (FP8) {
-      mma_fp8_values<HEAD_SIZE>(acc, ring + (i % kStages) * S::kStageBytes + S::kChunkBytes, b,
-                                row, col);
+      mma_fp8_values<HEAD_SIZE>(acc, ring + stage_offset + S::kChunkBytes, b, row, col);
     } else {
 #pragma unroll
       for (int i2 = 0; i2 < S::kSlices; ++i2) {
