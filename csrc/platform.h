@@ -57,9 +57,24 @@ __device__ __forceinline__ bf16_t to_bf16(float x) { return __float2bfloat16_rn(
 using fp8_t = __nv_fp8_e4m3;
 __device__ __forceinline__ float to_float(fp8_t x) { return static_cast<float>(x); }
 __device__ __forceinline__ fp8_t to_fp8(float x) { return fp8_t(x); }  // saturating
-__device__ __forceinline__ uint32_t fp8x2_to_half2(uint16_t pair) {
-  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3);
+// The pair in the low (HIGH = false) or high 16 bits of `word`. On sm_89+ the conversion reads the
+// half in place (the library's 16-bit argument costs a shift for the high one).
+template <bool HIGH>
+__device__ __forceinline__ uint32_t fp8x2_to_half2(uint32_t word) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+  uint32_t halves;
+  if constexpr (HIGH)
+    asm("{.reg .b16 l, h;\n mov.b32 {l, h}, %1;\n cvt.rn.f16x2.e4m3x2 %0, h;}"
+        : "=r"(halves) : "r"(word));
+  else
+    asm("{.reg .b16 l, h;\n mov.b32 {l, h}, %1;\n cvt.rn.f16x2.e4m3x2 %0, l;}"
+        : "=r"(halves) : "r"(word));
+  return halves;
+#else
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(
+      static_cast<__nv_fp8x2_storage_t>(HIGH ? word >> 16 : word & 0xffffu), __NV_E4M3);
   return static_cast<uint32_t>(h.x) | (static_cast<uint32_t>(h.y) << 16);
+#endif
 }
 #endif
 

@@ -24,6 +24,7 @@ import torch
 from bandwidth import copy_bandwidth_gbs, print_table, random_paged_kv_cache, time_us
 from inference_engine.ops import _compiled
 from inference_engine.ops._dispatch import has_compiled
+from inference_engine.ops.attention import FP8_DTYPE
 
 
 def parse_args() -> argparse.Namespace:
@@ -38,6 +39,8 @@ def parse_args() -> argparse.Namespace:
                    help="v2 partition sizes to time (0: v1; auto: the op's own choice)")
     p.add_argument("--kv-heads", type=int, default=8)
     p.add_argument("--heads", type=int, default=32, help="query heads")
+    p.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "fp8"],
+                   help="the cache's values: bf16 (auto) or FP8 e4m3 (half the bytes)")
     return p.parse_args()
 
 
@@ -72,9 +75,10 @@ def time_case(args, case, choice, copy_gbs, query, key_cache, value_cache, table
                 run()
             error = (out.float() - expected.float()).abs().max().item()
             print(f"{case} ({choice}): max |tensor cores - CUDA cores| = {error:.3g}")
-        v1 = _compiled.use_v1(seqs, kv_heads, heads // kv_heads, args.table_tokens, "cuda_mma")
+        kernel = "cuda_mma_fp8" if args.kv_cache_dtype == "fp8" else "cuda_mma"
+        v1 = _compiled.use_v1(seqs, kv_heads, heads // kv_heads, args.table_tokens, kernel)
         size = 0 if v1 else _compiled.partition_size(seqs, kv_heads, args.table_tokens)
-    kv_bytes = 2 * seqs * context * kv_heads * head_size * 2
+    kv_bytes = 2 * seqs * context * kv_heads * head_size * key_cache.element_size()
     return [[case, f"v2/{size}" if size else "v1", us, kv_bytes / us / 1e3,
              100 * kv_bytes / us / 1e3 / copy_gbs]]
 
@@ -91,6 +95,8 @@ def main() -> None:
         seqs, context = map(int, case.split("x"))
         key_cache, value_cache, tables = random_paged_kv_cache(seqs, context, kv_heads, head_size,
                                                                block_size, width)
+        if args.kv_cache_dtype == "fp8":
+            key_cache, value_cache = key_cache.to(FP8_DTYPE), value_cache.to(FP8_DTYPE)
         lens = torch.full((seqs,), context, dtype=torch.int32, device="cuda")
         query = torch.randn(seqs, heads, head_size, dtype=torch.bfloat16, device="cuda")
         out = torch.empty_like(query)

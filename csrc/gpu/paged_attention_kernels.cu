@@ -88,7 +88,8 @@ template <typename T, int HEAD_SIZE>
 const char* launch_head_size(const PagedAttentionArgs& a, cudaStream_t stream) {
 #if IE_WARP_MMA
   if constexpr (kHasMmaAttention<T, HEAD_SIZE>) {
-    if (use_mma_kernel()) {
+    // Its chunks find their cache block by shifting: block_size a power of two (the engine's are).
+    if (use_mma_kernel() && (a.block_size & (a.block_size - 1)) == 0) {
       return a.fp8_cache ? launch_mma<T, HEAD_SIZE, true>(a, stream)
                          : launch_mma<T, HEAD_SIZE, false>(a, stream);
     }
@@ -96,7 +97,7 @@ const char* launch_head_size(const PagedAttentionArgs& a, cudaStream_t stream) {
 #endif
   if (a.fp8_cache) {
     return "paged_attention: an FP8 KV cache needs the tensor-core kernel (CUDA sm_80+, fp16 or "
-           "bf16 queries, head size 64 or 128)";
+           "bf16 queries, head size 64 or 128, a power-of-two block_size)";
   }
   constexpr int kMax = AttnShape<T, HEAD_SIZE>::kMaxQueries;
   const int group = a.num_heads / a.num_kv_heads;

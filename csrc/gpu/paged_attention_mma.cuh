@@ -39,7 +39,14 @@ constexpr int kMmaMaxQueries = 8;  // the mma's n: query heads of one KV head pe
 // many blocks an SM holds: 3 on sm_90, 2 on sm_80. Three stages measured slower (two blocks of
 // 96 KiB fit an H200's SM). FP8 rows are half as long: four stages in the same bytes.
 constexpr int kMmaStages = 2;
-constexpr int kMmaStagesFp8 = 4;
+#ifndef IE_MMA_STAGES_FP8  // -DIE_MMA_STAGES_FP8=N overrides it, to measure
+#define IE_MMA_STAGES_FP8 4
+#endif
+constexpr int kMmaStagesFp8 = IE_MMA_STAGES_FP8;
+// Online softmax rescales a warp's sums and outputs only when some score exceeds the running max
+// by more than this (log2 units): probabilities stay below 2^8, inside fp16 and bf16, and the
+// 4 x HEAD_SIZE / 16 multiplies of a rescale leave most chunks (the max settles early).
+constexpr float kRescaleSlack = 8.f;
 
 // The instances this kernel has: 16-bit types (the mma's inputs), head size 64 or 128.
 template <typename T, int HEAD_SIZE>
@@ -96,21 +103,26 @@ void paged_attention_mma_kernel(
                          partition_size);
   if (work.skip) return;
   const int seq = work.seq, part = work.part, kv_head = work.kv_head, head0 = work.head0;
-  const int seq_len = work.seq_len, start = work.start, end = work.end;
-  const int num_chunks = work.num_chunks;
+  const int start = work.start;
   const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
   // The mma fragments' coordinates: `row` (PTX's groupID) is a token of the chunk (and row + 8)
   // in q.k, a query head in p.v's B; `col` pairs: query heads 2col, 2col + 1 of the accumulators.
   const int row = lane / 4, col = lane % 4;
   const int* table = work.table;
-  const int64_t row_stride = static_cast<int64_t>(num_kv_heads) * HEAD_SIZE;
-  const int64_t block_stride = row_stride * block_size;
+  // A cache block holds 2^block_shift chunks (block_size is a power of two, checked at launch).
+  // Lane l holds the cache block of this warp's chunk 32k + l of the current window.
+  const int block_shift = __ffs(block_size / kChunkTokens) - 1;
+  const int first_chunk = start / kChunkTokens + warp;  // in the sequence, this warp's first
+  int window = 0;
+  const int row_stride = num_kv_heads * HEAD_SIZE;  // a cache block's offsets fit an int
+  const int64_t block_stride = static_cast<int64_t>(row_stride) * block_size;
   unsigned char* ring = rings + warp * S::kWarpBytes;
   const unsigned ring_addr = static_cast<unsigned>(__cvta_generic_to_shared(ring));
 
   // q.k's B (16 dims x 8 heads, column n = query head n): lane (row, col) holds query `row`'s
   // dims 16kk + 2col, + 1 and 16kk + 8 + 2col, + 1 of slice kk (FP8: dims col * HEAD_SIZE / 4 +
-  // 4kk + 0, 1 and + 2, 3); heads past `queries` are zeros.
+  // 4kk + 0, 1 and + 2, 3); heads past `queries` are zeros. Loaded here, converted to the mma's
+  // type only once the first chunks' copies are issued, so those loads wait together.
   uint32_t q[S::kSlices][2];
   const uint32_t* q_row = reinterpret_cast<const uint32_t*>(
       query + seq * query_stride + static_cast<int64_t>(head0 + min(row, queries - 1)) * HEAD_SIZE);
@@ -118,8 +130,8 @@ void paged_attention_mma_kernel(
   for (int kk = 0; kk < S::kSlices; ++kk) {
     const int pair0 = FP8 ? col * (HEAD_SIZE / 8) + 2 * kk : kk * 8 + col;
     const int pair1 = FP8 ? pair0 + 1 : pair0 + 4;
-    q[kk][0] = row < queries ? to_mma_pair<T, M>(q_row[pair0]) : 0u;
-    q[kk][1] = row < queries ? to_mma_pair<T, M>(q_row[pair1]) : 0u;
+    q[kk][0] = row < queries ? q_row[pair0] : 0u;
+    q[kk][1] = row < queries ? q_row[pair1] : 0u;
   }
   float slope[2] = {0.f, 0.f};  // ALiBi, in the log2 units of the scores
 #pragma unroll
@@ -127,32 +139,35 @@ void paged_attention_mma_kernel(
     if (alibi_slopes != nullptr && 2 * col + j < queries)
       slope[j] = alibi_slopes[head0 + 2 * col + j] * kLog2e;
   const float qk_scale = scale * kLog2e;  // exp2 instead of exp
+  const int seq_len = work.seq_len, end = work.end, num_chunks = work.num_chunks;
 
   // This warp's chunks are c = warp + i * kAttnWarps, i < mine. copy_chunk(i) puts chunk i's K
   // and V rows into stage i % kStages of the ring: lane l copies vector l % kRowVecs of rows
-  // l / kRowVecs + kRowsPerCopy * n, zeros past the context (0 * garbage could be NaN in p.v).
-  // Lane l holds the cache block of chunk 32k + l of the current window (one table load per 32).
+  // l / kRowVecs + kRowsPerCopy * n, zeros past the context (0 * garbage could be NaN in p.v;
+  // those rows' addresses still lie inside the chunk's cache block).
   const int mine = num_chunks > warp ? (num_chunks - warp - 1) / kAttnWarps + 1 : 0;
-  int window = 0;
+  const int vec = lane % S::kRowVecs, lane_row = lane / S::kRowVecs;
+  const int lane_offset = kv_head * HEAD_SIZE + lane_row * row_stride + vec * S::kVecElems;
+  const int copy_stride = S::kRowsPerCopy * row_stride;
   auto copy_chunk = [&](int i) {  // called once per i, in order; commits a group either way
     if (i < mine) {
       if (i % WARP_SIZE == 0) {
-        const int ci = warp + (i + lane) * kAttnWarps;
-        window = ci < num_chunks ? table[(start + ci * kChunkTokens) / block_size] : 0;
+        const int ci = i + lane;
+        window = ci < mine ? table[(first_chunk + ci * kAttnWarps) >> block_shift] : 0;
       }
-      const int chunk_start = start + (warp + i * kAttnWarps) * kChunkTokens;
-      const int valid = end - chunk_start;
-      const int64_t base = shfl_from(window, i % WARP_SIZE) * block_stride +
-                           (chunk_start % block_size) * row_stride + kv_head * HEAD_SIZE;
-      const unsigned stage = ring_addr + (i % kStages) * S::kStageBytes;
-      const int vec = lane % S::kRowVecs;
+      const int chunk = first_chunk + i * kAttnWarps;
+      const int valid = end - chunk * kChunkTokens;
+      const int64_t offset = shfl_from(window, i % WARP_SIZE) * block_stride + lane_offset +
+                             (chunk & ((1 << block_shift) - 1)) * kChunkTokens * row_stride;
+      const auto* k = key_cache + offset;
+      const auto* v = value_cache + offset;
+      const unsigned at = ring_addr + (i % kStages) * S::kStageBytes;
 #pragma unroll
       for (int n = 0; n < S::kCopies; ++n) {
-        const int r = lane / S::kRowVecs + S::kRowsPerCopy * n;
-        const int64_t offset = base + (r < valid ? r : 0) * row_stride + vec * S::kVecElems;
-        const unsigned at = stage + swizzled<S::kRowBytes>(r, vec);
-        cp_async16(at, key_cache + offset, r < valid ? 16 : 0);
-        cp_async16(at + S::kChunkBytes, value_cache + offset, r < valid ? 16 : 0);
+        const int bytes = lane_row + S::kRowsPerCopy * n < valid ? 16 : 0;
+        const unsigned to = at + swizzled<S::kRowBytes>(lane_row + S::kRowsPerCopy * n, vec);
+        cp_async16(to, k + n * copy_stride, bytes);
+        cp_async16(to + S::kChunkBytes, v + n * copy_stride, bytes);
       }
     }
     cp_async_commit();
@@ -173,6 +188,13 @@ void paged_attention_mma_kernel(
 
 #pragma unroll
   for (int i = 0; i < kStages - 1; ++i) copy_chunk(i);
+  if constexpr (!std::is_same_v<T, M>) {
+#pragma unroll
+    for (int kk = 0; kk < S::kSlices; ++kk) {
+      q[kk][0] = to_mma_pair<T, M>(q[kk][0]);
+      q[kk][1] = to_mma_pair<T, M>(q[kk][1]);
+    }
+  }
   for (int i = 0; i < mine; ++i) {
     copy_chunk(i + kStages - 1);  // into the stage the previous chunk left
     cp_async_wait<kStages - 1>();  // this lane's copies of chunk i have landed ...
@@ -180,7 +202,7 @@ void paged_attention_mma_kernel(
     const int stage_offset = (i % kStages) * S::kStageBytes;  // chunk i's K, then its V
     const unsigned keys = ring_addr + stage_offset;
     const unsigned values = keys + S::kChunkBytes;
-    const int chunk_start = start + (warp + i * kAttnWarps) * kChunkTokens;
+    const int chunk_start = (first_chunk + i * kAttnWarps) * kChunkTokens;
     const int valid = end - chunk_start;  // tokens of the chunk inside the context
 
     // Scores: D (16 tokens x 8 heads); this lane's are tokens row, row + 8 x heads 2col, 2col + 1.
@@ -203,25 +225,37 @@ void paged_attention_mma_kernel(
                            : -INFINITY;
       chunk_max[j & 1] = fmaxf(chunk_max[j & 1], s[j]);
     }
-    float p[4], correction[2];
+    bool grows = false;
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
 #pragma unroll
       for (int mask = 4; mask < WARP_SIZE; mask *= 2)  // over the 8 rows: all 16 tokens
         chunk_max[j] = fmaxf(chunk_max[j], shfl_xor(chunk_max[j], mask));
-      const float new_max = fmaxf(run_max[j], chunk_max[j]);  // finite: token 0 is valid
-      correction[j] = exp2f(run_max[j] - new_max);
-      run_max[j] = new_max;
-      p[j] = exp2f(s[j] - new_max);
-      p[j + 2] = exp2f(s[j + 2] - new_max);
-      run_sum[j] = run_sum[j] * correction[j] + p[j] + p[j + 2];
+      grows |= chunk_max[j] > run_max[j] + kRescaleSlack;  // always on the first chunk
     }
+    if (__any_sync(0xffffffffu, grows)) {  // the whole warp rescales, or none of it
+      float correction[2];
 #pragma unroll
-    for (int i2 = 0; i2 < S::kSlices; ++i2) {
-      acc[i2][0] *= correction[0];
-      acc[i2][1] *= correction[1];
-      acc[i2][2] *= correction[0];
-      acc[i2][3] *= correction[1];
+      for (int j = 0; j < 2; ++j) {
+        const float new_max = fmaxf(run_max[j], chunk_max[j]);  // finite: token 0 is valid
+        correction[j] = exp2f(run_max[j] - new_max);
+        run_max[j] = new_max;
+        run_sum[j] *= correction[j];
+      }
+#pragma unroll
+      for (int i2 = 0; i2 < S::kSlices; ++i2) {
+        acc[i2][0] *= correction[0];
+        acc[i2][1] *= correction[1];
+        acc[i2][2] *= correction[0];
+        acc[i2][3] *= correction[1];
+      }
+    }
+    float p[4];
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      p[j] = exp2f(s[j] - run_max[j]);
+      p[j + 2] = exp2f(s[j + 2] - run_max[j]);
+      run_sum[j] += p[j] + p[j + 2];
     }
 
     // Probabilities in the input type, moved from q.k's D layout to p.v's B layout.

@@ -62,8 +62,8 @@ __device__ __forceinline__ void mma_fp8_keys(float (&s)[4], const unsigned char*
 #pragma unroll
   for (int kk = 0; kk < HEAD_SIZE / 16; ++kk) {
     const uint32_t w0 = word_of(k[0][kk / 4], kk % 4), w1 = word_of(k[1][kk / 4], kk % 4);
-    const uint32_t a[4] = {fp8x2_to_half2(w0 & 0xffffu), fp8x2_to_half2(w1 & 0xffffu),
-                           fp8x2_to_half2(w0 >> 16), fp8x2_to_half2(w1 >> 16)};
+    const uint32_t a[4] = {fp8x2_to_half2<false>(w0), fp8x2_to_half2<false>(w1),
+                           fp8x2_to_half2<true>(w0), fp8x2_to_half2<true>(w1)};
     mma_16x8x16<fp16_t>(s, a, q[kk]);
   }
 }
@@ -96,8 +96,8 @@ __device__ __forceinline__ void mma_fp8_values(float (&acc)[HEAD_SIZE / 16][4],
     const uint32_t sel = i2 % 2 ? 0x7362u : 0x5140u;
     const uint32_t lo = __byte_perm(v[0][i2 / 2], v[1][i2 / 2], sel);
     const uint32_t hi = __byte_perm(v[2][i2 / 2], v[3][i2 / 2], sel);
-    const uint32_t a[4] = {fp8x2_to_half2(lo & 0xffffu), fp8x2_to_half2(lo >> 16),
-                           fp8x2_to_half2(hi & 0xffffu), fp8x2_to_half2(hi >> 16)};
+    const uint32_t a[4] = {fp8x2_to_half2<false>(lo), fp8x2_to_half2<true>(lo),
+                           fp8x2_to_half2<false>(hi), fp8x2_to_half2<true>(hi)};
     mma_16x8x16<fp16_t>(acc[i2], a, b);
   }
 }

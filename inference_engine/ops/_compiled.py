@@ -31,8 +31,11 @@ _MIN_V2_BLOCKS = {"cuda": 2048, "cpu": 512}
 # "cuda_mma" the tensor-core one, since it stages K and V through shared memory: from 14
 # sequences x 8 KV heads (the replay's decode batches on an H100, graph-wide tables: 14 sequences
 # v1 27.9 us, v2 29.7; 23: 40.6, 40.5; 38: 50.3, 50.7; 65: 61.6, 65.7; end to end 44.18 against
-# 43.78 requests/s, RESULTS.md 2026-12-05), "cpu".
-_V1_MIN_SEQ_HEADS = {"cuda": 2048, "cuda_mma": 112, "cpu": 512}
+# 43.78 requests/s, RESULTS.md 2026-12-05), "cuda_mma_fp8" the same kernel over an FP8 cache,
+# whose blocks stream half the bytes: from 24 sequences (H100, graph-wide tables: 16 sequences v1
+# 18.1 us, v2 16.4; 24: 13.7, 13.3; 32: 15.1, 15.5; 48: 15.7, 19.4; RESULTS.md fifteenth session),
+# "cpu".
+_V1_MIN_SEQ_HEADS = {"cuda": 2048, "cuda_mma": 112, "cuda_mma_fp8": 192, "cpu": 512}
 # The CUDA-core kernel's v1 keeps a whole context's logits in shared memory (the CPU's in a buffer
 # of the same size); beyond this many (tokens x query heads per KV head, at most 8 per thread
 # block) it switches to v2.
@@ -195,10 +198,11 @@ def use_v1(num_seqs: int, num_kv_heads: int, queries_per_kv: int, max_context: i
            kernel: str = "cuda") -> bool:
     """v1 (one pass per sequence) when one partition covers the context or when there are enough
     (sequence, KV head) pairs to fill the device (and, except on the tensor cores, the context's
-    logits fit in the kernel's buffer). `kernel` as decode_kernel() names it."""
+    logits fit in the kernel's buffer). `kernel` as decode_kernel() names it, "_fp8" appended
+    for an FP8 cache."""
     if max_context <= PARTITION_SIZE:
         return True
-    if kernel != "cuda_mma" and max_context * min(queries_per_kv, 8) > _V1_MAX_LOGITS:
+    if not kernel.startswith("cuda_mma") and max_context * min(queries_per_kv, 8) > _V1_MAX_LOGITS:
         return False
     return num_seqs * num_kv_heads >= _V1_MIN_SEQ_HEADS.get(kernel, 512)
 
@@ -241,7 +245,8 @@ def paged_attention(query: torch.Tensor, key_cache: torch.Tensor, value_cache: t
     num_kv_heads, device_type = key_cache.shape[2], query.device.type
     # The block table's width bounds every context, without reading seq_lens on the host.
     max_context = block_tables.shape[1] * key_cache.shape[1]
-    if use_v1(num_seqs, num_kv_heads, num_heads // num_kv_heads, max_context, decode_kernel(query)):
+    kernel = decode_kernel(query) + ("_fp8" if key_cache.dtype == FP8_DTYPE else "")
+    if use_v1(num_seqs, num_kv_heads, num_heads // num_kv_heads, max_context, kernel):
         _ops.paged_attention_v1(out, query, key_cache, value_cache, block_tables, seq_lens,
                                 scale, alibi_slopes)
         return out

@@ -36,6 +36,13 @@ def test_tensor_core_kernel_takes_v1_from_14_sequences(num_seqs, width, v1):
     assert use_v1(num_seqs, 8, 4, width, "cuda_mma") is v1
 
 
+@pytest.mark.parametrize("num_seqs, v1", [(16, False), (23, False), (24, True), (192, True)])
+def test_tensor_core_kernel_over_fp8_takes_v1_from_24_sequences(num_seqs, v1):
+    """Over an FP8 cache a block streams half the bytes, so v2's partitions pay longer: at 16
+    sequences v2 took 16.4 us against v1's 18.1, at 24 they were even (H100, fifteenth session)."""
+    assert use_v1(num_seqs, 8, 4, GRAPH_WIDTH, "cuda_mma_fp8") is v1
+
+
 def test_decode_kernel_on_the_cpu():
     assert decode_kernel(torch.empty(2, 8, 128, dtype=torch.bfloat16)) == "cpu"
 
