@@ -7,6 +7,9 @@ each step the larger of reading the weights once and computing its tokens' matmu
 reading the KV cache of its decode rows, plus a fixed overhead. Real kernels only add to this,
 so the result bounds requests/s from above for this schedule. Defaults: Llama-3-8B shapes in
 bf16 on an H100, with the matmul rate and copy bandwidth measured there (benchmarks/RESULTS.md).
+`--chunked-prefill` replays a schedule the engine does not have, to ask what it would give:
+prompts split into chunks that fill each step's token budget after its decode rows (as vLLM's
+V1 scheduler does), so that compute-bound prompt work spreads over memory-bound decode steps.
 
     python benchmarks/workload_floor.py --workload ../shared/workloads/sharegpt-1000.jsonl
 """
@@ -34,11 +37,14 @@ def parse_args() -> argparse.Namespace:
                    help="device-to-device copy bandwidth (an H100: 3009)")
     p.add_argument("--step-overhead-ms", type=float, default=0.3,
                    help="per step: norms, activations, sampling, launch gaps")
+    p.add_argument("--chunked-prefill", action="store_true",
+                   help="replay prompts chunked to fill each step's token budget (what-if)")
     return p.parse_args()
 
 
 def replay(requests: list[tuple[int, int]], max_seqs: int, budget: int):
-    """Yields, per step: (running sequences, prompt tokens, decode rows' context lengths)."""
+    """Yields, per step: (sampled rows: the running sequences, prompt tokens, decode rows'
+    context lengths)."""
     waiting, running = list(range(len(requests))), {}  # index -> [tokens left, context]
     while waiting or running:
         contexts = [ctx for _, ctx in running.values()]
@@ -60,24 +66,63 @@ def replay(requests: list[tuple[int, int]], max_seqs: int, budget: int):
                 del running[i]
 
 
+def replay_chunked(requests: list[tuple[int, int]], max_seqs: int, budget: int):
+    """As replay(), with prompts chunked: each step's decode rows take the budget first, then the
+    running requests' unfinished prompts and new ones (first come first served) fill the rest; a
+    request samples its first token in the step that computes its prompt's last chunk."""
+    waiting, running = list(range(len(requests))), {}  # index -> [prompt left, output left, context]
+    while waiting or running:
+        decoding = [i for i, (left, _, _) in running.items() if left == 0]
+        room, prompt_tokens, prompts_done = budget - len(decoding), 0, []
+
+        def take(i: int) -> None:
+            nonlocal room, prompt_tokens
+            chunk = min(running[i][0], room)
+            running[i][0] -= chunk
+            running[i][2] += chunk
+            room -= chunk
+            prompt_tokens += chunk
+            if running[i][0] == 0:
+                prompts_done.append(i)
+
+        for i in [i for i, (left, _, _) in running.items() if left > 0]:
+            if room > 0:
+                take(i)
+        while waiting and len(running) < max_seqs and room > 0:
+            i = waiting.pop(0)
+            running[i] = [requests[i][0], requests[i][1], 0]
+            take(i)
+        yield len(decoding) + len(prompts_done), prompt_tokens, [running[i][2] for i in decoding]
+        for i in decoding + prompts_done:
+            running[i][1] -= 1
+            running[i][2] += i in decoding
+            if running[i][1] == 0:
+                del running[i]
+
+
 def main() -> None:
     args = parse_args()
     with open(args.workload) as f:
         requests = [(len(r["prompt_token_ids"]), r["output_len"])
                     for _, r in zip(range(args.num_prompts), map(json.loads, f))]
+    longest = max(p for p, _ in requests)
+    if not args.chunked_prefill and longest > args.max_num_batched_tokens:
+        raise SystemExit(f"--max-num-batched-tokens {args.max_num_batched_tokens} is below the "
+                         f"longest prompt ({longest}), which the engine would not admit; "
+                         "chunked prompts: --chunked-prefill")
     bandwidth, flops = args.bandwidth_gbs * 1e9, args.matmul_tflops * 1e12
     weights = args.dtype_bytes * (args.matmul_params + args.head_params)
     rows = {bucket: [0, 0, 0.0] for bucket in BUCKETS}  # steps, steps with prompts, seconds
     total = 0.0
-    for seqs, prompt_tokens, contexts in replay(requests, args.max_num_seqs,
-                                                args.max_num_batched_tokens):
+    schedule = replay_chunked if args.chunked_prefill else replay
+    for sampled, prompt_tokens, contexts in schedule(requests, args.max_num_seqs,
+                                                     args.max_num_batched_tokens):
         decode_rows, context = len(contexts), sum(contexts)
-        sampled = seqs  # one sampled row per running sequence (a prompt's last token included)
         work = 2 * ((prompt_tokens + decode_rows) * args.matmul_params + sampled * args.head_params)
         step = (max(weights / bandwidth, work / flops) + context * args.kv_bytes_per_token / bandwidth
                 + args.step_overhead_ms / 1e3)
         total += step
-        row = next(rows[b] for b in BUCKETS if b[0] <= seqs <= b[1])
+        row = next(rows[b] for b in BUCKETS if b[0] <= max(sampled, 1) <= b[1])
         row[0] += 1
         row[1] += prompt_tokens > 0
         row[2] += step

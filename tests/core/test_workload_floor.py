@@ -10,7 +10,7 @@ from inference_engine.sampling_params import SamplingParams
 from inference_engine.sequence import Sequence, SequenceGroup, SequenceStatus
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
-from workload_floor import replay  # noqa: E402
+from workload_floor import replay, replay_chunked  # noqa: E402
 
 
 def scheduler_steps(requests: list[tuple[int, int]], max_seqs: int, budget: int) -> list[tuple]:
@@ -41,3 +41,26 @@ def test_replay_matches_the_scheduler_step_for_step():
     requests = [(rng.randint(1, 60), rng.randint(1, 40)) for _ in range(60)]
     replayed = [(seqs, prompt_tokens) for seqs, prompt_tokens, _ in replay(requests, 8, 64)]
     assert replayed == scheduler_steps(requests, 8, 64)
+
+
+def test_chunked_replay_computes_every_prompt_once_within_the_budget():
+    """The what-if schedule with chunked prompts: every prompt token is computed exactly once,
+    every request samples exactly its output length, and no step holds more tokens than the
+    budget (its decode rows included), although prompts longer than the budget run."""
+    rng = random.Random(1)
+    requests = [(rng.randint(1, 150), rng.randint(1, 40)) for _ in range(50)]
+    steps = list(replay_chunked(requests, 8, 64))
+    assert sum(prompt for _, prompt, _ in steps) == sum(p for p, _ in requests)
+    assert sum(sampled for sampled, _, _ in steps) == sum(o for _, o in requests)
+    assert all(prompt + len(contexts) <= 64 for _, prompt, contexts in steps)
+    assert max(len(contexts) for _, _, contexts in steps) <= 8
+    # A request's decode rows read its prompt and the tokens it generated before them.
+    longest_context = max(max(contexts, default=0) for _, _, contexts in steps)
+    assert longest_context <= max(p + o - 1 for p, o in requests)
+
+
+def test_chunked_replay_of_one_long_prompt():
+    # 100 prompt tokens in chunks of 64 and 36; the second samples the first token, then two
+    # decode steps read 100 and 101 tokens of context.
+    assert list(replay_chunked([(100, 3)], 8, 64)) == [(0, 64, []), (1, 36, []), (1, 0, [100]),
+                                                        (1, 0, [101])]
