@@ -21,6 +21,9 @@
 #    added to benchmark_throughput, e.g. EXTRA_ARGS=--async-scheduling)
 #   (attn-resident: RESIDENT="1 4 5" rebuilds decode attention for each and runs attn-mix on
 #    MIX_BATCHES; build again afterwards for the default)
+#   (attn-ab: AB_DIR=DIR holds changed files at their repository paths: attn-mix and
+#    attn-mix-fp8 on MIX_BATCHES built as the tree is (a), with DIR's files (b), as the tree is
+#    again (a2), one machine)
 #   (trace-async: TRACE_WINDOWS="400:440 1600:1640" step windows, one run each)
 #   (sweep: SWEEP="256:8192 512:8192 1024:8192" max_num_seqs:max_num_batched_tokens pairs)
 #   (default: build ops engine kernels throughput)
@@ -115,6 +118,21 @@ for step in $STEPS; do
                    done
                    touch csrc/gpu/paged_attention_kernels.cu  # the next build is the default again
                    ;;
+    attn-ab) changed=$(cd "${AB_DIR:?a folder of changed files}" && find . -type f)
+             for variant in a b a2; do  # kernel A/B on one machine, the baseline timed twice
+               for f in $changed; do
+                 [ "$variant" = b ] && mkdir -p "/tmp/ab_base/$(dirname "$f")" && cp "$f" "/tmp/ab_base/$f" \
+                   && cp "$AB_DIR/$f" "$f"
+                 [ "$variant" = a2 ] && cp "/tmp/ab_base/$f" "$f"  # (cp: newer, so it rebuilds)
+               done
+               run "build_$variant" env MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" \
+                 python setup.py build_ext --inplace
+               for cache in auto fp8; do
+                 run "attn_mix_${cache}_$variant" python benchmarks/kernels/benchmark_decode_attention_mix.py \
+                   --workload "$WL" --kv-cache-dtype $cache --batch-sizes ${MIX_BATCHES:-16 64 192} \
+                   --partition-sizes 512
+               done
+             done ;;
     warm) run warm python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
             --workload "$WL" --num-prompts 200 ;;  # a fresh machine's first run is slow: not compared
     throughput) run throughput "${THROUGHPUT[@]}" ;;
