@@ -199,3 +199,33 @@ def test_paged_attention_query_off_16_byte_alignment(device):
     assert shifted.data_ptr() % 16
     torch.testing.assert_close(paged_attention(shifted, *inputs[1:], 128 ** -0.5),
                                paged_attention(*inputs, 128 ** -0.5), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("rise", [0.02, 1.0])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_paged_attention_scores_rising_along_the_context(device, version, rise, dtype):
+    """Scores that grow along the context (by `rise` a token, plus noise), so that a running
+    max keeps moving: the tensor-core kernel rescales its sums only when the max passes the one
+    they were taken against by 2^8, so between rescales its probabilities exceed 1; here it
+    rescales every ~17 chunks (0.02) or every chunk (1.0, a near one-hot softmax)."""
+    require_compiled(f"paged_attention_{version}", device)
+    generator = torch.Generator().manual_seed(0)
+    query, key_cache, value_cache, block_tables, seq_lens = make_inputs(
+        3, 8, 2, 128, 16, 1100, dtype, device)
+    direction = torch.nn.functional.normalize(torch.randn(128, generator=generator), dim=0)
+    query = (direction * 128 ** 0.5).expand(query.shape).to(dtype=dtype, device=device).contiguous()
+    # Token t of each sequence: q.k * scale = rise * t + noise (keys along the query's direction).
+    keys = torch.zeros(key_cache.shape, dtype=torch.float64)
+    for seq, length in enumerate(seq_lens.tolist()):
+        for t in range(length):
+            block, slot = block_tables[seq, t // 16].item(), t % 16
+            keys[block, slot] = direction.double() * rise * t
+    noise = 0.3 * torch.randn(key_cache.shape, generator=generator, dtype=torch.float64)
+    key_cache = (keys + noise).to(dtype=dtype, device=device)
+    scale = 128 ** -0.5
+    out = run_kernel(version, query, key_cache, value_cache, block_tables, seq_lens, scale, None)
+    ref = paged_attention_ref(query.double(), key_cache.double(), value_cache.double(),
+                              block_tables, seq_lens, scale)
+    torch.testing.assert_close(out.double(), ref, **TOLERANCES[dtype])
