@@ -57,8 +57,10 @@ const char* launch_mma(const PagedAttentionArgs& a, cudaStream_t stream) {
   while (group % queries != 0) --queries;
   const dim3 grid(a.num_kv_heads * (group / queries), a.num_seqs, v2 ? a.max_partitions : 1);
   constexpr int smem = mma_attention_shared_bytes<T, HEAD_SIZE, FP8>();
+  // Past 48 KiB with its static arrays (the warps' max and sum) the kernel must opt in to more.
+  constexpr int static_bytes = 2 * kAttnWarps * kMmaMaxQueries * sizeof(float);
   auto kernel = paged_attention_mma_kernel<T, HEAD_SIZE, FP8>;
-  if (smem > 48 * 1024 && !allow_dynamic_shared_memory(kernel, smem)) {
+  if (smem + static_bytes > 48 * 1024 && !allow_dynamic_shared_memory(kernel, smem)) {
     return "paged_attention: could not raise the shared-memory limit";
   }
   kernel<<<grid, kAttnThreads, smem, stream>>>(
