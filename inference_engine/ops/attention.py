@@ -105,6 +105,10 @@ def paged_attention_ref(query: torch.Tensor, key_cache: torch.Tensor, value_cach
     v = value_cache[tables].flatten(1, 2)[:, :max_len].to(query.dtype)
     positions = torch.arange(max_len, device=query.device)
     valid = positions[None, :] < seq_lens[:, None].to(positions.dtype)  # [B, L]
+    # Slots past a shorter context hold whatever the cache held (in an unwritten FP8 cache, NaN
+    # bit patterns are common), and a masked score still multiplies them: zero them.
+    k = k.masked_fill(~valid[:, :, None, None], 0)
+    v = v.masked_fill(~valid[:, :, None, None], 0)
     bias = torch.zeros(valid.shape, dtype=query.dtype, device=query.device)
     bias = bias.masked_fill(~valid, float("-inf"))[:, None, None, :]  # [B, 1, 1, L]
     if alibi_slopes is not None:

@@ -146,6 +146,28 @@ def test_paged_attention_fp8_other_backends(monkeypatch, device, head_size):
                                **TOLERANCES[torch.float16])
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_paged_attention_fp8_ignores_unwritten_slots(device):
+    """Slots past each context hold NaN bytes (0x7f: common in an unwritten FP8 cache); decode
+    attention must not read them into its output (the reference pads contexts to the longest,
+    where a masked score still multiplies its value)."""
+    query, key_cache, value_cache, block_tables, seq_lens = _attention_inputs(
+        4, (8, 2), 128, 16, 300, torch.bfloat16, device)
+    seq_lens[1:] = torch.tensor([1, 17, 150], dtype=seq_lens.dtype)
+    clean = [cache.clone() for cache in (key_cache, value_cache)]
+    for cache in (key_cache, value_cache):
+        raw = cache.view(torch.uint8)
+        written = torch.zeros(raw.shape[:2], dtype=torch.bool, device=device)
+        for seq, length in enumerate(seq_lens.tolist()):
+            for t in range(length):
+                written[block_tables[seq, t // 16], t % 16] = True
+        raw[~written] = 0x7F
+    out = ops.paged_attention(query, key_cache, value_cache, block_tables, seq_lens, 128 ** -0.5)
+    assert bool(out.isfinite().all())
+    torch.testing.assert_close(out.double(), _reference(query, *clean, block_tables, seq_lens,
+                                                        128 ** -0.5), **TOLERANCES[torch.bfloat16])
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", HALF_DTYPES)
 @pytest.mark.parametrize("head_size", [64, 128])
