@@ -75,8 +75,8 @@ def time_case(args, case, choice, copy_gbs, query, key_cache, value_cache, table
                 run()
             error = (out.float() - expected.float()).abs().max().item()
             print(f"{case} ({choice}): max |tensor cores - CUDA cores| = {error:.3g}")
-        kernel = "cuda_mma_fp8" if args.kv_cache_dtype == "fp8" else "cuda_mma"
-        v1 = _compiled.use_v1(seqs, kv_heads, heads // kv_heads, args.table_tokens, kernel)
+        v1 = _compiled.use_v1(seqs, kv_heads, heads // kv_heads, args.table_tokens,
+                              _compiled.decode_kernel(query, key_cache))
         size = 0 if v1 else _compiled.partition_size(seqs, kv_heads, args.table_tokens)
     kv_bytes = 2 * seqs * context * kv_heads * head_size * key_cache.element_size()
     return [[case, f"v2/{size}" if size else "v1", us, kv_bytes / us / 1e3,

@@ -182,24 +182,25 @@ def _has_tensor_core_mma(device_index: int | None) -> bool:
     return torch.cuda.get_device_capability(device_index) >= (8, 0)
 
 
-def decode_kernel(query: torch.Tensor) -> str:
-    """Which decode kernel the compiled op runs for this query: "cuda_mma", "cuda" or "cpu"."""
+def decode_kernel(query: torch.Tensor, key_cache: torch.Tensor | None = None) -> str:
+    """Which decode kernel the compiled op runs for this query: "cuda_mma", "cuda" or "cpu", with
+    "_fp8" appended when `key_cache` (if given) is FP8, as use_v1() keys its thresholds."""
+    suffix = "_fp8" if key_cache is not None and key_cache.dtype == FP8_DTYPE else ""
     device = query.device
     if device.type != "cuda":
-        return device.type
+        return device.type + suffix
     if (torch.version.hip is None and query.dtype in (torch.float16, torch.bfloat16)
             and query.shape[-1] in _MMA_HEAD_SIZES and os.environ.get(KERNEL_ENV) != "simt"
             and _has_tensor_core_mma(device.index)):
-        return "cuda_mma"
-    return "cuda"
+        return "cuda_mma" + suffix
+    return "cuda" + suffix
 
 
 def use_v1(num_seqs: int, num_kv_heads: int, queries_per_kv: int, max_context: int,
            kernel: str = "cuda") -> bool:
     """v1 (one pass per sequence) when one partition covers the context or when there are enough
     (sequence, KV head) pairs to fill the device (and, except on the tensor cores, the context's
-    logits fit in the kernel's buffer). `kernel` as decode_kernel() names it, "_fp8" appended
-    for an FP8 cache."""
+    logits fit in the kernel's buffer). `kernel` as decode_kernel() names it."""
     if max_context <= PARTITION_SIZE:
         return True
     if not kernel.startswith("cuda_mma") and max_context * min(queries_per_kv, 8) > _V1_MAX_LOGITS:
@@ -245,7 +246,7 @@ def paged_attention(query: torch.Tensor, key_cache: torch.Tensor, value_cache: t
     num_kv_heads, device_type = key_cache.shape[2], query.device.type
     # The block table's width bounds every context, without reading seq_lens on the host.
     max_context = block_tables.shape[1] * key_cache.shape[1]
-    kernel = decode_kernel(query) + ("_fp8" if key_cache.dtype == FP8_DTYPE else "")
+    kernel = decode_kernel(query, key_cache)
     if use_v1(num_seqs, num_kv_heads, num_heads // num_kv_heads, max_context, kernel):
         _ops.paged_attention_v1(out, query, key_cache, value_cache, block_tables, seq_lens,
                                 scale, alibi_slopes)

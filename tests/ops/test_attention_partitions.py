@@ -44,7 +44,9 @@ def test_tensor_core_kernel_over_fp8_takes_v1_from_24_sequences(num_seqs, v1):
 
 
 def test_decode_kernel_on_the_cpu():
-    assert decode_kernel(torch.empty(2, 8, 128, dtype=torch.bfloat16)) == "cpu"
+    query = torch.empty(2, 8, 128, dtype=torch.bfloat16)
+    assert decode_kernel(query) == "cpu"
+    assert decode_kernel(query, torch.empty(4, 16, 8, 128, dtype=torch.float8_e4m3fn)) == "cpu_fp8"
 
 
 @pytest.mark.gpu
