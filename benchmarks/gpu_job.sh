@@ -64,6 +64,7 @@ WL=$SHAREGPT_WORKLOAD
 # The offline ShareGPT-1000 run on Llama-3-8B shapes that the throughput steps share.
 THROUGHPUT=(python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy
             --workload "$WL" --num-prompts 1000)
+BUILD=(env MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" python setup.py build_ext --inplace)
 
 run() {  # run NAME CMD...: log to OUT/NAME.log, keep going on failure; STEP_TIMEOUT caps each step
   local name=$1; shift
@@ -80,8 +81,7 @@ run() {  # run NAME CMD...: log to OUT/NAME.log, keep going on failure; STEP_TIM
 } > "$OUT/summary.log" 2>&1
 for step in $STEPS; do
   case $step in
-    build) run build env MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" \
-             python setup.py build_ext --inplace ;;
+    build) run build "${BUILD[@]}" ;;
     # ops: the Triton tests too (unmarked: CPU runs them interpreted). Compiling every Triton
     # variant takes it past 300 s on a fresh H100: give it its own call and STEP_TIMEOUT=560.
     ops) run ops python -m pytest tests/ops -q -x -p no:cacheprovider ;;
@@ -110,9 +110,7 @@ for step in $STEPS; do
                 ${MIX_ARGS:-} ;;  # e.g. MIX_ARGS="--kernels mma simt --batch-sizes 4 16 64 192"
     attn-resident) for n in ${RESIDENT:-1 4 5}; do  # decode attention built for N blocks per SM
                      touch csrc/gpu/paged_attention_kernels.cu
-                     NVCC_APPEND_FLAGS="-DIE_ATTN_RESIDENT_BLOCKS=$n" run "build_resident_$n" env \
-                       MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" \
-                       python setup.py build_ext --inplace
+                     NVCC_APPEND_FLAGS="-DIE_ATTN_RESIDENT_BLOCKS=$n" run "build_resident_$n" "${BUILD[@]}"
                      run "attn_mix_resident_$n" python benchmarks/kernels/benchmark_decode_attention_mix.py \
                        --workload "$WL" --batch-sizes ${MIX_BATCHES:-4 16 64 256}
                    done
@@ -125,8 +123,7 @@ for step in $STEPS; do
                    && cp "$AB_DIR/$f" "$f"
                  [ "$variant" = a2 ] && cp "/tmp/ab_base/$f" "$f"  # (cp: newer, so it rebuilds)
                done
-               run "build_$variant" env MAX_JOBS=16 TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" \
-                 python setup.py build_ext --inplace
+               run "build_$variant" "${BUILD[@]}"
                for cache in auto fp8; do
                  run "attn_mix_${cache}_$variant" python benchmarks/kernels/benchmark_decode_attention_mix.py \
                    --workload "$WL" --kv-cache-dtype $cache --batch-sizes ${MIX_BATCHES:-16 64 192} \
