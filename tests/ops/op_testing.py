@@ -35,3 +35,14 @@ def fused_qkv_view(query: torch.Tensor, num_kv_heads: int) -> torch.Tensor:
     view = qkv[:, :num_heads * head_size].view(num_seqs, num_heads, head_size)
     view.copy_(query)
     return view
+
+
+def context_slots(block_tables: torch.Tensor, seq_lens: torch.Tensor, block_size: int):
+    """Where every context token lies in a paged cache: (cache block, slot, position in its
+    sequence) index tensors, sequence after sequence, on block_tables' device."""
+    lens = seq_lens.long().cpu()
+    seqs = torch.repeat_interleave(torch.arange(len(lens)), lens)
+    positions = torch.cat([torch.arange(n) for n in lens.tolist()])
+    blocks = block_tables.long().cpu()[seqs, positions // block_size]
+    device = block_tables.device
+    return blocks.to(device), (positions % block_size).to(device), positions.to(device)

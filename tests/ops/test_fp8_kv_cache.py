@@ -14,7 +14,7 @@ from inference_engine.ops.attention import (FP8_DTYPE, FP8_MAX, paged_attention_
                                             prefill_attention_ref, reshape_and_cache_ref,
                                             to_cache_dtype)
 from inference_engine.ops.rotary import rotary_and_cache_ref
-from op_testing import DEVICES, require_compiled
+from op_testing import DEVICES, context_slots, require_compiled
 from test_paged_attention import TOLERANCES, make_inputs
 
 HALF_DTYPES = [pytest.param(torch.float16, id="fp16"), pytest.param(torch.bfloat16, id="bf16")]
@@ -155,13 +155,11 @@ def test_paged_attention_fp8_ignores_unwritten_slots(device):
         4, (8, 2), 128, 16, 300, torch.bfloat16, device)
     seq_lens[1:] = torch.tensor([1, 17, 150], dtype=seq_lens.dtype)
     clean = [cache.clone() for cache in (key_cache, value_cache)]
+    blocks, slots, _ = context_slots(block_tables, seq_lens, 16)
+    written = torch.zeros(key_cache.shape[:2], dtype=torch.bool, device=device)
+    written[blocks, slots] = True
     for cache in (key_cache, value_cache):
-        raw = cache.view(torch.uint8)
-        written = torch.zeros(raw.shape[:2], dtype=torch.bool, device=device)
-        for seq, length in enumerate(seq_lens.tolist()):
-            for t in range(length):
-                written[block_tables[seq, t // 16], t % 16] = True
-        raw[~written] = 0x7F
+        cache.view(torch.uint8)[~written] = 0x7F
     out = ops.paged_attention(query, key_cache, value_cache, block_tables, seq_lens, 128 ** -0.5)
     assert bool(out.isfinite().all())
     torch.testing.assert_close(out.double(), _reference(query, *clean, block_tables, seq_lens,

@@ -12,7 +12,7 @@ from inference_engine.model_executor.layers.attention import get_alibi_slopes
 from inference_engine.ops import paged_attention
 from inference_engine.ops._compiled import KERNEL_ENV
 from inference_engine.ops.attention import paged_attention_ref
-from op_testing import DEVICES, DTYPES, fused_qkv_view, require_compiled
+from op_testing import DEVICES, DTYPES, context_slots, fused_qkv_view, require_compiled
 
 HEAD_SIZES = [64, 80, 96, 112, 128, 256]
 HEADS = [(8, 8), (8, 2), (8, 1), (6, 2)]  # (query heads, KV heads); 6/2 makes a group of 3
@@ -217,13 +217,10 @@ def test_paged_attention_scores_rising_along_the_context(device, version, rise, 
     direction = torch.nn.functional.normalize(torch.randn(128, generator=generator), dim=0)
     query = (direction * 128 ** 0.5).expand(query.shape).to(dtype=dtype, device=device).contiguous()
     # Token t of each sequence: q.k * scale = rise * t + noise (keys along the query's direction).
-    keys = torch.zeros(key_cache.shape, dtype=torch.float64)
-    for seq, length in enumerate(seq_lens.tolist()):
-        for t in range(length):
-            block, slot = block_tables[seq, t // 16].item(), t % 16
-            keys[block, slot] = direction.double() * rise * t
-    noise = 0.3 * torch.randn(key_cache.shape, generator=generator, dtype=torch.float64)
-    key_cache = (keys + noise).to(dtype=dtype, device=device)
+    keys = 0.3 * torch.randn(key_cache.shape, generator=generator, dtype=torch.float64)
+    blocks, slots, positions = (index.cpu() for index in context_slots(block_tables, seq_lens, 16))
+    keys[blocks, slots] += (rise * positions)[:, None, None] * direction.double()
+    key_cache = keys.to(dtype=dtype, device=device)
     scale = 128 ** -0.5
     out = run_kernel(version, query, key_cache, value_cache, block_tables, seq_lens, scale, None)
     ref = paged_attention_ref(query.double(), key_cache.double(), value_cache.double(),
