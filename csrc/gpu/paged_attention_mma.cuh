@@ -99,9 +99,11 @@ void paged_attention_mma_kernel(
   extern __shared__ __align__(16) unsigned char rings[];  // [kAttnWarps][kStages][K, V]
   __shared__ float warp_max[kAttnWarps][kMmaMaxQueries], warp_sum[kAttnWarps][kMmaMaxQueries];
 
+  // The block's sequence length and the cache blocks of each warp's first 32 chunks are loaded
+  // together, not one after the other: a block of a short context lives a few microseconds, and
+  // each load waited on in turn costs one of them. (The queries wait with the first copies.)
   const DecodeBlock work(seq_lens, block_tables, num_heads, num_kv_heads, queries, max_blocks,
                          partition_size);
-  if (work.skip) return;
   const int seq = work.seq, part = work.part, kv_head = work.kv_head, head0 = work.head0;
   const int start = work.start;
   const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
@@ -110,10 +112,11 @@ void paged_attention_mma_kernel(
   const int row = lane / 4, col = lane % 4;
   const int* table = work.table;
   // A cache block holds 2^block_shift chunks (block_size is a power of two, checked at launch).
-  // Lane l holds the cache block of this warp's chunk 32k + l of the current window.
+  // Lane l holds the cache block of this warp's chunk 32k + l of the current window (k = 0 here,
+  // clamped to the table: entries past the context are loaded, never used).
   const int block_shift = __ffs(block_size / kChunkTokens) - 1;
   const int first_chunk = start / kChunkTokens + warp;  // in the sequence, this warp's first
-  int window = 0;
+  int window = table[min((first_chunk + lane * kAttnWarps) >> block_shift, max_blocks - 1)];
   const int row_stride = num_kv_heads * HEAD_SIZE;  // a cache block's offsets fit an int
   const int64_t block_stride = static_cast<int64_t>(row_stride) * block_size;
   unsigned char* ring = rings + warp * S::kWarpBytes;
@@ -124,14 +127,17 @@ void paged_attention_mma_kernel(
   // 4kk + 0, 1 and + 2, 3); heads past `queries` are zeros. Loaded here, converted to the mma's
   // type only once the first chunks' copies are issued, so those loads wait together.
   uint32_t q[S::kSlices][2];
+  // A v2 partition past the context returns without them (the compiler would otherwise load
+  // them ahead of the test, and such a block, common in a graph-wide v2 grid, would wait for them).
+  const bool loads_query = row < queries && !work.skip;
   const uint32_t* q_row = reinterpret_cast<const uint32_t*>(
       query + seq * query_stride + static_cast<int64_t>(head0 + min(row, queries - 1)) * HEAD_SIZE);
 #pragma unroll
   for (int kk = 0; kk < S::kSlices; ++kk) {
     const int pair0 = FP8 ? col * (HEAD_SIZE / 8) + 2 * kk : kk * 8 + col;
     const int pair1 = FP8 ? pair0 + 1 : pair0 + 4;
-    q[kk][0] = row < queries ? q_row[pair0] : 0u;
-    q[kk][1] = row < queries ? q_row[pair1] : 0u;
+    q[kk][0] = loads_query ? q_row[pair0] : 0u;
+    q[kk][1] = loads_query ? q_row[pair1] : 0u;
   }
   float slope[2] = {0.f, 0.f};  // ALiBi, in the log2 units of the scores
 #pragma unroll
@@ -139,6 +145,7 @@ void paged_attention_mma_kernel(
     if (alibi_slopes != nullptr && 2 * col + j < queries)
       slope[j] = alibi_slopes[head0 + 2 * col + j] * kLog2e;
   const float qk_scale = scale * kLog2e;  // exp2 instead of exp
+  if (work.skip) return;  // a v2 partition past the context
   const int seq_len = work.seq_len, end = work.end, num_chunks = work.num_chunks;
 
   // This warp's chunks are c = warp + i * kAttnWarps, i < mine. copy_chunk(i) puts chunk i's K
@@ -151,7 +158,7 @@ void paged_attention_mma_kernel(
   const int copy_stride = S::kRowsPerCopy * row_stride;
   auto copy_chunk = [&](int i) {  // called once per i, in order; commits a group either way
     if (i < mine) {
-      if (i % WARP_SIZE == 0) {
+      if (i % WARP_SIZE == 0 && i > 0) {  // the next window
         const int ci = i + lane;
         window = ci < mine ? table[(first_chunk + ci * kAttnWarps) >> block_shift] : 0;
       }
