@@ -88,6 +88,7 @@ class CacheConfig:
     num_blocks_override: int | None = None
     watermark: float = 0.01
     cache_dtype: str = "auto"
+    enable_prefix_caching: bool = False  # prompts that start alike share full blocks
     num_blocks: int = field(default=0, init=False)  # set after profiling
 
     def torch_dtype(self, model_dtype: torch.dtype) -> torch.dtype:

@@ -57,6 +57,10 @@ class Sequence:
         self.status = SequenceStatus.WAITING
         self.stop_reason: int | str | None = None
         self.block_table: list[int] = []
+        # Leading tokens whose keys and values a cached prefix held when the sequence was
+        # admitted: its prefill computes only the rest (core/prefix_cache.py).
+        self.num_cached_tokens = 0
+        self.block_keys: list[bytes] = []  # prefix keys of its full blocks computed so far
         self.detokenizer = None  # set by the engine when the request detokenizes
         # Tokens sampled on the device whose ids the host has not read yet (async scheduling):
         # they are not in output_token_ids, but the cache and the next step count them.
@@ -93,6 +97,7 @@ class Sequence:
         child.cumulative_logprob = self.cumulative_logprob
         child.status = self.status
         child.block_table = list(self.block_table)
+        child.block_keys = list(self.block_keys)
         return child
 
 

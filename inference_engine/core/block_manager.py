@@ -3,10 +3,12 @@
 A block holds `block_size` tokens' keys and values. Blocks are reference-counted so that forked
 sequences (n > 1, best_of) share their prompt's blocks; a sequence about to write into a shared
 block first gets a private copy (copy-on-write), which the scheduler reports as (src, dst).
+With prefix caching, prompts that start alike share their full blocks too (prefix_cache.py).
 """
 import enum
 from collections import deque
 
+from inference_engine.core.prefix_cache import CachedBlocks, block_keys
 from inference_engine.sequence import Sequence, SequenceGroup, SequenceStatus
 
 
@@ -18,23 +20,29 @@ class AllocStatus(enum.Enum):
 
 
 class BlockAllocator:
-    """A free list of physical block numbers with reference counts."""
+    """A free list of physical block numbers with reference counts. Blocks that hold a cached
+    prefix and that no sequence holds count as free: an allocation takes them, the oldest first,
+    only when no plain free block is left."""
 
     def __init__(self, num_blocks: int):
         self.num_blocks = num_blocks
         self.free_blocks: deque[int] = deque(range(num_blocks))
         self.ref_counts = [0] * num_blocks
+        self.cached = CachedBlocks()
 
     def allocate(self) -> int:
-        if not self.free_blocks:
+        block = self.free_blocks.popleft() if self.free_blocks else self.cached.evict_oldest()
+        if block is None:
             raise RuntimeError("out of KV-cache blocks")
-        block = self.free_blocks.popleft()
         self.ref_counts[block] = 1
         return block
 
     def share(self, block: int) -> None:
+        """One more holder of an allocated block, or of a cached one that nobody held."""
         if self.ref_counts[block] <= 0:
-            raise RuntimeError(f"block {block} is not allocated")
+            if block not in self.cached.unused:
+                raise RuntimeError(f"block {block} is not allocated")
+            del self.cached.unused[block]
         self.ref_counts[block] += 1
 
     def free(self, block: int) -> None:
@@ -42,11 +50,18 @@ class BlockAllocator:
             raise RuntimeError(f"double free of block {block}")
         self.ref_counts[block] -= 1
         if self.ref_counts[block] == 0:
-            self.free_blocks.append(block)
+            if block in self.cached.key_of:
+                self.cached.unused[block] = None  # the most recently freed: evicted last
+            else:
+                self.free_blocks.append(block)
+
+    def reset_prefix_cache(self) -> None:
+        """Forgets every cached prefix (blocks in use keep their contents)."""
+        self.free_blocks.extend(self.cached.clear())
 
     @property
     def num_free(self) -> int:
-        return len(self.free_blocks)
+        return len(self.free_blocks) + len(self.cached.unused)
 
 
 def blocks_for(num_tokens: int, block_size: int) -> int:
@@ -56,31 +71,82 @@ def blocks_for(num_tokens: int, block_size: int) -> int:
 class BlockSpaceManager:
     """Maps sequences to physical blocks: allocate on prefill, grow on decode, fork, free."""
 
-    def __init__(self, block_size: int, num_blocks: int, watermark: float = 0.01):
+    def __init__(self, block_size: int, num_blocks: int, watermark: float = 0.01,
+                 enable_prefix_caching: bool = False):
         self.block_size = block_size
         self.allocator = BlockAllocator(num_blocks)
         # Keep a few blocks free at admission so running sequences can still grow.
         self.watermark_blocks = int(watermark * num_blocks)
+        self.enable_prefix_caching = enable_prefix_caching
+        # Prompt tokens looked up in the prefix cache, and those found (counters, for metrics).
+        self.prefix_cache_queries = 0
+        self.prefix_cache_hits = 0
 
     def _blocks_needed(self, group: SequenceGroup) -> int:
-        return sum(blocks_for(len(seq), self.block_size)
-                   for seq in group.get_seqs(SequenceStatus.WAITING))
+        """Free blocks the group's admission takes: cached blocks that others hold take none."""
+        needed = 0
+        for seq in group.get_seqs(SequenceStatus.WAITING):
+            needed += blocks_for(len(seq), self.block_size)
+            if self._uses_prefix_cache(group):
+                needed -= sum(self.allocator.ref_counts[block] > 0
+                              for block in self._cached_prefix(seq)[1])
+        return needed
 
     def can_allocate(self, group: SequenceGroup, reserved: int = 0) -> AllocStatus:
-        """OK if the group's blocks fit while `reserved` blocks stay free for running sequences."""
-        needed = self._blocks_needed(group)
-        if needed > self.allocator.num_blocks - self.watermark_blocks:
+        """OK if the group's blocks fit while `reserved` blocks stay free for running sequences;
+        NEVER if they could not fit even in an empty cache."""
+        whole = sum(blocks_for(len(seq), self.block_size)
+                    for seq in group.get_seqs(SequenceStatus.WAITING))
+        if whole > self.allocator.num_blocks - self.watermark_blocks:
             return AllocStatus.NEVER
+        needed = self._blocks_needed(group)
         if self.allocator.num_free - needed >= self.watermark_blocks + reserved:
             return AllocStatus.OK
         return AllocStatus.LATER
 
+    def _uses_prefix_cache(self, group: SequenceGroup) -> bool:
+        # Prompt logprobs need every prompt token's logits: such a prompt is computed whole.
+        return self.enable_prefix_caching and not group.wants_prompt_logprobs
+
+    def _cached_prefix(self, seq: Sequence) -> tuple[list[bytes], list[int]]:
+        """The keys of the sequence's full blocks, and the cached blocks of its longest cached
+        prefix. That prefix leaves out the last token, whose logits the step must compute."""
+        keys = block_keys(seq.token_ids, self.block_size, len(seq) // self.block_size,
+                          seq.block_keys)
+        hits = []
+        for key in keys[:(len(seq) - 1) // self.block_size]:
+            block = self.allocator.cached.lookup(key)
+            if block is None:
+                break
+            hits.append(block)
+        return keys, hits
+
+    def num_cached_tokens(self, group: SequenceGroup) -> int:
+        """Tokens of the group's waiting sequences that allocate() would find cached."""
+        if not self._uses_prefix_cache(group):
+            return 0
+        return sum(len(self._cached_prefix(seq)[1]) for seq in
+                   group.get_seqs(SequenceStatus.WAITING)) * self.block_size
+
     def allocate(self, group: SequenceGroup) -> None:
-        """Gives every waiting sequence of the group the blocks for all its tokens."""
+        """Gives every waiting sequence of the group the blocks for all its tokens: with prefix
+        caching, the cached blocks of its longest cached prefix (seq.num_cached_tokens tokens,
+        which the step does not compute) and new blocks for the rest, whose full ones become
+        cached prefixes themselves."""
+        use_cache = self._uses_prefix_cache(group)
         for seq in group.get_seqs(SequenceStatus.WAITING):
             assert not seq.block_table, f"sequence {seq.seq_id} already has blocks"
-            seq.block_table = [self.allocator.allocate()
-                               for _ in range(blocks_for(len(seq), self.block_size))]
+            keys, hits = self._cached_prefix(seq) if use_cache else ([], [])
+            for block in hits:
+                self.allocator.share(block)
+            seq.block_table = hits + [self.allocator.allocate() for _ in
+                                      range(blocks_for(len(seq), self.block_size) - len(hits))]
+            seq.num_cached_tokens = len(hits) * self.block_size
+            for block, key in zip(seq.block_table[len(hits):], keys[len(hits):]):
+                self.allocator.cached.register(block, key)
+            if use_cache:
+                self.prefix_cache_queries += len(seq)
+                self.prefix_cache_hits += seq.num_cached_tokens
 
     def can_append_slots(self, group: SequenceGroup) -> bool:
         # Worst case: each running sequence needs one new block (a new one or a private copy).
@@ -107,9 +173,28 @@ class BlockSpaceManager:
             self.allocator.share(block)
 
     def free(self, seq: Sequence) -> None:
-        for block in seq.block_table:
+        if self.enable_prefix_caching:
+            self._cache_computed_blocks(seq)
+        # Last block first: a cached prefix's blocks wait in the unused list deepest-first, so
+        # eviction takes a prefix's tail before its head, which more prompts share.
+        for block in reversed(seq.block_table):
             self.allocator.free(block)
         seq.block_table = []
+
+    def _cache_computed_blocks(self, seq: Sequence) -> None:
+        """Keys the sequence's full blocks of generated tokens too (its prompt's were keyed at
+        admission), so that a conversation's next turn, or the sequence itself when preempted,
+        finds them. Only blocks before its last token: a sampled token's keys and values are
+        computed when it is the next step's input, which the last one never was."""
+        num_blocks = min(len(seq.block_table), (len(seq) - 1) // self.block_size)
+        keys = block_keys(seq.token_ids, self.block_size, num_blocks, seq.block_keys)
+        for block, key in zip(seq.block_table, keys):
+            self.allocator.cached.register(block, key)
+
+    def reset_prefix_cache(self) -> None:
+        """Forgets every cached prefix: later prompts compute all their tokens until new ones
+        are cached (after a weight update, say)."""
+        self.allocator.reset_prefix_cache()
 
     def get_num_free_blocks(self) -> int:
         return self.allocator.num_free

@@ -22,8 +22,9 @@ class SchedulerOutputs:
     """What one step runs, and the cache work the worker must do before it.
 
     A step may mix both kinds of work: whole prompts to prefill (new requests, or preempted ones
-    computed again) and one new token for every other running sequence. The model runner lays
-    the prefills' tokens out first.
+    computed again; with prefix caching, only the tokens after a cached prefix) and one new
+    token for every other running sequence. The model runner lays the prefills' tokens out
+    first.
     """
     prefill_seq_groups: list[SequenceGroup] = field(default_factory=list)
     decode_seq_groups: list[SequenceGroup] = field(default_factory=list)
@@ -51,7 +52,8 @@ class Scheduler:
     def __init__(self, scheduler_config: SchedulerConfig, cache_config: CacheConfig):
         self.config = scheduler_config
         self.block_manager = BlockSpaceManager(cache_config.block_size, cache_config.num_blocks,
-                                               cache_config.watermark)
+                                               cache_config.watermark,
+                                               cache_config.enable_prefix_caching)
         self.waiting: deque[SequenceGroup] = deque()
         self.running: deque[SequenceGroup] = deque()
         self.num_preemptions_total = 0
@@ -102,7 +104,9 @@ class Scheduler:
         while self.waiting:
             group = self.waiting[0]
             seqs = group.get_seqs(SequenceStatus.WAITING)
-            num_tokens = sum(len(seq) for seq in seqs)
+            # The tokens the step computes: a cached prefix's are not.
+            num_tokens = (sum(len(seq) for seq in seqs)
+                          - self.block_manager.num_cached_tokens(group))
             # Leave each running sequence room for its next block, or the admission would only
             # force a preemption (and a full recomputation) at the next decode step.
             status = self.block_manager.can_allocate(group, reserved=num_seqs)

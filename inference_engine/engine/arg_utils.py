@@ -23,6 +23,7 @@ class EngineArgs:
     cpu_kv_cache_space_gib: float = 4.0
     num_gpu_blocks_override: int | None = None
     kv_cache_dtype: str = "auto"  # or fp8 (e4m3): half the cache's bytes, see CacheConfig
+    enable_prefix_caching: bool = False  # reuse the cached blocks of prompts' common prefixes
     # 192 rather than 256: on ShareGPT with Llama-3-8B, 1.9-2.3 % more requests/s on an H100 and
     # 1.5-2.2 % on an H200 (benchmarks/RESULTS.md, seventh session): shorter busy steps let the
     # longest request, which sets a run's length, through sooner.
@@ -67,7 +68,8 @@ class EngineArgs:
             model_config=model_config,
             cache_config=CacheConfig(self.block_size, self.gpu_memory_utilization,
                                      self.cpu_kv_cache_space_gib, self.num_gpu_blocks_override,
-                                     cache_dtype=self.kv_cache_dtype),
+                                     cache_dtype=self.kv_cache_dtype,
+                                     enable_prefix_caching=self.enable_prefix_caching),
             scheduler_config=SchedulerConfig(self.max_num_seqs, self.max_num_batched_tokens,
                                              model_config.max_model_len),
             parallel_config=ParallelConfig(self.tensor_parallel_size,

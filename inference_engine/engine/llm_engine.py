@@ -116,6 +116,10 @@ class LLMEngine:
             if self.scheduler.abort_seq_group(rid) is not None:
                 self.requests.pop(rid, None)
 
+    def reset_prefix_cache(self) -> None:
+        """Forgets every cached prompt prefix (with --enable-prefix-caching)."""
+        self.scheduler.block_manager.reset_prefix_cache()
+
     def check_health(self) -> None:
         """Raises if a worker rank is gone."""
         self.executor.check_health()
