@@ -58,6 +58,10 @@ class Metrics:
         self.prompt_tokens = counter("prompt_tokens_total", "Prefilled tokens.")
         self.generation_tokens = counter("generation_tokens_total", "Generated tokens.")
         self.num_preemptions = counter("num_preemptions_total", "Preemptions by recomputation.")
+        self.prefix_cache_queries = counter("prefix_cache_queries_total",
+                                            "Prompt tokens looked up in the prefix cache.")
+        self.prefix_cache_hits = counter("prefix_cache_hits_total",
+                                         "Prompt tokens found in the prefix cache (not computed).")
         self.request_success = counter("request_success_total",
                                        "Finished requests by finish reason.", ["finished_reason"])
         self.time_to_first_token = histogram("time_to_first_token_seconds",
@@ -82,6 +86,7 @@ class Metrics:
             "cpu_kv_cache_space_gib": str(cache_config.cpu_kv_cache_space_gib),
             "watermark": str(cache_config.watermark),
             "cache_dtype": cache_config.cache_dtype,
+            "enable_prefix_caching": str(cache_config.enable_prefix_caching),
         })
 
 
@@ -95,13 +100,17 @@ class Stats:
     prompt_tokens_total: int
     generation_tokens_total: int
     num_preemptions_total: int
+    prefix_cache_queries_total: int = 0
+    prefix_cache_hits_total: int = 0
 
     @classmethod
     def from_engine(cls, engine) -> "Stats":
         scheduler = engine.scheduler
+        blocks = scheduler.block_manager
         return cls(time.time(), len(scheduler.running), len(scheduler.waiting),
-                   scheduler.block_manager.usage, engine.num_prompt_tokens_total,
-                   engine.num_generation_tokens_total, scheduler.num_preemptions_total)
+                   blocks.usage, engine.num_prompt_tokens_total,
+                   engine.num_generation_tokens_total, scheduler.num_preemptions_total,
+                   blocks.prefix_cache_queries, blocks.prefix_cache_hits)
 
 
 class StatLogger:
@@ -121,6 +130,8 @@ class StatLogger:
         m.prompt_tokens.inc(stats.prompt_tokens_total - last.prompt_tokens_total)
         m.generation_tokens.inc(stats.generation_tokens_total - last.generation_tokens_total)
         m.num_preemptions.inc(stats.num_preemptions_total - last.num_preemptions_total)
+        m.prefix_cache_queries.inc(stats.prefix_cache_queries_total - last.prefix_cache_queries_total)
+        m.prefix_cache_hits.inc(stats.prefix_cache_hits_total - last.prefix_cache_hits_total)
         if num_aborted:
             m.request_success.labels(finished_reason="abort").inc(num_aborted)
         for output in outputs:
@@ -158,4 +169,9 @@ class StatLogger:
             (stats.prompt_tokens_total - last.prompt_tokens_total) / elapsed,
             (stats.generation_tokens_total - last.generation_tokens_total) / elapsed,
             stats.num_running, stats.num_waiting, 100 * stats.kv_cache_usage)
+        queries = stats.prefix_cache_queries_total - last.prefix_cache_queries_total
+        if queries:
+            hits = stats.prefix_cache_hits_total - last.prefix_cache_hits_total
+            logger.info("prefix cache hit rate: %.1f%% of %d prompt tokens", 100 * hits / queries,
+                        queries)
         self._last_logged = stats

@@ -13,10 +13,12 @@ from inference_engine.outputs import CompletionOutput, RequestOutput
 from inference_engine.sequence import RequestMetrics
 
 
-def engine_state(running=0, waiting=0, usage=0.0, prompt=0, generated=0, preemptions=0):
+def engine_state(running=0, waiting=0, usage=0.0, prompt=0, generated=0, preemptions=0,
+                 cache_queries=0, cache_hits=0):
+    blocks = SimpleNamespace(usage=usage, prefix_cache_queries=cache_queries,
+                             prefix_cache_hits=cache_hits)
     scheduler = SimpleNamespace(running=deque(range(running)), waiting=deque(range(waiting)),
-                                block_manager=SimpleNamespace(usage=usage),
-                                num_preemptions_total=preemptions)
+                                block_manager=blocks, num_preemptions_total=preemptions)
     return SimpleNamespace(scheduler=scheduler, num_prompt_tokens_total=prompt,
                            num_generation_tokens_total=generated)
 
@@ -47,18 +49,20 @@ def value(registry, name, **labels):
 
 def test_gauges_and_counters_follow_the_engine(registry, stat_logger):
     stat_logger.log(engine_state(running=2, waiting=1, usage=0.25, prompt=10, generated=2), [])
-    stat_logger.log(engine_state(running=1, usage=0.5, prompt=10, generated=5, preemptions=1),
-                    [], num_aborted=2)
+    stat_logger.log(engine_state(running=1, usage=0.5, prompt=10, generated=5, preemptions=1,
+                                 cache_queries=40, cache_hits=16), [], num_aborted=2)
     assert value(registry, "num_requests_running") == 1
     assert value(registry, "num_requests_waiting") == 0
     assert value(registry, "kv_cache_usage_perc") == 0.5
     assert value(registry, "prompt_tokens_total") == 10
     assert value(registry, "generation_tokens_total") == 5
     assert value(registry, "num_preemptions_total") == 1
+    assert value(registry, "prefix_cache_queries_total") == 40
+    assert value(registry, "prefix_cache_hits_total") == 16
     assert value(registry, "request_success_total", finished_reason="abort") == 2
     assert value(registry, "cache_config_info", block_size="16", num_blocks="100",
                  gpu_memory_utilization="0.9", cpu_kv_cache_space_gib="4.0",
-                 watermark="0.01", cache_dtype="auto") == 1
+                 watermark="0.01", cache_dtype="auto", enable_prefix_caching="False") == 1
 
 
 def test_finished_requests_feed_the_histograms(registry, stat_logger):
@@ -84,3 +88,10 @@ def test_throughput_is_logged_every_interval(stat_logger, caplog):
     line = caplog.records[-1].getMessage()
     assert "prompt throughput" in line and "generation throughput" in line
     assert "running: 3 reqs, waiting: 2 reqs, KV cache usage: 12.5%" in line
+
+
+def test_prefix_cache_hit_rate_is_logged_when_prompts_were_looked_up(stat_logger, caplog):
+    stat_logger.log_interval = 0.0
+    with caplog.at_level(logging.INFO, logger="inference_engine.engine.metrics"):
+        stat_logger.log(engine_state(prompt=50, cache_queries=200, cache_hits=150), [])
+    assert caplog.records[-1].getMessage() == "prefix cache hit rate: 75.0% of 200 prompt tokens"
