@@ -29,6 +29,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cpu-kv-cache-space-gib", type=float, default=4.0)
     p.add_argument("--enforce-eager", action="store_true")
     p.add_argument("--kv-cache-dtype", default="auto", help="auto or fp8 (e4m3, no scale)")
+    p.add_argument("--enable-prefix-caching", action="store_true",
+                   help="prompts share the cached blocks of common prefixes (the warm-up's two "
+                        "prompts are cached too)")
     p.add_argument("--piecewise-graph-max-tokens", type=int, default=None, metavar="N",
                    help="steps with prompts of up to N tokens replay piecewise CUDA graphs "
                         "(default: 1024 with TP=1; 0: off, such steps run eagerly)")
@@ -83,7 +86,7 @@ def run_engine(args, requests) -> tuple[float, float]:
               tensor_parallel_size=args.tensor_parallel_size,
               gpu_memory_utilization=args.gpu_memory_utilization,
               cpu_kv_cache_space_gib=args.cpu_kv_cache_space_gib, enforce_eager=args.enforce_eager,
-              kv_cache_dtype=args.kv_cache_dtype,
+              kv_cache_dtype=args.kv_cache_dtype, enable_prefix_caching=args.enable_prefix_caching,
               skip_tokenizer_init=dummy, piecewise_graph_max_tokens=args.piecewise_graph_max_tokens,
               async_scheduling=False if args.profile else args.async_scheduling)
     params = [SamplingParams(temperature=0, ignore_eos=True, max_tokens=r.output_len,
@@ -108,6 +111,10 @@ def run_engine(args, requests) -> tuple[float, float]:
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
     # Printed before the shutdown too: a hang there must not take this figure along.
     print(f"inference-engine: {elapsed:.1f} s, {len(requests) / elapsed:.3f} requests/s", flush=True)
+    if args.enable_prefix_caching:
+        blocks = llm.llm_engine.scheduler.block_manager
+        print(f"prefix cache: {blocks.prefix_cache_hits} of {blocks.prefix_cache_queries} prompt "
+              "tokens found", flush=True)
     llm.shutdown()
     return elapsed, peak
 
