@@ -115,16 +115,26 @@ class SchedulerConfig:
     max_num_seqs: int = 192  # see EngineArgs.max_num_seqs
     max_num_batched_tokens: int | None = None
     max_model_len: int = 2048
+    # Long prompts computed over several steps, in chunks that fill each step's token budget
+    # beside its decodes; the budget may then be below max_model_len.
+    enable_chunked_prefill: bool = False
 
     def __post_init__(self) -> None:
         if self.max_num_batched_tokens is None:
-            self.max_num_batched_tokens = max(self.max_model_len, 8192)
+            self.max_num_batched_tokens = (8192 if self.enable_chunked_prefill
+                                           else max(self.max_model_len, 8192))
         if self.max_num_seqs < 1:
             raise ValueError(f"max_num_seqs must be at least 1, got {self.max_num_seqs}")
-        if self.max_num_batched_tokens < self.max_model_len:
+        if self.enable_chunked_prefill:
+            if self.max_num_batched_tokens < self.max_num_seqs:
+                raise ValueError(
+                    f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be >= "
+                    f"max_num_seqs ({self.max_num_seqs}): a step decodes every running sequence")
+        elif self.max_num_batched_tokens < self.max_model_len:
             raise ValueError(
                 f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be >= max_model_len "
-                f"({self.max_model_len}), or the longest prompts could never be scheduled")
+                f"({self.max_model_len}), or the longest prompts could never be scheduled "
+                "(or enable chunked prefill)")
 
 
 @dataclass

@@ -60,6 +60,10 @@ class Sequence:
         # Leading tokens whose keys and values a cached prefix held when the sequence was
         # admitted: its prefill computes only the rest (core/prefix_cache.py).
         self.num_cached_tokens = 0
+        # Its prefill since admission: the tokens it computes before it samples (all it had
+        # then), and those computed or scheduled so far (chunked prefill takes several steps).
+        self.num_prefill_tokens = 0
+        self.num_computed_tokens = 0
         self.block_keys: list[bytes] = []  # prefix keys of its full blocks computed so far
         self.detokenizer = None  # set by the engine when the request detokenizes
         # Tokens sampled on the device whose ids the host has not read yet (async scheduling):
@@ -81,6 +85,11 @@ class Sequence:
     @property
     def is_finished(self) -> bool:
         return self.status.is_finished
+
+    @property
+    def is_prefilling(self) -> bool:
+        """True while chunks of its prefill are still to be scheduled."""
+        return self.num_computed_tokens < self.num_prefill_tokens
 
     def append_token(self, token_id: int, logprob: float,
                      logprobs: dict[int, Logprob] | None = None) -> None:

@@ -128,25 +128,38 @@ class BlockSpaceManager:
         return sum(len(self._cached_prefix(seq)[1]) for seq in
                    group.get_seqs(SequenceStatus.WAITING)) * self.block_size
 
-    def allocate(self, group: SequenceGroup) -> None:
+    def allocate(self, group: SequenceGroup, max_new_tokens: int | None = None) -> None:
         """Gives every waiting sequence of the group the blocks for all its tokens: with prefix
         caching, the cached blocks of its longest cached prefix (seq.num_cached_tokens tokens,
-        which the step does not compute) and new blocks for the rest, whose full ones become
-        cached prefixes themselves."""
+        which no step computes) and new blocks for the rest. The step that admits it computes
+        the rest, or only its first `max_new_tokens` (a chunk of the prefill)."""
         use_cache = self._uses_prefix_cache(group)
         for seq in group.get_seqs(SequenceStatus.WAITING):
             assert not seq.block_table, f"sequence {seq.seq_id} already has blocks"
-            keys, hits = self._cached_prefix(seq) if use_cache else ([], [])
+            hits = self._cached_prefix(seq)[1] if use_cache else []
             for block in hits:
                 self.allocator.share(block)
             seq.block_table = hits + [self.allocator.allocate() for _ in
                                       range(blocks_for(len(seq), self.block_size) - len(hits))]
             seq.num_cached_tokens = len(hits) * self.block_size
-            for block, key in zip(seq.block_table[len(hits):], keys[len(hits):]):
-                self.allocator.cached.register(block, key)
+            seq.num_prefill_tokens = len(seq)
+            end = len(seq) if max_new_tokens is None else min(
+                len(seq), seq.num_cached_tokens + max_new_tokens)
+            self.advance(seq, end)
             if use_cache:
                 self.prefix_cache_queries += len(seq)
                 self.prefix_cache_hits += seq.num_cached_tokens
+
+    def advance(self, seq: Sequence, end: int) -> None:
+        """Records that a scheduled step computes the sequence's tokens up to `end`; with prefix
+        caching, the full blocks among them become cached prefixes (a prompt behind them in a
+        later step, or in the same one, reads what this step writes first)."""
+        seq.num_computed_tokens = end
+        if self.enable_prefix_caching:
+            keys = block_keys(seq.token_ids, self.block_size, end // self.block_size,
+                              seq.block_keys)
+            for block, key in zip(seq.block_table, keys):
+                self.allocator.cached.register(block, key)
 
     def can_append_slots(self, group: SequenceGroup) -> bool:
         # Worst case: each running sequence needs one new block (a new one or a private copy).
@@ -173,13 +186,14 @@ class BlockSpaceManager:
             self.allocator.share(block)
 
     def free(self, seq: Sequence) -> None:
-        if self.enable_prefix_caching:
+        if self.enable_prefix_caching and not seq.is_prefilling:  # (a prefill's are keyed)
             self._cache_computed_blocks(seq)
         # Last block first: a cached prefix's blocks wait in the unused list deepest-first, so
         # eviction takes a prefix's tail before its head, which more prompts share.
         for block in reversed(seq.block_table):
             self.allocator.free(block)
         seq.block_table = []
+        seq.num_prefill_tokens = seq.num_computed_tokens = 0  # a preempted prefill starts anew
 
     def _cache_computed_blocks(self, seq: Sequence) -> None:
         """Keys the sequence's full blocks of generated tokens too (its prompt's were keyed at

@@ -27,6 +27,9 @@ class SchedulerOutputs:
     first.
     """
     prefill_seq_groups: list[SequenceGroup] = field(default_factory=list)
+    # Each prefilled sequence's tokens start..end this step (seq_id -> (start, end)); it samples
+    # when end is its length, else a later step computes the next chunk.
+    prefill_chunks: dict[int, tuple[int, int]] = field(default_factory=dict)
     decode_seq_groups: list[SequenceGroup] = field(default_factory=list)
     num_prefill_tokens: int = 0
     num_decode_tokens: int = 0
@@ -90,6 +93,7 @@ class Scheduler:
         """
         out = SchedulerOutputs()
         self._schedule_decodes(out)
+        self._schedule_chunks(out)
         if not out.num_preempted:  # blocks ran short: admitting more would only thrash
             self._schedule_prefills(out)
         now = time.time()
@@ -107,6 +111,9 @@ class Scheduler:
             # The tokens the step computes: a cached prefix's are not.
             num_tokens = (sum(len(seq) for seq in seqs)
                           - self.block_manager.num_cached_tokens(group))
+            chunk = None  # the whole prefill; with chunked prefill, what the budget has room for
+            if self._chunkable(group) and num_tokens > budget - out.num_batched_tokens:
+                chunk = budget - out.num_batched_tokens
             # Leave each running sequence room for its next block, or the admission would only
             # force a preemption (and a full recomputation) at the next decode step.
             status = self.block_manager.can_allocate(group, reserved=num_seqs)
@@ -122,23 +129,55 @@ class Scheduler:
             # (at most max_num_batched_tokens long): else a long prompt could wait forever.
             over_budget = (out.num_batched_tokens + num_tokens > budget
                            if out.prefill_seq_groups else num_tokens > budget)
+            if chunk is not None:
+                over_budget = chunk <= 0
+            elif self.config.enable_chunked_prefill and not out.prefill_seq_groups:
+                # A prefill that cannot be chunked (a recomputed best_of group; prompt logprobs,
+                # which add_request keeps within the budget) may overrun it alone.
+                over_budget = False
             if (status == AllocStatus.LATER or over_budget
                     or num_seqs + len(seqs) > self.config.max_num_seqs):
                 break
             self.waiting.popleft()
-            self.block_manager.allocate(group)
+            self.block_manager.allocate(group, chunk)
             for seq in seqs:
                 seq.status = SequenceStatus.RUNNING
+                out.prefill_chunks[seq.seq_id] = (seq.num_cached_tokens, seq.num_computed_tokens)
+                out.num_prefill_tokens += seq.num_computed_tokens - seq.num_cached_tokens
             self.running.append(group)
             out.prefill_seq_groups.append(group)
-            out.num_prefill_tokens += num_tokens
             num_seqs += len(seqs)
+
+    def _chunkable(self, group: SequenceGroup) -> bool:
+        """Whether the group's prefill may take several steps: with chunked prefill, for one
+        sequence (a recomputed best_of group prefills whole) without prompt logprobs."""
+        return (self.config.enable_chunked_prefill and not group.wants_prompt_logprobs
+                and len(group.get_seqs(SequenceStatus.WAITING)) == 1)
+
+    def _schedule_chunks(self, out: SchedulerOutputs) -> None:
+        """The next chunk of every running prefill that chunked prefill split, oldest first,
+        while the step's token budget lasts."""
+        for group in self.running:
+            seq = group.seqs[0]
+            budget = self.config.max_num_batched_tokens - out.num_batched_tokens
+            if not seq.is_prefilling or seq.status != SequenceStatus.RUNNING:
+                continue
+            if budget <= 0:
+                break
+            start = seq.num_computed_tokens
+            self.block_manager.advance(seq, min(seq.num_prefill_tokens, start + budget))
+            out.prefill_seq_groups.append(group)
+            out.prefill_chunks[seq.seq_id] = (start, seq.num_computed_tokens)
+            out.num_prefill_tokens += seq.num_computed_tokens - start
 
     def _schedule_decodes(self, out: SchedulerOutputs) -> None:
         running: deque[SequenceGroup] = deque()
         while self.running:
             group = self.running.popleft()
             seqs = group.get_seqs(SequenceStatus.RUNNING)
+            if seqs[0].is_prefilling:  # its blocks are all there: _schedule_chunks goes on
+                running.append(group)
+                continue
             if seqs[0].num_pending and self._last_token_in_flight(group, seqs[0]):
                 running.append(group)  # it finishes when that token is read
                 continue

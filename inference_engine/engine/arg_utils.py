@@ -29,6 +29,7 @@ class EngineArgs:
     # longest request, which sets a run's length, through sooner.
     max_num_seqs: int = 192
     max_num_batched_tokens: int | None = None
+    enable_chunked_prefill: bool = False  # long prompts over several steps, beside decodes
     tensor_parallel_size: int = 1
     distributed_executor_backend: str | None = None
     enforce_eager: bool = False
@@ -71,7 +72,8 @@ class EngineArgs:
                                      cache_dtype=self.kv_cache_dtype,
                                      enable_prefix_caching=self.enable_prefix_caching),
             scheduler_config=SchedulerConfig(self.max_num_seqs, self.max_num_batched_tokens,
-                                             model_config.max_model_len),
+                                             model_config.max_model_len,
+                                             self.enable_chunked_prefill),
             parallel_config=ParallelConfig(self.tensor_parallel_size,
                                            self.distributed_executor_backend),
             enforce_eager=self.enforce_eager, disable_log_stats=self.disable_log_stats,

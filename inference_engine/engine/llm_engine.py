@@ -91,6 +91,12 @@ class LLMEngine:
         if request_id in self.requests:
             raise ValueError(f"request id {request_id!r} is already in use")
         prompt_token_ids = self.validate_prompt(prompt, prompt_token_ids)
+        sc = self.config.scheduler_config
+        if (sc.enable_chunked_prefill and params.prompt_logprobs is not None
+                and len(prompt_token_ids) > sc.max_num_batched_tokens):
+            raise ValueError(f"prompt_logprobs needs the prompt computed in one step, but it is "
+                             f"{len(prompt_token_ids)} tokens and max_num_batched_tokens is "
+                             f"{sc.max_num_batched_tokens}")
         generator = None
         if params.seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(params.seed)
@@ -171,10 +177,13 @@ class LLMEngine:
         self.num_prompt_tokens_total += sched.num_prefill_tokens
         self.scheduler.free_finished_seq_groups()
         outputs = []
+        sampled = {id(row.group) for row in result.meta.rows}
         for group in sched.scheduled_seq_groups:
             if self.requests.get(group.request_id) is not group:
                 continue  # aborted, or finished by the step before (then this one ran it too far)
             finished = group.is_finished
+            if not finished and id(group) not in sampled:
+                continue  # a chunk of its prefill: nothing new to tell
             if finished or not finished_only:
                 outputs.append(RequestOutput.from_seq_group(group))
             if finished:

@@ -158,25 +158,28 @@ class ModelRunner:
     def prepare_input(self, sched: SchedulerOutputs) -> tuple[ModelInput, SamplingMetadata]:
         """The step's ModelInput (for every rank) and its SamplingMetadata (for the driver).
 
-        The prefills' tokens come first (whole prompts, less any cached prefix), then one token
-        per decoding sequence.
+        The prefills' tokens come first (whole prompts less any cached prefix, or chunks of
+        them), then one token per decoding sequence.
         """
         tokens, positions, slots, tables, seq_lens, starts = [], [], [], [], [], [0]
         meta = SamplingMetadata()
         for group in sched.prefill_seq_groups:
             first = group.is_first_prefill
             for seq in group.get_seqs(SequenceStatus.RUNNING):
-                n, cached, offset = len(seq), seq.num_cached_tokens, len(tokens)
-                tokens += seq.token_ids[cached:]
-                positions.append(np.arange(cached, n))
-                slots.append(self._slots(seq.block_table, cached, n))
+                start, end = sched.prefill_chunks[seq.seq_id]
+                offset = len(tokens)
+                tokens += seq.token_ids[start:end]
+                positions.append(np.arange(start, end))
+                slots.append(self._slots(seq.block_table, start, end))
                 tables.append(seq.block_table)
-                seq_lens.append(n)
-                starts.append(starts[-1] + n - cached)
-                if first and group.wants_prompt_logprobs:  # (never behind a cached prefix)
+                seq_lens.append(end)
+                starts.append(starts[-1] + end - start)
+                if first and group.wants_prompt_logprobs:  # (whole: never cached nor chunked)
                     meta.prompt_rows.append(PromptLogprobRows(group, offset))
+                if end < len(seq):
+                    continue  # a chunk of its prefill: it samples after the last
                 meta.rows.append(SampleRow(group, seq, group.sampling_params.best_of if first else 1))
-                meta.sample_indices.append(offset + n - cached - 1)
+                meta.sample_indices.append(offset + end - start - 1)
         num_prefills, num_prefill_tokens = len(seq_lens), len(tokens)
         bs = self.block_size
         decode_positions, decode_slots, from_samples = [], [], []
