@@ -29,6 +29,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cpu-kv-cache-space-gib", type=float, default=4.0)
     p.add_argument("--enforce-eager", action="store_true")
     p.add_argument("--kv-cache-dtype", default="auto", help="auto or fp8 (e4m3, no scale)")
+    p.add_argument("--enable-chunked-prefill", action="store_true",
+                   help="prompts longer than the step's budget left are computed in chunks")
     p.add_argument("--enable-prefix-caching", action="store_true",
                    help="prompts share the cached blocks of common prefixes (the warm-up's two "
                         "prompts are cached too)")
@@ -87,6 +89,7 @@ def run_engine(args, requests) -> tuple[float, float]:
               gpu_memory_utilization=args.gpu_memory_utilization,
               cpu_kv_cache_space_gib=args.cpu_kv_cache_space_gib, enforce_eager=args.enforce_eager,
               kv_cache_dtype=args.kv_cache_dtype, enable_prefix_caching=args.enable_prefix_caching,
+              enable_chunked_prefill=args.enable_chunked_prefill,
               skip_tokenizer_init=dummy, piecewise_graph_max_tokens=args.piecewise_graph_max_tokens,
               async_scheduling=False if args.profile else args.async_scheduling)
     params = [SamplingParams(temperature=0, ignore_eos=True, max_tokens=r.output_len,
