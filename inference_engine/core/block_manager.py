@@ -82,24 +82,17 @@ class BlockSpaceManager:
         self.prefix_cache_queries = 0
         self.prefix_cache_hits = 0
 
-    def _blocks_needed(self, group: SequenceGroup) -> int:
-        """Free blocks the group's admission takes: cached blocks that others hold take none."""
-        needed = 0
-        for seq in group.get_seqs(SequenceStatus.WAITING):
-            needed += blocks_for(len(seq), self.block_size)
-            if self._uses_prefix_cache(group):
-                needed -= sum(self.allocator.ref_counts[block] > 0
-                              for block in self._cached_prefix(seq)[1])
-        return needed
-
     def can_allocate(self, group: SequenceGroup, reserved: int = 0) -> AllocStatus:
         """OK if the group's blocks fit while `reserved` blocks stay free for running sequences;
         NEVER if they could not fit even in an empty cache."""
-        whole = sum(blocks_for(len(seq), self.block_size)
-                    for seq in group.get_seqs(SequenceStatus.WAITING))
+        seqs = group.get_seqs(SequenceStatus.WAITING)
+        whole = sum(blocks_for(len(seq), self.block_size) for seq in seqs)
         if whole > self.allocator.num_blocks - self.watermark_blocks:
             return AllocStatus.NEVER
-        needed = self._blocks_needed(group)
+        needed = whole  # less the cached blocks others hold: sharing them takes no free block
+        if self._uses_prefix_cache(group):
+            needed -= sum(self.allocator.ref_counts[block] > 0
+                          for seq in seqs for block in self._cached_blocks(seq))
         if self.allocator.num_free - needed >= self.watermark_blocks + reserved:
             return AllocStatus.OK
         return AllocStatus.LATER
@@ -108,24 +101,23 @@ class BlockSpaceManager:
         # Prompt logprobs need every prompt token's logits: such a prompt is computed whole.
         return self.enable_prefix_caching and not group.wants_prompt_logprobs
 
-    def _cached_prefix(self, seq: Sequence) -> tuple[list[bytes], list[int]]:
-        """The keys of the sequence's full blocks, and the cached blocks of its longest cached
-        prefix. That prefix leaves out the last token, whose logits the step must compute."""
-        keys = block_keys(seq.token_ids, self.block_size, len(seq) // self.block_size,
-                          seq.block_keys)
+    def _cached_blocks(self, seq: Sequence) -> list[int]:
+        """The cached blocks of the sequence's longest cached prefix. That prefix leaves out the
+        last token, whose logits the step must compute."""
         hits = []
-        for key in keys[:(len(seq) - 1) // self.block_size]:
+        for key in block_keys(seq.token_ids, self.block_size, (len(seq) - 1) // self.block_size,
+                              seq.block_keys):
             block = self.allocator.cached.lookup(key)
             if block is None:
                 break
             hits.append(block)
-        return keys, hits
+        return hits
 
     def num_cached_tokens(self, group: SequenceGroup) -> int:
         """Tokens of the group's waiting sequences that allocate() would find cached."""
         if not self._uses_prefix_cache(group):
             return 0
-        return sum(len(self._cached_prefix(seq)[1]) for seq in
+        return sum(len(self._cached_blocks(seq)) for seq in
                    group.get_seqs(SequenceStatus.WAITING)) * self.block_size
 
     def allocate(self, group: SequenceGroup, max_new_tokens: int | None = None) -> None:
@@ -136,7 +128,7 @@ class BlockSpaceManager:
         use_cache = self._uses_prefix_cache(group)
         for seq in group.get_seqs(SequenceStatus.WAITING):
             assert not seq.block_table, f"sequence {seq.seq_id} already has blocks"
-            hits = self._cached_prefix(seq)[1] if use_cache else []
+            hits = self._cached_blocks(seq) if use_cache else []
             for block in hits:
                 self.allocator.share(block)
             seq.block_table = hits + [self.allocator.allocate() for _ in
@@ -156,10 +148,13 @@ class BlockSpaceManager:
         later step, or in the same one, reads what this step writes first)."""
         seq.num_computed_tokens = end
         if self.enable_prefix_caching:
-            keys = block_keys(seq.token_ids, self.block_size, end // self.block_size,
-                              seq.block_keys)
-            for block, key in zip(seq.block_table, keys):
-                self.allocator.cached.register(block, key)
+            self._key_blocks(seq, end // self.block_size)
+
+    def _key_blocks(self, seq: Sequence, num_blocks: int) -> None:
+        """Makes the sequence's first `num_blocks` blocks (full, computed) cached prefixes."""
+        keys = block_keys(seq.token_ids, self.block_size, num_blocks, seq.block_keys)
+        for block, key in zip(seq.block_table, keys):
+            self.allocator.cached.register(block, key)
 
     def can_append_slots(self, group: SequenceGroup) -> bool:
         # Worst case: each running sequence needs one new block (a new one or a private copy).
@@ -186,24 +181,18 @@ class BlockSpaceManager:
             self.allocator.share(block)
 
     def free(self, seq: Sequence) -> None:
-        if self.enable_prefix_caching and not seq.is_prefilling:  # (a prefill's are keyed)
-            self._cache_computed_blocks(seq)
+        if self.enable_prefix_caching and not seq.is_prefilling:  # (advance keyed a prefill's)
+            # Its generated tokens' full blocks too, so that a conversation's next turn, or the
+            # sequence itself when preempted, finds them; only blocks before its last token: a
+            # sampled token's keys and values are computed when it is the next step's input,
+            # which the last one never was.
+            self._key_blocks(seq, min(len(seq.block_table), (len(seq) - 1) // self.block_size))
         # Last block first: a cached prefix's blocks wait in the unused list deepest-first, so
         # eviction takes a prefix's tail before its head, which more prompts share.
         for block in reversed(seq.block_table):
             self.allocator.free(block)
         seq.block_table = []
         seq.num_prefill_tokens = seq.num_computed_tokens = 0  # a preempted prefill starts anew
-
-    def _cache_computed_blocks(self, seq: Sequence) -> None:
-        """Keys the sequence's full blocks of generated tokens too (its prompt's were keyed at
-        admission), so that a conversation's next turn, or the sequence itself when preempted,
-        finds them. Only blocks before its last token: a sampled token's keys and values are
-        computed when it is the next step's input, which the last one never was."""
-        num_blocks = min(len(seq.block_table), (len(seq) - 1) // self.block_size)
-        keys = block_keys(seq.token_ids, self.block_size, num_blocks, seq.block_keys)
-        for block, key in zip(seq.block_table, keys):
-            self.allocator.cached.register(block, key)
 
     def reset_prefix_cache(self) -> None:
         """Forgets every cached prefix: later prompts compute all their tokens until new ones
