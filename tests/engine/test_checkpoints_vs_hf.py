@@ -1,7 +1,8 @@
 """Token identity with transformers for models loaded from safetensors folders."""
 import pytest
 
-from utils.hf_checkpoint import embedded_hf_checkpoint, tiny_llama_config, write_hf_checkpoint
+from utils.hf_checkpoint import (embedded_hf_checkpoint, tiny_llama_config, tiny_qwen2_config,
+                                 write_hf_checkpoint)
 from utils.oracle import assert_greedy_matches_transformers
 
 PROMPTS = ["Hello, my name is", "The quick brown fox", "2 + 2 =", "Ünïcödé and 中文 text"]
@@ -17,6 +18,12 @@ PROMPTS = ["Hello, my name is", "The quick brown fox", "2 + 2 =", "Ünïcödé a
 def test_tiny_random_llama(tmp_path, overrides, shard):
     path = write_hf_checkpoint(tmp_path / "tiny", tiny_llama_config(**overrides), seed=3,
                                max_shard_size=shard)
+    assert_greedy_matches_transformers(path, PROMPTS, block_size=8)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"tie_word_embeddings": False, "num_key_value_heads": 4}])
+def test_tiny_random_qwen2(tmp_path, overrides):
+    path = write_hf_checkpoint(tmp_path / "qwen2", tiny_qwen2_config(**overrides), seed=5)
     assert_greedy_matches_transformers(path, PROMPTS, block_size=8)
 
 

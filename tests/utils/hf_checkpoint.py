@@ -1,4 +1,5 @@
-"""Hugging Face checkpoint folders for tests: the embedded model, or tiny random Llamas and Blooms.
+"""Hugging Face checkpoint folders for tests: the embedded model, or tiny random Llamas, Qwen2s and
+Blooms.
 
 The folders load with both our engine and `transformers.AutoModelForCausalLM.from_pretrained`,
 so tests can compare the two token for token without any download.
@@ -7,6 +8,7 @@ so tests can compare the two token for token without any download.
     write_hf_checkpoint(tmp_path, tiny_llama_config())   # random weights, a fraction of a second
     write_hf_checkpoint(tmp_path, tiny_llama_config(tie_word_embeddings=True), max_shard_size="2MB")
     write_bloom_checkpoint(tmp_path, tiny_bloom_config(n_head=6, hidden_size=96))
+    write_hf_checkpoint(tmp_path, tiny_qwen2_config())    # Qwen2: biases on q, k and v
 """
 import copy
 import hashlib
@@ -19,7 +21,7 @@ import torch
 from huggingface_hub import save_torch_state_dict
 from safetensors.torch import load_file, save_file
 from transformers import (AutoModelForCausalLM, BloomConfig, BloomForCausalLM, LlamaConfig,
-                          PretrainedConfig)
+                          PretrainedConfig, Qwen2Config)
 
 from inference_engine.model_executor.loader import iterate_weights
 from inference_engine.transformers_utils.config import get_hf_config
@@ -40,6 +42,17 @@ def tiny_llama_config(**overrides) -> LlamaConfig:
         tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=2)
     fields.update(overrides)
     return LlamaConfig(**fields)
+
+
+def tiny_qwen2_config(**overrides) -> Qwen2Config:
+    """A 2-layer Qwen2 (biases on q, k and v) with the sizes of tiny_llama_config."""
+    fields = dict(
+        architectures=["Qwen2ForCausalLM"], vocab_size=49152, hidden_size=64,
+        intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=512, rms_norm_eps=1e-6, rope_theta=1000000.0,
+        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    fields.update(overrides)
+    return Qwen2Config(**fields)
 
 
 def tiny_bloom_config(**overrides) -> BloomConfig:
@@ -129,7 +142,10 @@ def random_state_dict(config: PretrainedConfig, seed: int = 0) -> dict[str, torc
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    state_dict = model.state_dict()
+        state_dict = model.state_dict()
+        for name, tensor in state_dict.items():  # transformers starts biases at zero: a bias
+            if name.endswith(".bias"):            # loaded wrongly must change the tokens
+                tensor.add_(torch.randn_like(tensor), alpha=0.1)
     if config.tie_word_embeddings:  # a tied head is not stored, as in real checkpoints
         state_dict.pop("lm_head.weight", None)
     return state_dict

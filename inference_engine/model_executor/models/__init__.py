@@ -8,6 +8,7 @@ MODEL_REGISTRY: dict[str, type[nn.Module]] = {
     "BloomForCausalLM": BloomForCausalLM,
     "LlamaForCausalLM": LlamaForCausalLM,
     "MistralForCausalLM": LlamaForCausalLM,
+    "Qwen2ForCausalLM": LlamaForCausalLM,
 }
 
 

@@ -1,4 +1,4 @@
-"""Llama family (Llama 2/3, SmolLM2, Mistral without sliding window)."""
+"""Llama family (Llama 2/3, SmolLM2, Mistral and Qwen2 within their sliding window)."""
 from collections.abc import Iterable
 
 import torch
@@ -21,8 +21,12 @@ class LlamaAttention(nn.Module):
         num_heads = config.num_attention_heads
         num_kv_heads = getattr(config, "num_key_value_heads", None) or num_heads
         head_size = getattr(config, "head_dim", None) or config.hidden_size // num_heads
+        # Llama's attention_bias puts biases on q, k, v and o; Qwen2 (no such field) has them on
+        # q, k and v only.
         bias = getattr(config, "attention_bias", False)
-        self.qkv_proj = QKVParallelLinear(config.hidden_size, head_size, num_heads, num_kv_heads, bias)
+        qkv_bias = getattr(config, "attention_bias", config.model_type == "qwen2")
+        self.qkv_proj = QKVParallelLinear(config.hidden_size, head_size, num_heads, num_kv_heads,
+                                          qkv_bias)
         self.o_proj = RowParallelLinear(num_heads * head_size, config.hidden_size, bias)
         self.q_size = self.qkv_proj.num_heads * head_size
         self.kv_size = self.qkv_proj.num_kv_heads * head_size
