@@ -2,7 +2,7 @@
 import pytest
 
 from utils.hf_checkpoint import (embedded_hf_checkpoint, tiny_llama_config, tiny_qwen2_config,
-                                 write_hf_checkpoint)
+                                 tiny_qwen3_config, write_hf_checkpoint)
 from utils.oracle import assert_greedy_matches_transformers
 
 PROMPTS = ["Hello, my name is", "The quick brown fox", "2 + 2 =", "Ünïcödé and 中文 text"]
@@ -24,6 +24,11 @@ def test_tiny_random_llama(tmp_path, overrides, shard):
 @pytest.mark.parametrize("overrides", [{}, {"tie_word_embeddings": False, "num_key_value_heads": 4}])
 def test_tiny_random_qwen2(tmp_path, overrides):
     path = write_hf_checkpoint(tmp_path / "qwen2", tiny_qwen2_config(**overrides), seed=5)
+    assert_greedy_matches_transformers(path, PROMPTS, block_size=8)
+
+
+def test_tiny_random_qwen3(tmp_path):
+    path = write_hf_checkpoint(tmp_path / "qwen3", tiny_qwen3_config(), seed=6)
     assert_greedy_matches_transformers(path, PROMPTS, block_size=8)
 
 

@@ -21,7 +21,7 @@ import torch
 from huggingface_hub import save_torch_state_dict
 from safetensors.torch import load_file, save_file
 from transformers import (AutoModelForCausalLM, BloomConfig, BloomForCausalLM, LlamaConfig,
-                          PretrainedConfig, Qwen2Config)
+                          PretrainedConfig, Qwen2Config, Qwen3Config)
 
 from inference_engine.model_executor.loader import iterate_weights
 from inference_engine.transformers_utils.config import get_hf_config
@@ -53,6 +53,18 @@ def tiny_qwen2_config(**overrides) -> Qwen2Config:
         tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
     fields.update(overrides)
     return Qwen2Config(**fields)
+
+
+def tiny_qwen3_config(**overrides) -> Qwen3Config:
+    """A 2-layer Qwen3 (each head's q and k RMS-normalized) with heads of 32 over a hidden size of
+    64: head_dim is not hidden_size / heads."""
+    fields = dict(
+        architectures=["Qwen3ForCausalLM"], vocab_size=49152, hidden_size=64,
+        intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=32, max_position_embeddings=512, rms_norm_eps=1e-6, rope_theta=1000000.0,
+        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    fields.update(overrides)
+    return Qwen3Config(**fields)
 
 
 def tiny_bloom_config(**overrides) -> BloomConfig:
@@ -143,9 +155,9 @@ def random_state_dict(config: PretrainedConfig, seed: int = 0) -> dict[str, torc
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         state_dict = model.state_dict()
-        for name, tensor in state_dict.items():  # transformers starts biases at zero: a bias
-            if name.endswith(".bias"):            # loaded wrongly must change the tokens
-                tensor.add_(torch.randn_like(tensor), alpha=0.1)
+        for name, tensor in state_dict.items():  # transformers starts biases at zero and norms
+            if name.endswith((".bias", "_norm.weight")):  # at one: one loaded wrongly must
+                tensor.add_(torch.randn_like(tensor), alpha=0.1)  # change the tokens
     if config.tie_word_embeddings:  # a tied head is not stored, as in real checkpoints
         state_dict.pop("lm_head.weight", None)
     return state_dict

@@ -1,4 +1,4 @@
-"""Llama family (Llama 2/3, SmolLM2, Mistral and Qwen2 within their sliding window)."""
+"""Llama family (Llama 2/3, SmolLM2, Qwen3; Mistral and Qwen2 within their sliding window)."""
 from collections.abc import Iterable
 
 import torch
@@ -30,12 +30,21 @@ class LlamaAttention(nn.Module):
         self.o_proj = RowParallelLinear(num_heads * head_size, config.hidden_size, bias)
         self.q_size = self.qkv_proj.num_heads * head_size
         self.kv_size = self.qkv_proj.num_kv_heads * head_size
+        self.head_size = head_size
+        # Qwen3 normalizes each head's query and key (RMSNorm over head_size) before rotary.
+        self.qk_norm = config.model_type == "qwen3"
+        if self.qk_norm:
+            self.q_norm = RMSNorm(head_size, config.rms_norm_eps)
+            self.k_norm = RMSNorm(head_size, config.rms_norm_eps)
         rotary = RotaryEmbedding(config, head_size, config.max_position_embeddings)
         self.attn = Attention(self.qkv_proj.num_heads, head_size, head_size ** -0.5,
                               self.qkv_proj.num_kv_heads, rotary_emb=rotary)
 
     def forward(self, positions: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         q, k, v = self.qkv_proj(hidden).split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+        if self.qk_norm:
+            q = self.q_norm(q.reshape(-1, self.head_size)).view(q.shape)
+            k = self.k_norm(k.reshape(-1, self.head_size)).view(k.shape)
         return self.o_proj(self.attn(q, k, v, positions))
 
 
