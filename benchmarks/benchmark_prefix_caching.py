@@ -9,12 +9,14 @@ ignored). Prints time, requests/s, prompt tokens computed and the cache's hit ra
     python benchmarks/benchmark_prefix_caching.py --preset llama3-8b --num-prompts 500
 """
 import argparse
+import gc
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "kernels"))
 
+import torch  # noqa: E402
 from bandwidth import print_table  # noqa: E402
 from workload import DEFAULT_WORKLOAD, load_workload, preset_vocab_size  # noqa: E402
 
@@ -63,6 +65,10 @@ def run(args, prompts: list[list[int]], prefix_caching: bool) -> list[object]:
     row = ["on" if prefix_caching else "off", elapsed, len(prompts) / elapsed,
            engine.num_prompt_tokens_total, 100 * hit_rate]
     llm.shutdown()
+    del llm, engine, blocks
+    gc.collect()  # the second engine sizes its KV cache by the memory free when it starts
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     return row
 
 
