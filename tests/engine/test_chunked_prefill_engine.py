@@ -67,3 +67,28 @@ def test_prompt_logprobs_must_fit_one_step(llm):
                 assert mine[token].logprob == pytest.approx(theirs[token].logprob, abs=1e-4)
     finally:
         chunked.shutdown()
+
+
+def test_abort_in_the_middle_of_a_prefill_frees_its_blocks(llm):
+    chunked = LLM(dtype="float32", max_model_len=512, max_num_seqs=8, max_num_batched_tokens=64,
+                  enable_chunked_prefill=True, enable_prefix_caching=True,
+                  cpu_kv_cache_space_gib=0.25, async_scheduling=True)
+    try:
+        engine = chunked.llm_engine
+        prompt = long_prompts(llm.get_tokenizer())[0]
+        engine.add_request("long", None, GREEDY, prompt_token_ids=prompt)
+        engine.step()
+        engine.step()
+        seq = engine.requests["long"].seqs[0]
+        assert 0 < seq.num_computed_tokens < len(prompt)  # two chunks in
+        engine.abort_request("long")
+        while engine.has_unfinished_requests():
+            engine.step()
+        blocks = engine.scheduler.block_manager
+        assert blocks.get_num_free_blocks() == blocks.allocator.num_blocks
+        # What the two chunks computed stays cached: the same prompt finds it.
+        again = chunked.generate(prompt_token_ids=[prompt], sampling_params=GREEDY, use_tqdm=False)
+        want = llm.generate(prompt_token_ids=[prompt], sampling_params=GREEDY, use_tqdm=False)
+        assert token_ids(again) == token_ids(want) and blocks.prefix_cache_hits >= 64
+    finally:
+        chunked.shutdown()
