@@ -7,7 +7,7 @@ what transformers derives from the same file.
 """
 import os
 
-from transformers import AutoConfig, LlamaConfig, PretrainedConfig
+from transformers import AutoConfig, LlamaConfig, PretrainedConfig, Qwen2Config, Qwen3Config
 
 from inference_engine.transformers_utils.embedded import model_or_default
 from inference_engine.transformers_utils.gguf_reader import GGUFFile
@@ -40,7 +40,9 @@ PRESETS: dict[str, dict] = {
 }
 
 # GGUF `general.architecture` -> (config class, HF architecture name).
-GGUF_ARCHITECTURES = {"llama": (LlamaConfig, "LlamaForCausalLM")}
+GGUF_ARCHITECTURES = {"llama": (LlamaConfig, "LlamaForCausalLM"),
+                      "qwen2": (Qwen2Config, "Qwen2ForCausalLM"),
+                      "qwen3": (Qwen3Config, "Qwen3ForCausalLM")}
 
 
 def is_gguf(model: str) -> bool:
@@ -120,7 +122,8 @@ def gguf_config(gguf: GGUFFile) -> PretrainedConfig:
         rope_parameters=_gguf_rope(gguf, get),
         # llama.cpp's converter omits `output.weight` when the head shares the embedding.
         tie_word_embeddings="output.weight" not in gguf.tensors,
-        attention_bias="blk.0.attn_q.bias" in gguf.tensors,
+        # Biases on q, k, v and o for Llama and Qwen3; Qwen2 has q, k, v biases by its type.
+        **({"attention_bias": "blk.0.attn_q.bias" in gguf.tensors} if arch != "qwen2" else {}),
         **{k: v for k, v in tokens.items() if v is not None},
     )
 

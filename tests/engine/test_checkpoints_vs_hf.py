@@ -34,3 +34,24 @@ def test_tiny_random_qwen3(tmp_path):
 
 def test_embedded_model_from_safetensors_folder():
     assert_greedy_matches_transformers(embedded_hf_checkpoint(), PROMPTS, max_model_len=2048)
+
+
+@pytest.mark.parametrize("make_config", [tiny_qwen2_config, tiny_qwen3_config])
+def test_qwen_gguf_gives_the_tokens_of_its_safetensors_twin(tmp_path, make_config):
+    """The config built from a Qwen GGUF file's metadata runs its weights as the folder does."""
+    from inference_engine import LLM, SamplingParams
+    from utils.gguf_file import write_llama_gguf
+    from utils.hf_checkpoint import random_state_dict
+    config = make_config()
+    folder = write_hf_checkpoint(tmp_path / "folder", config, seed=8, tokenizer=False)
+    gguf_path = write_llama_gguf(tmp_path / "m.gguf", config, random_state_dict(config, seed=8),
+                                 arch=config.model_type, with_tokenizer=False)
+    prompts = [[5, 17, 300, 4000, 12], [99] * 30]
+    params = SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)
+    runs = []
+    for path in (folder, gguf_path):
+        llm = LLM(path, dtype="float32", skip_tokenizer_init=True, max_model_len=256,
+                  cpu_kv_cache_space_gib=0.1)
+        runs.append([o.outputs[0].token_ids for o in
+                     llm.generate(prompt_token_ids=prompts, sampling_params=params, use_tqdm=False)])
+    assert runs[0] == runs[1]

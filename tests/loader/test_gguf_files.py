@@ -5,7 +5,8 @@ import pytest
 import torch
 from gguf import GGMLQuantizationType as Q
 from utils.gguf_file import write_llama_gguf
-from utils.hf_checkpoint import random_state_dict, tiny_llama_config
+from utils.hf_checkpoint import (random_state_dict, tiny_llama_config, tiny_qwen2_config,
+                                 tiny_qwen3_config)
 
 from inference_engine.model_executor.loader import iterate_weights, resolve_load_format
 from inference_engine.model_executor.loader.gguf_loader import dequantize
@@ -57,6 +58,24 @@ def test_config_from_metadata(tmp_path, config, state_dict):
         assert getattr(got, field) == getattr(config, field), field
     assert got.rope_parameters == {"rope_type": "default", "rope_theta": 10000.0}
     assert got.rms_norm_eps == pytest.approx(config.rms_norm_eps)
+
+
+@pytest.mark.parametrize("make_config", [tiny_qwen2_config, tiny_qwen3_config])
+def test_qwen_files_round_trip_unpermuted(tmp_path, make_config):
+    """Qwen2 (q, k, v biases) and Qwen3 (q and k norms): the converter leaves their q and k rows
+    in order; F32 comes back exactly, with the config of their own type."""
+    config = make_config(vocab_size=320)
+    state_dict = random_state_dict(config, seed=2)
+    arch = config.model_type
+    path = write_llama_gguf(tmp_path / "m.gguf", config, state_dict, arch=arch,
+                            with_tokenizer=False)
+    got = get_hf_config(path)
+    assert got.model_type == arch and got.architectures == config.architectures
+    assert not getattr(got, "attention_bias", False)  # no bias on o_proj, in either
+    loaded = dict(iterate_weights(path, "gguf", got))
+    assert set(loaded) == set(state_dict)
+    for name, original in state_dict.items():
+        torch.testing.assert_close(loaded[name], original, rtol=0, atol=0, msg=name)
 
 
 def test_tied_head_is_not_yielded(tmp_path):

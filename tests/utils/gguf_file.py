@@ -1,11 +1,12 @@
-"""Small Llama GGUF files for tests, written the way llama.cpp's converter writes them.
+"""Small Llama (or Qwen2, Qwen3) GGUF files for tests, written the way llama.cpp's converter
+writes them.
 
     config = tiny_llama_config()
     state_dict = random HF-named tensors (see tests/utils/hf_checkpoint.py)
     write_llama_gguf(tmp_path / "m.gguf", config, state_dict, qtype=GGMLQuantizationType.Q4_1)
 
 Weight matrices are quantized to `qtype`; norms stay F32 (as llama.cpp keeps 1-D tensors), and
-the q/k projections are permuted into llama.cpp's interleaved rotary order.
+Llama's q/k projections are permuted into llama.cpp's interleaved rotary order.
 """
 import gguf
 import numpy as np
@@ -18,7 +19,8 @@ from inference_engine.transformers_utils.gguf_reader import GGUFFile
 _LAYER = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
           "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
           "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate",
-          "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+          "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+          "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm"}
 _GLOBAL = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output"}
 
 
@@ -52,16 +54,17 @@ def write_llama_gguf(path, config, state_dict: dict[str, torch.Tensor], qtype: Q
     w.add_uint32(f"{arch}.feed_forward_length", config.intermediate_size)
     w.add_uint32(f"{arch}.attention.head_count", config.num_attention_heads)
     w.add_uint32(f"{arch}.attention.head_count_kv", config.num_key_value_heads)
-    w.add_uint32(f"{arch}.rope.dimension_count", config.head_dim)
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    w.add_uint32(f"{arch}.rope.dimension_count", head_dim)
     w.add_float32(f"{arch}.rope.freq_base", config.rope_parameters["rope_theta"])
     w.add_float32(f"{arch}.attention.layer_norm_rms_epsilon", config.rms_norm_eps)
     if with_tokenizer:
         _copy_tokenizer(w)
     for name, tensor in state_dict.items():
         tensor = tensor.float()
-        if ".q_proj." in name:
+        if ".q_proj." in name and arch == "llama":  # (the converter permutes Llama's only)
             tensor = llama_cpp_permute(tensor, config.num_attention_heads)
-        elif ".k_proj." in name:
+        elif ".k_proj." in name and arch == "llama":
             tensor = llama_cpp_permute(tensor, config.num_key_value_heads)
         array = tensor.numpy()
         if array.ndim == 1 or qtype == Q.F32:

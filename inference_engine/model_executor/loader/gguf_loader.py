@@ -26,6 +26,7 @@ _LAYER_NAMES = {
     "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
     "attn_output": "self_attn.o_proj",
     "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
+    "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",  # Qwen3
 }
 _GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 # Llama 3.1 files carry precomputed rope frequencies; the HF model derives them from its config.
@@ -34,12 +35,15 @@ _LAYER_RE = re.compile(r"blk\.(\d+)\.(\w+)\.(weight|bias)")
 
 
 def iterate_gguf_weights(path: str, hf_config) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield (HF name, float32 tensor in HF layout) for every tensor of a Llama GGUF file."""
+    """Yield (HF name, float32 tensor in HF layout) for every tensor of a Llama, Qwen2 or Qwen3
+    GGUF file."""
     f = GGUFFile(path)
-    if f.architecture != "llama":
+    if f.architecture not in ("llama", "qwen2", "qwen3"):
         raise ValueError(f"{path}: GGUF architecture {f.architecture!r} is not supported")
+    # llama.cpp's converter interleaves the rotary halves of q and k rows for Llama only.
     heads = {"attn_q": hf_config.num_attention_heads,
-             "attn_k": getattr(hf_config, "num_key_value_heads", None) or hf_config.num_attention_heads}
+             "attn_k": getattr(hf_config, "num_key_value_heads", None) or hf_config.num_attention_heads
+             } if f.architecture == "llama" else {}
     for info in f.tensors.values():
         if info.name in _SKIPPED:
             continue
@@ -74,7 +78,7 @@ def hf_name(gguf_name: str) -> tuple[str, str]:
         kind, _, suffix = gguf_name.rpartition(".")
         if kind in _GLOBAL_NAMES and suffix in ("weight", "bias"):
             return f"{_GLOBAL_NAMES[kind]}.{suffix}", kind
-    raise ValueError(f"GGUF tensor {gguf_name!r} has no Hugging Face Llama counterpart")
+    raise ValueError(f"GGUF tensor {gguf_name!r} has no Hugging Face counterpart")
 
 
 def unpermute_rows(w: torch.Tensor, n_head: int) -> torch.Tensor:
