@@ -157,6 +157,8 @@ class Scheduler:
     def _schedule_chunks(self, out: SchedulerOutputs) -> None:
         """The next chunk of every running prefill that chunked prefill split, oldest first,
         while the step's token budget lasts."""
+        if not self.config.enable_chunked_prefill:
+            return  # every prefill was whole: nothing to go on with (and no loop per step)
         for group in self.running:
             seq = group.seqs[0]
             budget = self.config.max_num_batched_tokens - out.num_batched_tokens
