@@ -133,7 +133,8 @@ class Scheduler:
                 over_budget = chunk <= 0
             elif self.config.enable_chunked_prefill and not out.prefill_seq_groups:
                 # A prefill that cannot be chunked (a recomputed best_of group; prompt logprobs,
-                # which add_request keeps within the budget) may overrun it alone.
+                # which add_request keeps within the budget) may overrun it as the step's only
+                # prefill: else it could wait forever.
                 over_budget = False
             if (status == AllocStatus.LATER or over_budget
                     or num_seqs + len(seqs) > self.config.max_num_seqs):
