@@ -92,3 +92,23 @@ def test_preemption_and_a_follow_up_turn_find_computed_blocks(llm):
         assert token_ids([follow_up]) == token_ids([reference])
     finally:
         small.shutdown()
+
+
+def test_next_chat_turn_finds_the_answer_blocks(cached_llm):
+    """A conversation's second turn repeats the first turn's prompt and answer: both were cached
+    (the answer's blocks when its sequence finished), so it computes little more than the new
+    question."""
+    blocks = cached_llm.llm_engine.scheduler.block_manager
+    messages = [{"role": "system", "content": SYSTEM},
+                {"role": "user", "content": "Tell me about the history of printing in Europe."}]
+    params = SamplingParams(temperature=0.0, max_tokens=40, ignore_eos=True)
+    first = cached_llm.chat(messages, params, use_tqdm=False)[0]
+    answered = len(first.prompt_token_ids) + len(first.outputs[0].token_ids)
+    messages += [{"role": "assistant", "content": first.outputs[0].text},
+                 {"role": "user", "content": "And in Asia?"}]
+    hits = blocks.prefix_cache_hits
+    second = cached_llm.chat(messages, params, use_tqdm=False)[0]
+    found = blocks.prefix_cache_hits - hits
+    assert found > len(first.prompt_token_ids)  # into the answer
+    assert found >= (answered - 1) // blocks.block_size * blocks.block_size - blocks.block_size
+    assert len(second.prompt_token_ids) > answered
