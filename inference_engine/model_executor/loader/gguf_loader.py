@@ -18,6 +18,7 @@ import gguf
 import torch
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as Q
 
+from inference_engine.transformers_utils.config import GGUF_ARCHITECTURES
 from inference_engine.transformers_utils.gguf_reader import GGUFFile, GGUFTensorInfo
 
 # GGUF tensor name (after `blk.N.`) -> Hugging Face name (after `model.layers.N.`).
@@ -38,7 +39,7 @@ def iterate_gguf_weights(path: str, hf_config) -> Iterator[tuple[str, torch.Tens
     """Yield (HF name, float32 tensor in HF layout) for every tensor of a Llama, Qwen2 or Qwen3
     GGUF file."""
     f = GGUFFile(path)
-    if f.architecture not in ("llama", "qwen2", "qwen3"):
+    if f.architecture not in GGUF_ARCHITECTURES:
         raise ValueError(f"{path}: GGUF architecture {f.architecture!r} is not supported")
     # llama.cpp's converter interleaves the rotary halves of q and k rows for Llama only.
     heads = {"attn_q": hf_config.num_attention_heads,
