@@ -34,6 +34,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--enable-prefix-caching", action="store_true",
                    help="prompts share the cached blocks of common prefixes (the warm-up's two "
                         "prompts are cached too)")
+    p.add_argument("--scheduling-policy", default="fcfs", choices=["fcfs", "lof"],
+                   help="lof: longest max_tokens (here each request's output length) first")
     p.add_argument("--piecewise-graph-max-tokens", type=int, default=None, metavar="N",
                    help="steps with prompts of up to N tokens replay piecewise CUDA graphs "
                         "(default: 1024 with TP=1; 0: off, such steps run eagerly)")
@@ -90,6 +92,7 @@ def run_engine(args, requests) -> tuple[float, float]:
               cpu_kv_cache_space_gib=args.cpu_kv_cache_space_gib, enforce_eager=args.enforce_eager,
               kv_cache_dtype=args.kv_cache_dtype, enable_prefix_caching=args.enable_prefix_caching,
               enable_chunked_prefill=args.enable_chunked_prefill,
+              scheduling_policy=args.scheduling_policy,
               skip_tokenizer_init=dummy, piecewise_graph_max_tokens=args.piecewise_graph_max_tokens,
               async_scheduling=False if args.profile else args.async_scheduling)
     params = [SamplingParams(temperature=0, ignore_eos=True, max_tokens=r.output_len,

@@ -7,9 +7,10 @@ each step the larger of reading the weights once and computing its tokens' matmu
 reading the KV cache of its decode rows, plus a fixed overhead. Real kernels only add to this,
 so the result bounds requests/s from above for this schedule. Defaults: Llama-3-8B shapes in
 bf16 on an H100, with the matmul rate and copy bandwidth measured there (benchmarks/RESULTS.md).
-`--chunked-prefill` replays a schedule the engine does not have, to ask what it would give:
-prompts split into chunks that fill each step's token budget after its decode rows (as vLLM's
-V1 scheduler does), so that compute-bound prompt work spreads over memory-bound decode steps.
+`--chunked-prefill` replays prompts split into chunks that fill each step's token budget after
+its decode rows (as the engine's --enable-chunked-prefill and vLLM's V1 scheduler do), so that
+compute-bound prompt work spreads over memory-bound decode steps. `--scheduling-policy lof`
+admits the longest outputs first (the engine's --scheduling-policy lof).
 
     python benchmarks/workload_floor.py --workload ../shared/workloads/sharegpt-1000.jsonl
 """
@@ -38,7 +39,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--step-overhead-ms", type=float, default=0.3,
                    help="per step: norms, activations, sampling, launch gaps")
     p.add_argument("--chunked-prefill", action="store_true",
-                   help="replay prompts chunked to fill each step's token budget (what-if)")
+                   help="replay prompts chunked to fill each step's token budget")
+    p.add_argument("--scheduling-policy", default="fcfs", choices=["fcfs", "lof"],
+                   help="the order prompts are admitted in: as given, or longest output first")
     return p.parse_args()
 
 
@@ -105,6 +108,8 @@ def main() -> None:
     with open(args.workload) as f:
         requests = [(len(r["prompt_token_ids"]), r["output_len"])
                     for _, r in zip(range(args.num_prompts), map(json.loads, f))]
+    if args.scheduling_policy == "lof":  # a stable sort: ties keep their order, as the engine
+        requests.sort(key=lambda r: -r[1])
     longest = max(p for p, _ in requests)
     if not args.chunked_prefill and longest > args.max_num_batched_tokens:
         raise SystemExit(f"--max-num-batched-tokens {args.max_num_batched_tokens} is below the "

@@ -109,17 +109,24 @@ class CacheConfig:
             raise ValueError(f"cpu_kv_cache_space_gib must be positive, got {self.cpu_kv_cache_space_gib}")
 
 
+SCHEDULING_POLICIES = ("fcfs", "priority", "lof")  # see core/scheduling_policy.py
+
+
 @dataclass
 class SchedulerConfig:
-    """Continuous batching limits per step."""
+    """Continuous batching limits per step, and the order requests are admitted in."""
     max_num_seqs: int = 192  # see EngineArgs.max_num_seqs
     max_num_batched_tokens: int | None = None
     max_model_len: int = 2048
     # Long prompts computed over several steps, in chunks that fill each step's token budget
     # beside its decodes; the budget may then be below max_model_len.
     enable_chunked_prefill: bool = False
+    policy: str = "fcfs"
 
     def __post_init__(self) -> None:
+        if self.policy not in SCHEDULING_POLICIES:
+            raise ValueError(f"scheduling policy must be one of {', '.join(SCHEDULING_POLICIES)}, "
+                             f"got {self.policy!r}")
         if self.max_num_batched_tokens is None:
             self.max_num_batched_tokens = (8192 if self.enable_chunked_prefill
                                            else max(self.max_model_len, 8192))

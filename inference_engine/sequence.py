@@ -126,7 +126,8 @@ class SequenceGroup:
 
     def __init__(self, request_id: str, prompt: str | None, prompt_token_ids: list[int],
                  sampling_params: SamplingParams, first_seq: Sequence,
-                 arrival_time: float | None = None, generator: torch.Generator | None = None):
+                 arrival_time: float | None = None, generator: torch.Generator | None = None,
+                 priority: int = 0):
         self.request_id = request_id
         self.prompt = prompt
         self.prompt_token_ids = prompt_token_ids
@@ -136,6 +137,7 @@ class SequenceGroup:
         self.generator = generator  # per-request RNG when a seed is given
         self.prompt_logprobs: list[dict[int, Logprob] | None] | None = None
         self.num_preemptions = 0
+        self.priority = priority  # lower first, with the `priority` scheduling policy
 
     def get_seqs(self, status: SequenceStatus | None = None) -> list[Sequence]:
         if status is None:

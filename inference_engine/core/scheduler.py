@@ -1,5 +1,6 @@
 """Continuous batching: each step decodes one token for every running request and admits waiting
-prompts into the same step, first come first served, preempting the newest requests when blocks
+prompts into the same step in the order of the scheduling policy (first come first served by
+default; core/scheduling_policy.py), preempting the newest (or least urgent) requests when blocks
 run out.
 
 With async scheduling a step is scheduled while the previous one still runs: each sequence it
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 from inference_engine.config import CacheConfig, SchedulerConfig
 from inference_engine.core.block_manager import AllocStatus, BlockSpaceManager
+from inference_engine.core.scheduling_policy import SchedulingPolicy, WaitingQueue
 from inference_engine.sequence import Sequence, SequenceGroup, SequenceStatus
 
 logger = logging.getLogger(__name__)
@@ -57,7 +59,8 @@ class Scheduler:
         self.block_manager = BlockSpaceManager(cache_config.block_size, cache_config.num_blocks,
                                                cache_config.watermark,
                                                cache_config.enable_prefix_caching)
-        self.waiting: deque[SequenceGroup] = deque()
+        self.policy = SchedulingPolicy(scheduler_config.policy, scheduler_config.max_model_len)
+        self.waiting = WaitingQueue(self.policy)
         self.running: deque[SequenceGroup] = deque()
         self.num_preemptions_total = 0
         # Groups preempted with a token in flight: when it arrives it may finish them while
@@ -65,7 +68,7 @@ class Scheduler:
         self.preempted_in_flight: list[SequenceGroup] = []
 
     def add_seq_group(self, group: SequenceGroup) -> None:
-        self.waiting.append(group)
+        self.waiting.add(group)
 
     def abort_seq_group(self, request_id: str) -> SequenceGroup | None:
         """Finishes the request as aborted and frees its blocks; returns it, or None if unknown."""
@@ -145,7 +148,7 @@ class Scheduler:
                 seq.status = SequenceStatus.RUNNING
                 out.prefill_chunks[seq.seq_id] = (seq.num_cached_tokens, seq.num_computed_tokens)
                 out.num_prefill_tokens += seq.num_computed_tokens - seq.num_cached_tokens
-            self.running.append(group)
+            self.policy.insert(self.running, group)
             out.prefill_seq_groups.append(group)
             num_seqs += len(seqs)
 
@@ -185,7 +188,7 @@ class Scheduler:
                 running.append(group)  # it finishes when that token is read
                 continue
             while not self.block_manager.can_append_slots(group):
-                # Recompute the newest request later rather than stall the older ones.
+                # Recompute the newest (least urgent) request later rather than stall the others.
                 victim = self.running.pop() if self.running else group
                 self._preempt(victim)
                 out.num_preempted += 1
@@ -221,7 +224,7 @@ class Scheduler:
             self.preempted_in_flight.append(group)
         group.num_preemptions += 1
         self.num_preemptions_total += 1
-        self.waiting.appendleft(group)
+        self.waiting.add_preempted(group)
 
     def free_finished_seq_groups(self) -> list[SequenceGroup]:
         """Frees the blocks of finished sequences; drops finished groups from the queues.
@@ -236,6 +239,6 @@ class Scheduler:
         self.running = deque(g for g in self.running if not g.is_finished)
         if any(g.is_finished for g in self.preempted_in_flight):
             finished += [g for g in self.waiting if g.is_finished]
-            self.waiting = deque(g for g in self.waiting if not g.is_finished)
+            self.waiting.keep(lambda g: not g.is_finished)
         self.preempted_in_flight.clear()
         return finished

@@ -3,8 +3,10 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
-from inference_engine.config import (CacheConfig, EngineConfig, ModelConfig, ParallelConfig,
-                                     SchedulerConfig)
+from inference_engine.config import (SCHEDULING_POLICIES, CacheConfig, EngineConfig, ModelConfig,
+                                     ParallelConfig, SchedulerConfig)
+
+CHOICES = {"scheduling_policy": SCHEDULING_POLICIES}  # the CLI refuses other values up front
 
 
 @dataclass
@@ -30,6 +32,7 @@ class EngineArgs:
     max_num_seqs: int = 192
     max_num_batched_tokens: int | None = None
     enable_chunked_prefill: bool = False  # long prompts over several steps, beside decodes
+    scheduling_policy: str = "fcfs"  # or priority (requests' own), lof (longest max_tokens first)
     tensor_parallel_size: int = 1
     distributed_executor_backend: str | None = None
     enforce_eager: bool = False
@@ -50,7 +53,8 @@ class EngineArgs:
                                     help="(default: decided by the engine)")
                 continue
             kind = int if "int" in str(f.type) else float if "float" in str(f.type) else str
-            parser.add_argument(flag, type=kind, default=f.default, help=f"(default: {f.default})")
+            parser.add_argument(flag, type=kind, default=f.default, choices=CHOICES.get(f.name),
+                                help=f"(default: {f.default})")
         return parser
 
     @classmethod
@@ -73,7 +77,8 @@ class EngineArgs:
                                      enable_prefix_caching=self.enable_prefix_caching),
             scheduler_config=SchedulerConfig(self.max_num_seqs, self.max_num_batched_tokens,
                                              model_config.max_model_len,
-                                             self.enable_chunked_prefill),
+                                             self.enable_chunked_prefill,
+                                             self.scheduling_policy),
             parallel_config=ParallelConfig(self.tensor_parallel_size,
                                            self.distributed_executor_backend),
             enforce_eager=self.enforce_eager, disable_log_stats=self.disable_log_stats,

@@ -226,8 +226,8 @@ class AsyncLLMEngine:
 
     async def generate(self, request_id: str, prompt: str | None, params: SamplingParams,
                        prompt_token_ids: list[int] | None = None,
-                       output_kind: RequestOutputKind = RequestOutputKind.CUMULATIVE
-                       ) -> AsyncIterator[RequestOutput]:
+                       output_kind: RequestOutputKind = RequestOutputKind.CUMULATIVE,
+                       priority: int = 0) -> AsyncIterator[RequestOutput]:
         """Yields the request's outputs, the finished one last: by default its whole state after
         every step that added tokens; DELTA yields only what is new each time, FINAL_ONLY only
         the finished output.
@@ -238,7 +238,7 @@ class AsyncLLMEngine:
         self.start()
         stream = self._tracker.add_request(request_id, output_kind, prompt=prompt, params=params,
                                            prompt_token_ids=prompt_token_ids,
-                                           arrival_time=time.time())
+                                           arrival_time=time.time(), priority=priority)
         try:
             async for output in stream:
                 yield output

@@ -87,9 +87,16 @@ class LLMEngine:
 
     def add_request(self, request_id: str, prompt: str | None, params: SamplingParams,
                     prompt_token_ids: list[int] | None = None,
-                    arrival_time: float | None = None) -> None:
+                    arrival_time: float | None = None, priority: int = 0) -> None:
+        """Queues a request; `priority` (lower first) needs the `priority` scheduling policy."""
         if request_id in self.requests:
             raise ValueError(f"request id {request_id!r} is already in use")
+        if priority != 0 and self.config.scheduler_config.policy != "priority":
+            error = ValueError(f"got priority {priority}, but the scheduling policy is "
+                               f"{self.config.scheduler_config.policy!r} (priorities need "
+                               "--scheduling-policy priority)")
+            error.param = "priority"
+            raise error
         prompt_token_ids = self.validate_prompt(prompt, prompt_token_ids)
         sc = self.config.scheduler_config
         if (sc.enable_chunked_prefill and params.prompt_logprobs is not None
@@ -102,7 +109,7 @@ class LLMEngine:
             generator = torch.Generator(device=self.device).manual_seed(params.seed)
         seq = self._new_seq(prompt_token_ids, params, 0)
         group = SequenceGroup(request_id, prompt, prompt_token_ids, params, seq, arrival_time,
-                              generator)
+                              generator, priority)
         self.requests[request_id] = group
         self.scheduler.add_seq_group(group)
 

@@ -38,8 +38,9 @@ class LLM:
     def generate(self, prompts: PromptType | Sequence[PromptType] | None = None,
                  sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
                  prompt_token_ids: list[list[int]] | None = None,
-                 use_tqdm: bool = True) -> list[RequestOutput]:
-        """One RequestOutput per prompt, in the order given."""
+                 use_tqdm: bool = True, priority: list[int] | None = None) -> list[RequestOutput]:
+        """One RequestOutput per prompt, in the order given. `priority` (one per prompt, lower
+        first) needs scheduling_policy="priority"."""
         if prompts is None:
             if prompt_token_ids is None:
                 raise ValueError("give prompts or prompt_token_ids")
@@ -53,13 +54,16 @@ class LLM:
                   else list(sampling_params))
         if len(params) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(params)} sampling params")
+        priority = [0] * len(prompts) if priority is None else list(priority)
+        if len(priority) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(priority)} priorities")
         request_ids = []
         try:
-            for prompt, p in zip(prompts, params):
+            for prompt, p, prio in zip(prompts, params, priority):
                 request_id = str(next(self._ids))
                 text, ids = ((prompt, None) if isinstance(prompt, str)
                              else (prompt.get("prompt"), prompt.get("prompt_token_ids")))
-                self.llm_engine.add_request(request_id, text, p, ids)
+                self.llm_engine.add_request(request_id, text, p, ids, priority=prio)
                 request_ids.append(request_id)
         except Exception:
             self.llm_engine.abort_request(request_ids)

@@ -34,7 +34,8 @@ class ScriptedEngine:
         self.fail = False
         self.thread_names: set[str] = set()
 
-    def add_request(self, request_id, prompt, params, prompt_token_ids=None, arrival_time=None):
+    def add_request(self, request_id, prompt, params, prompt_token_ids=None, arrival_time=None,
+                    priority=0):
         if prompt == "bad":
             raise ValueError("bad prompt")
         seq = Sequence(len(self.requests), [1])

@@ -38,6 +38,7 @@ CASES = {
     "token id out of the vocabulary": (*completion(prompt=[1, 10**9]), 400, "prompt"),
     "suffix": (*completion(suffix="x"), 400, "suffix"),
     "no prompt": ("/v1/completions", {"max_tokens": 2}, 400, "prompt"),
+    "priority without the priority policy": (*chat(priority=1), 400, "priority"),
     "no messages": ("/v1/chat/completions", {"max_tokens": 2}, 400, "messages"),
     "empty messages": (*chat(messages=[]), 400, "messages"),
     "image content part": (*chat(messages=[{"role": "user", "content": [

@@ -62,6 +62,7 @@ class SamplingRequest(OpenAIBaseModel):
     skip_special_tokens: bool = True
     spaces_between_special_tokens: bool = True
     include_stop_str_in_output: bool = False
+    priority: int = 0  # lower first; needs --scheduling-policy priority
 
     @property
     def include_usage(self) -> bool:

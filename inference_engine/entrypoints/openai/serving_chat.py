@@ -52,7 +52,7 @@ class OpenAIServingChat(OpenAIServing):
                     len(prompt_ids), request.n, params.max_tokens, request.stream)
         kind = RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY
         outputs = merge_async_iterators(
-            self.engine.generate(request_id, prompt, params, prompt_ids, kind))
+            self.engine.generate(request_id, prompt, params, prompt_ids, kind, request.priority))
         created = int(time.time())
         if request.stream:
             return StreamingResponse(self._stream(request, request_id, created, outputs),

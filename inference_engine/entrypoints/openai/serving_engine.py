@@ -140,6 +140,7 @@ class OpenAIServing:
         self.max_model_len = engine.config.model_config.max_model_len
         self.vocab_size = engine.config.model_config.hf_config.vocab_size
         self.max_num_seqs = engine.config.scheduler_config.max_num_seqs
+        self.scheduling_policy = engine.config.scheduler_config.policy
 
     def check_model(self, model: str | None) -> None:
         if model is not None and model != self.served_model_name:
@@ -207,6 +208,9 @@ class OpenAIServing:
         if request.top_k > self.vocab_size:
             raise OpenAIError(400, f"top_k must be at most the vocabulary size "
                               f"{self.vocab_size}, got {request.top_k}", param="top_k")
+        if request.priority != 0 and self.scheduling_policy != "priority":
+            raise OpenAIError(400, f"priority needs --scheduling-policy priority (the server "
+                              f"runs {self.scheduling_policy!r})", param="priority")
         for name in ("n", "best_of"):
             value = getattr(request, name)
             if value is not None and value > self.max_num_seqs:
