@@ -1,5 +1,9 @@
 """Sampling parameters of one request, checked on construction (vLLM's names and defaults)."""
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from inference_engine.structured_output import StructuredOutputsParams
 
 _GREEDY_EPS = 1e-5
 
@@ -12,7 +16,9 @@ class SamplingParams:
     cumulative log-probability. `temperature == 0` means greedy. `stop` strings end a completion
     and are cut from its text unless `include_stop_str_in_output`. `logprobs=k` returns the
     sampled token's log-probability and the top-k alternatives at every step;
-    `prompt_logprobs=k` does the same for the prompt tokens.
+    `prompt_logprobs=k` does the same for the prompt tokens. `structured_outputs` (a
+    StructuredOutputsParams, or a dict of its fields) constrains the tokens to a JSON schema, a
+    regular expression, a choice or a grammar.
     """
     n: int = 1
     best_of: int | None = None
@@ -37,8 +43,12 @@ class SamplingParams:
     spaces_between_special_tokens: bool = True
     detokenize: bool = True
     output_kind: str = field(default="cumulative")
+    structured_outputs: "StructuredOutputsParams | dict[str, Any] | None" = None
 
     def __post_init__(self) -> None:
+        if self.structured_outputs is not None:
+            from inference_engine.structured_output import StructuredOutputsParams
+            self.structured_outputs = StructuredOutputsParams.from_value(self.structured_outputs)
         if self.best_of is None:
             self.best_of = self.n
         if isinstance(self.stop, str):

@@ -66,6 +66,9 @@ class Sequence:
         self.num_computed_tokens = 0
         self.block_keys: list[bytes] = []  # prefix keys of its full blocks computed so far
         self.detokenizer = None  # set by the engine when the request detokenizes
+        # With structured outputs: the sequence's grammar state (an xgrammar GrammarMatcher,
+        # set by the engine), which has accepted every output token.
+        self.grammar = None
         # Tokens sampled on the device whose ids the host has not read yet (async scheduling):
         # they are not in output_token_ids, but the cache and the next step count them.
         self.num_pending = 0
@@ -107,6 +110,7 @@ class Sequence:
         child.status = self.status
         child.block_table = list(self.block_table)
         child.block_keys = list(self.block_keys)
+        child.grammar = self.grammar.fork() if self.grammar is not None else None
         return child
 
 

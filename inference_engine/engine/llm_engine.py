@@ -20,6 +20,7 @@ from inference_engine.model_executor.device_samples import Sample, SamplerOutput
 from inference_engine.outputs import RequestOutput
 from inference_engine.sampling_params import SamplingParams
 from inference_engine.sequence import Logprob, Sequence, SequenceGroup, SequenceStatus
+from inference_engine.structured_output.manager import StructuredOutputManager
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class LLMEngine:
         logger.info("KV cache: %d blocks of %d tokens", num_blocks, config.cache_config.block_size)
         self.scheduler = Scheduler(config.scheduler_config, config.cache_config)
         self.stop_checker = StopChecker(mc.max_model_len, self.eos_token_id)
+        self.structured_outputs = StructuredOutputManager(self.tokenizer, mc.hf_config.vocab_size,
+                                                          self.eos_token_id)
         self.seq_counter = itertools.count()
         self.requests: dict[str, SequenceGroup] = {}
         # Running totals that engine/metrics.py turns into Prometheus counters.
@@ -108,6 +111,8 @@ class LLMEngine:
         if params.seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(params.seed)
         seq = self._new_seq(prompt_token_ids, params, 0)
+        if params.structured_outputs is not None:
+            self.structured_outputs.start(seq, params)
         group = SequenceGroup(request_id, prompt, prompt_token_ids, params, seq, arrival_time,
                               generator, priority)
         self.requests[request_id] = group
@@ -227,6 +232,8 @@ class LLMEngine:
         params = group.sampling_params
         seq.append_token(sample.token_id, sample.logprob, self._decode_logprobs(sample.top_logprobs))
         self.num_generation_tokens_total += 1
+        if seq.grammar is not None and not self.structured_outputs.accept(seq, sample.token_id):
+            return
         if self.stop_checker.check_token(seq, params):
             if seq.detokenizer is not None and params.include_stop_str_in_output:
                 seq.detokenizer.add_token(sample.token_id, check_stop=False)

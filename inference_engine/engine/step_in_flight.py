@@ -29,9 +29,12 @@ def needs_host_tokens(sched: SchedulerOutputs) -> bool:
     """True when some request of `sched` cannot have its next token sampled before this step's
     tokens are on the host: a request's first tokens fork its best_of sequences; a seeded
     request's sequences share one random stream, from which a sequence this step finishes must
-    not draw again. (Penalties need not wait: they count the token in flight on the device.)"""
+    not draw again; a structured output's next token is masked by its grammar's state after
+    this one. (Penalties need not wait: they count the token in flight on the device.)"""
     for group in sched.scheduled_seq_groups:
         params = group.sampling_params
         if params.best_of > 1 and (params.seed is not None or group.is_first_prefill):
+            return True
+        if params.structured_outputs is not None:  # its matcher must accept the token first
             return True
     return False

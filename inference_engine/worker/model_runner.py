@@ -23,7 +23,7 @@ from inference_engine.model_executor.layers.sampler import Sampler
 from inference_engine.model_executor.model_loader import get_model
 from inference_engine.model_executor.sampling_metadata import (PromptLogprobRows, SampleRow,
                                                                 SamplingMetadata, device_tensor)
-from inference_engine.sequence import SequenceGroup, SequenceStatus
+from inference_engine.sequence import SequenceStatus
 from inference_engine.worker.blas_library import use_blas_for_step
 from inference_engine.worker.cache_engine import CacheEngine
 from inference_engine.worker.cuda_graph import CUDAGraphRunner

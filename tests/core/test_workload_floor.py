@@ -13,10 +13,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmar
 from workload_floor import replay, replay_chunked  # noqa: E402
 
 
-def scheduler_steps(requests: list[tuple[int, int]], max_seqs: int, budget: int) -> list[tuple]:
+def scheduler_steps(requests: list[tuple[int, int]], max_seqs: int, budget: int,
+                    policy: str = "fcfs") -> list[tuple]:
     cache = CacheConfig(block_size=16, watermark=0.0)
     cache.num_blocks = 10_000  # never short: the floor models no preemption
-    scheduler = Scheduler(SchedulerConfig(max_seqs, budget, budget), cache)
+    scheduler = Scheduler(SchedulerConfig(max_seqs, budget, budget, policy=policy), cache)
     output_len = {}
     for i, (prompt, output) in enumerate(requests):
         seq = Sequence(i, list(range(prompt)))
@@ -41,6 +42,17 @@ def test_replay_matches_the_scheduler_step_for_step():
     requests = [(rng.randint(1, 60), rng.randint(1, 40)) for _ in range(60)]
     replayed = [(seqs, prompt_tokens) for seqs, prompt_tokens, _ in replay(requests, 8, 64)]
     assert replayed == scheduler_steps(requests, 8, 64)
+
+
+def test_replay_in_longest_output_order_matches_the_lof_scheduler():
+    """workload_floor --scheduling-policy lof replays the requests sorted by output length
+    (stably), which is the order the scheduler's lof policy admits them in."""
+    rng = random.Random(2)
+    requests = [(rng.randint(1, 60), rng.randint(1, 40)) for _ in range(60)]
+    ordered = sorted(requests, key=lambda r: -r[1])
+    replayed = [(seqs, prompt_tokens) for seqs, prompt_tokens, _ in replay(ordered, 8, 64)]
+    assert replayed == scheduler_steps(requests, 8, 64, policy="lof")
+    assert replayed != scheduler_steps(requests, 8, 64)
 
 
 def test_chunked_replay_computes_every_prompt_once_within_the_budget():

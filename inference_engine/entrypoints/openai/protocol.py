@@ -7,13 +7,14 @@ what it adds.
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import ConfigDict, Field, model_serializer
 
+from inference_engine.entrypoints.openai.base import OpenAIBaseModel
+from inference_engine.entrypoints.openai.structured_request import StructuredOutputsRequest
+from inference_engine.entrypoints.openai.tool_calls import (ChatTool, DeltaToolCall, ToolCall,
+                                                             ToolChoice, forced_tool_mode,
+                                                             forced_tool_schema)
 from inference_engine.sampling_params import SamplingParams
-
-
-class OpenAIBaseModel(BaseModel):
-    model_config = ConfigDict(extra="ignore")
 
 
 class ErrorInfo(OpenAIBaseModel):
@@ -37,7 +38,7 @@ class StreamOptions(OpenAIBaseModel):
     include_usage: bool = False
 
 
-class SamplingRequest(OpenAIBaseModel):
+class SamplingRequest(StructuredOutputsRequest):
     """Fields that completions and chat share; `to_sampling_params` maps them to the engine."""
     model: str | None = None
     n: int = 1
@@ -82,7 +83,8 @@ class SamplingRequest(OpenAIBaseModel):
             ignore_eos=self.ignore_eos, max_tokens=max_tokens, min_tokens=self.min_tokens,
             logprobs=logprobs, prompt_logprobs=prompt_logprobs,
             skip_special_tokens=self.skip_special_tokens,
-            spaces_between_special_tokens=self.spaces_between_special_tokens)
+            spaces_between_special_tokens=self.spaces_between_special_tokens,
+            structured_outputs=self.structured_outputs_params())
 
 
 class CompletionRequest(SamplingRequest):
@@ -114,6 +116,18 @@ class ChatCompletionRequest(SamplingRequest):
     continue_final_message: bool = False
     chat_template: str | None = None
     chat_template_kwargs: dict[str, Any] | None = None
+    tools: list[ChatTool] | None = None
+    tool_choice: ToolChoice | None = None  # None: "none" (text answers)
+    parallel_tool_calls: bool = True
+
+    @property
+    def forced_tool_mode(self) -> str | None:
+        return forced_tool_mode(self.tools, self.tool_choice)
+
+    def _tool_constraint(self) -> dict[str, dict[str, Any]]:
+        if self.forced_tool_mode is None:
+            return {}
+        return {"tool_choice": {"json": forced_tool_schema(self.tools, self.tool_choice)}}
 
 
 class CompletionLogProbs(OpenAIBaseModel):
@@ -157,6 +171,7 @@ class ChatChoiceLogprobs(OpenAIBaseModel):
 class AssistantMessage(OpenAIBaseModel):
     role: str = "assistant"
     content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
 
 
 class ChatCompletionChoice(OpenAIBaseModel):
@@ -179,6 +194,7 @@ class ChatCompletionResponse(OpenAIBaseModel):
 class DeltaMessage(OpenAIBaseModel):
     role: str | None = None
     content: str | None = None
+    tool_calls: list[DeltaToolCall] | None = None
 
     @model_serializer(mode="wrap")
     def _drop_nulls(self, handler):

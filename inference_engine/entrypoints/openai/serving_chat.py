@@ -23,6 +23,8 @@ from inference_engine.entrypoints.openai.serving_engine import (SSE_DONE, OpenAI
                                                                 engine_error,
                                                                 merge_async_iterators, sse)
 from inference_engine.entrypoints.openai.text_chunks import ChatTextChunks
+from inference_engine.entrypoints.openai.tool_calls import (DeltaToolCall, parse_forced_tool_calls,
+                                                             template_messages)
 from inference_engine.outputs import RequestOutput, RequestOutputKind
 from inference_engine.sequence import Logprob
 
@@ -39,10 +41,11 @@ class OpenAIServingChat(OpenAIServing):
         request_id = f"chatcmpl-{raw_request.state.request_id}"
         if request.top_logprobs is not None and not request.logprobs:
             raise OpenAIError(400, "top_logprobs needs logprobs=true", param="top_logprobs")
+        tools = [t.model_dump(exclude_none=True) for t in request.tools or []] or None
         prompt, prompt_ids = self.render_chat(request.messages, request.chat_template,
                                               request.add_generation_prompt,
                                               request.continue_final_message,
-                                              request.chat_template_kwargs)
+                                              request.chat_template_kwargs, tools)
         max_tokens = (request.max_completion_tokens if request.max_completion_tokens is not None
                       else request.max_tokens)
         params = self.sampling_params(
@@ -62,23 +65,35 @@ class OpenAIServingChat(OpenAIServing):
             return Response(status_code=499)  # nobody is listening any more
         output = final[0]
         choices = [ChatCompletionChoice(
-            index=c.index, message=AssistantMessage(content=c.text),
+            index=c.index, message=self._message(request, c.text),
             logprobs=self._logprobs(request, c.token_ids, c.logprobs),
             finish_reason=c.finish_reason, stop_reason=c.stop_reason) for c in output.outputs]
         response = ChatCompletionResponse(id=request_id, created=created, choices=choices,
                                           model=self.served_model_name, usage=_usage(output))
         return JSONResponse(response.model_dump())
 
+    @staticmethod
+    def _message(request: ChatCompletionRequest, text: str) -> AssistantMessage:
+        """The answer: a forced tool call's calls, or its text (also when it was cut short)."""
+        calls = None
+        if request.forced_tool_mode is not None:
+            calls = parse_forced_tool_calls(request.tools, request.tool_choice, text)
+        if calls is None:
+            return AssistantMessage(content=text)
+        return AssistantMessage(content=None, tool_calls=calls)
+
     def render_chat(self, messages: list[ChatMessage], chat_template: str | None,
                     add_generation_prompt: bool, continue_final_message: bool,
-                    chat_template_kwargs: dict | None = None) -> tuple[str, list[int]]:
-        """The prompt text and token ids of a conversation."""
+                    chat_template_kwargs: dict | None = None,
+                    tools: list[dict] | None = None) -> tuple[str, list[int]]:
+        """The prompt text and token ids of a conversation (and the tools, for templates that
+        describe them to the model)."""
         if self.tokenizer is None:
             raise OpenAIError(400, "chat needs the tokenizer (skip_tokenizer_init is set)")
-        conversation = [_plain_message(m) for m in messages]
+        conversation = template_messages([_plain_message(m) for m in messages])
         try:
             text = self.tokenizer.apply_chat_template(
-                conversation, chat_template=chat_template, tokenize=False,
+                conversation, chat_template=chat_template, tokenize=False, tools=tools,
                 # Continuing the last message means not opening a new one.
                 add_generation_prompt=add_generation_prompt and not continue_final_message,
                 continue_final_message=continue_final_message, **(chat_template_kwargs or {}))
@@ -115,6 +130,7 @@ class OpenAIServingChat(OpenAIServing):
 
         text_chunk = ChatTextChunks(request_id, created, self.served_model_name)
         num_prompt_tokens = num_tokens = 0
+        tool_text: dict[int, str] = {}
         try:
             role = DeltaMessage(role="assistant", content="")
             yield "".join(chunk([ChatStreamChoice(index=index, delta=role)])
@@ -124,6 +140,11 @@ class OpenAIServingChat(OpenAIServing):
                 events = []  # sent in one write: each write passes every middleware
                 for c in output.outputs:
                     num_tokens += len(c.token_ids)
+                    if request.forced_tool_mode is not None:  # the calls once they are whole
+                        tool_text[c.index] = tool_text.get(c.index, "") + c.text
+                        if c.finish_reason is not None:
+                            events.append(self._tool_chunk(request, chunk, c, tool_text[c.index]))
+                        continue
                     if not request.logprobs:
                         events.append(text_chunk(c.index, c.text or None, c.finish_reason,
                                                  c.stop_reason))
@@ -141,6 +162,16 @@ class OpenAIServingChat(OpenAIServing):
         except Exception as exc:
             yield engine_error(exc).to_sse()
         yield SSE_DONE
+
+
+    def _tool_chunk(self, request: ChatCompletionRequest, chunk, c, text: str) -> str:
+        """The last chunk of a forced tool call's choice: its calls (or, cut short, its text)."""
+        message = self._message(request, text)
+        calls = [DeltaToolCall(index=i, **call.model_dump())
+                 for i, call in enumerate(message.tool_calls)] or None
+        return chunk([ChatStreamChoice(
+            index=c.index, delta=DeltaMessage(content=message.content, tool_calls=calls),
+            finish_reason=c.finish_reason, stop_reason=c.stop_reason)])
 
 
 def _plain_message(message: ChatMessage) -> dict:

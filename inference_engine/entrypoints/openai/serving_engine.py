@@ -186,7 +186,10 @@ class OpenAIServing:
         if request.stream and request.best_of is not None and request.best_of > request.n:
             raise OpenAIError(400, "best_of > n is not supported with stream", param="best_of")
         try:
-            return request.to_sampling_params(max_tokens, logprobs, prompt_logprobs)
+            params = request.to_sampling_params(max_tokens, logprobs, prompt_logprobs)
+            if params.structured_outputs is not None:  # a bad schema: 400 before any stream
+                self.engine.engine.structured_outputs.compile(params)
+            return params
         except SamplingParamsError as exc:
             raise OpenAIError(400, str(exc), param=exc.param) from exc
         except (TypeError, ValueError) as exc:

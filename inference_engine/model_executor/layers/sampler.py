@@ -1,4 +1,5 @@
-"""Turns logits into tokens: penalties, bias, temperature, top-k/top-p/min-p, then sampling.
+"""Turns logits into tokens: penalties, bias, structured outputs' token masks, temperature,
+top-k/top-p/min-p, then sampling.
 
 Reported log-probabilities are those of the model's raw distribution (before any processing).
 Sampling is an exponential race: argmax(p / E) with E ~ Exp(1) is distributed as p. Seeded
@@ -15,6 +16,7 @@ from inference_engine.model_executor.device_samples import DeviceSamples, Sample
 from inference_engine.model_executor.sampling_metadata import (SamplingMetadata, SamplingTensors,
                                                                 device_tensor)
 from inference_engine.sequence import Logprob
+from inference_engine.structured_output.bitmask import apply_token_bitmask, fill_bitmasks
 
 # A step whose rows are all plain greedy (no penalties, bias, min_tokens, logprobs or best_of)
 # takes the one-pass greedy_sample op; INFERENCE_ENGINE_FUSED_GREEDY=0 takes the general path, to
@@ -54,13 +56,15 @@ class Sampler(nn.Module):
         if t is not None and t.output_counts is not None:
             logits = apply_penalties(logits, t)
         logits = self._apply_logit_bias(logits, meta)
+        logits = self._apply_structured_outputs(logits, meta)
         tokens, row_of = self._sample(logits, t, meta)
         return DeviceSamples(tokens, row_of, raw_logprobs, prompt_logprobs, meta)
 
     def _plain_greedy(self, row) -> bool:
         p = row.group.sampling_params
         return (p.is_greedy and not p.needs_penalties and not p.logit_bias and p.logprobs is None
-                and row.num_samples == 1 and not self._in_min_tokens(row))
+                and row.num_samples == 1 and not self._in_min_tokens(row)
+                and row.seq.grammar is None)
 
     @staticmethod
     def _in_min_tokens(row) -> bool:
@@ -85,6 +89,19 @@ class Sampler(nn.Module):
             if bias:
                 ids = device_tensor(list(bias), torch.int64, logits.device)
                 logits[i, ids] += device_tensor(list(bias.values()), logits.dtype, logits.device)
+        return logits
+
+    @staticmethod
+    def _apply_structured_outputs(logits: torch.Tensor, meta: SamplingMetadata) -> torch.Tensor:
+        """Rows of structured outputs keep only the tokens their grammar allows next. (The
+        engine reads a step's tokens before the next one samples such rows, so each matcher has
+        accepted every token before.)"""
+        rows = [i for i, row in enumerate(meta.rows) if row.seq.grammar is not None]
+        if rows:
+            bitmask = fill_bitmasks([meta.rows[i].seq.grammar for i in rows], logits.shape[-1])
+            index = device_tensor(rows, torch.int64, logits.device)
+            logits[index] = apply_token_bitmask(logits[index],
+                                                bitmask.to(logits.device, non_blocking=True))
         return logits
 
     def _sample(self, logits: torch.Tensor, t: SamplingTensors | None,

@@ -1,0 +1,96 @@
+"""Tool calls through the chat API: the tools reach the chat template; a named tool_choice or
+"required" returns tool_calls whose arguments are JSON of the tools' parameters (structured
+outputs keep even a small model to them), streamed as one delta; unsupported choices answer 400."""
+import json
+
+import httpx
+import pytest
+
+pytest.importorskip("xgrammar")
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city",
+    "parameters": {"type": "object", "properties": {
+        "city": {"type": "string", "maxLength": 20},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+        "required": ["city", "unit"], "additionalProperties": False}}}
+TIME = {"type": "function", "function": {
+    "name": "get_time", "parameters": {"type": "object", "properties": {
+        "zone": {"type": "string", "enum": ["UTC", "CET"]}}, "required": ["zone"],
+        "additionalProperties": False}}}
+ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
+NAMED = {"type": "function", "function": {"name": "get_weather"}}
+
+
+def test_a_named_tool_choice_returns_its_call(client, model):
+    reply = client.chat.completions.create(model=model, messages=ASK, tools=[WEATHER, TIME],
+                                           tool_choice=NAMED, temperature=0, max_tokens=60)
+    message = reply.choices[0].message
+    assert message.content is None and len(message.tool_calls) == 1
+    call = message.tool_calls[0]
+    assert call.type == "function" and call.id.startswith("chatcmpl-tool-")
+    assert call.function.name == "get_weather"
+    arguments = json.loads(call.function.arguments)
+    assert set(arguments) == {"city", "unit"} and arguments["unit"] in ("celsius", "fahrenheit")
+    assert reply.choices[0].finish_reason == "stop"
+
+
+def test_required_returns_calls_of_the_given_tools(client, model):
+    reply = client.chat.completions.create(model=model, messages=ASK, tools=[WEATHER, TIME],
+                                           tool_choice="required", temperature=0, max_tokens=120)
+    calls = reply.choices[0].message.tool_calls
+    assert calls and all(c.function.name in ("get_weather", "get_time") for c in calls)
+    for call in calls:
+        assert isinstance(json.loads(call.function.arguments), dict)
+
+
+def test_a_streamed_named_call_comes_whole_in_the_last_delta(client, model):
+    chunks = list(client.chat.completions.create(
+        model=model, messages=ASK, tools=[WEATHER], tool_choice=NAMED, temperature=0,
+        max_tokens=60, stream=True))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    calls = [call for d in deltas for call in d.tool_calls or []]
+    assert len(calls) == 1 and calls[0].index == 0 and calls[0].function.name == "get_weather"
+    assert set(json.loads(calls[0].function.arguments)) == {"city", "unit"}
+    assert not any(d.content for d in deltas)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_tools_reach_the_chat_template_and_tool_turns_render(server, client, model):
+    template = ("{% for t in tools or [] %}TOOL {{ t.function.name }}\n{% endfor %}"
+                "{% for m in messages %}{{ m.role }}: {{ m.content }}"
+                "{% for c in m.tool_calls or [] %} CALL {{ c.function.arguments.city }}"
+                "{% endfor %}\n{% endfor %}assistant:")
+    history = ASK + [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call-1", "type": "function", "function": {
+                "name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius"}'}}]},
+        {"role": "tool", "tool_call_id": "call-1", "content": "21 degrees"}]
+    tokens = httpx.post(server.url + "/tokenize", json={
+        "messages": history, "chat_template": template}).json()["tokens"]
+    text = httpx.post(server.url + "/detokenize", json={"tokens": tokens}).json()["prompt"]
+    # The call's JSON-text arguments reached the template as an object.
+    assert "CALL Paris" in text and "tool: 21 degrees" in text and "TOOL" not in text
+    usage = {}
+    for name, tools in (("without", None), ("with", [WEATHER, TIME])):
+        reply = client.chat.completions.create(
+            model=model, messages=history, max_tokens=1, extra_body={"chat_template": template},
+            **({"tools": tools} if tools else {}))
+        usage[name] = reply.usage.prompt_tokens
+    assert usage["without"] == len(tokens)
+    assert usage["with"] > usage["without"]  # the template wrote a line per tool
+
+
+@pytest.mark.parametrize("body,message", [
+    ({"tools": [WEATHER], "tool_choice": "auto"}, '"auto" tool choice is not supported'),
+    ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+     "not among the tools"),
+    ({"tool_choice": "required"}, "tool_choice needs tools"),
+    ({"tools": [WEATHER], "tool_choice": NAMED, "guided_regex": "a"},
+     "give one structured-output constraint"),
+])
+def test_unsupported_tool_choices_answer_400(server, body, message):
+    reply = httpx.post(server.url + "/v1/chat/completions", timeout=60,
+                       json={"messages": ASK, "max_tokens": 4, **body})
+    assert reply.status_code == 400, reply.text
+    assert message in reply.json()["error"]["message"]
