@@ -4,6 +4,7 @@ outputs keep even a small model to them), streamed as one delta; unsupported cho
 import json
 
 import httpx
+import openai
 import pytest
 
 pytest.importorskip("xgrammar")
@@ -82,7 +83,7 @@ def test_tools_reach_the_chat_template_and_tool_turns_render(server, client, mod
 
 
 @pytest.mark.parametrize("body,message", [
-    ({"tools": [WEATHER], "tool_choice": "auto"}, '"auto" tool choice is not supported'),
+    ({"tools": [WEATHER], "tool_choice": "auto"}, '"auto" tool choice needs the server started'),
     ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
      "not among the tools"),
     ({"tool_choice": "required"}, "tool_choice needs tools"),
@@ -94,3 +95,48 @@ def test_unsupported_tool_choices_answer_400(server, body, message):
                        json={"messages": ASK, "max_tokens": 4, **body})
     assert reply.status_code == 400, reply.text
     assert message in reply.json()["error"]["message"]
+
+
+# A server that lets the model call tools itself, in the hermes format. The small model never
+# writes a call unprompted, so a regex makes it write one after some text: the server must find
+# it there, as it would in a Qwen model's answer.
+HERMES_ANSWER = ('Sure[.] <tool_call>[{]"name": "get_weather", "arguments": '
+                 '[{]"city": "Paris", "unit": "celsius"[}][}]</tool_call>')
+
+
+@pytest.fixture(scope="module")
+def auto_client():
+    from utils.server import SERVER_ARGS, ServerThread
+    args = SERVER_ARGS + ["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+    with ServerThread(args) as running:
+        yield openai.OpenAI(base_url=running.url + "/v1", api_key="unused", max_retries=0,
+                            timeout=120)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_auto_finds_the_models_own_calls(auto_client, model, stream):
+    reply = auto_client.chat.completions.create(
+        model=model, messages=ASK, tools=[WEATHER], temperature=0, max_tokens=60, stream=stream,
+        extra_body={"guided_regex": HERMES_ANSWER})  # no tool_choice: "auto" on this server
+    if stream:
+        chunks = [c.choices[0] for c in reply if c.choices]
+        content = "".join(c.delta.content or "" for c in chunks)
+        calls = [call for c in chunks for call in c.delta.tool_calls or []]
+        finish = chunks[-1].finish_reason
+    else:
+        message = reply.choices[0].message
+        content, calls, finish = message.content, message.tool_calls, reply.choices[0].finish_reason
+    assert content.strip() == "Sure." and finish == "tool_calls"
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [
+        ("get_weather", {"city": "Paris", "unit": "celsius"})]
+    plain = auto_client.chat.completions.create(model=model, messages=ASK, tools=[WEATHER],
+                                                tool_choice="none", max_tokens=8)
+    assert plain.choices[0].message.tool_calls == []
+
+
+def test_auto_tool_choice_needs_a_parser():
+    from inference_engine.entrypoints.openai.api_server import build_app
+    from inference_engine.entrypoints.openai.cli_args import make_arg_parser
+    args = make_arg_parser().parse_args(["--enable-auto-tool-choice"])
+    with pytest.raises(ValueError, match="needs --tool-call-parser"):
+        build_app(args)

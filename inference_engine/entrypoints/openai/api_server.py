@@ -47,6 +47,8 @@ _ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 500)}
 
 def build_app(args: argparse.Namespace, engine=None) -> FastAPI:
     """The server for parsed serve flags; `engine` (an LLMEngine) skips loading one."""
+    if args.enable_auto_tool_choice and not args.tool_call_parser:
+        raise ValueError("--enable-auto-tool-choice needs --tool-call-parser")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -60,7 +62,8 @@ def build_app(args: argparse.Namespace, engine=None) -> FastAPI:
         state = app.state
         state.engine_client, state.registry = client, registry
         state.serving_completion = OpenAIServingCompletion(client, name)
-        state.serving_chat = OpenAIServingChat(client, name)
+        state.serving_chat = OpenAIServingChat(client, name, args.tool_call_parser
+                                               if args.enable_auto_tool_choice else None)
         state.serving_tokenization = OpenAIServingTokenization(client, name)
         client.start()
         logger.info("serving %s (max_model_len=%d)", name, config.model_config.max_model_len)

@@ -38,6 +38,12 @@ def make_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
                         help="on SIGTERM, seconds to let open requests finish")
     parser.add_argument("--uvicorn-log-level", default="info",
                         choices=["critical", "error", "warning", "info", "debug", "trace"])
+    parser.add_argument("--enable-auto-tool-choice", action="store_true",
+                        help='let the model call tools itself (tool_choice "auto", the default '
+                             "when a request gives tools); needs --tool-call-parser")
+    parser.add_argument("--tool-call-parser", default=None, choices=["hermes", "llama3_json"],
+                        help="how the model writes tool calls: hermes (Qwen2.5, Qwen3, Hermes) "
+                             "or llama3_json (Llama 3.1+)")
     EngineArgs.add_cli_args(parser)
     return parser
 

@@ -23,8 +23,9 @@ from inference_engine.entrypoints.openai.serving_engine import (SSE_DONE, OpenAI
                                                                 engine_error,
                                                                 merge_async_iterators, sse)
 from inference_engine.entrypoints.openai.text_chunks import ChatTextChunks
-from inference_engine.entrypoints.openai.tool_calls import (DeltaToolCall, parse_forced_tool_calls,
-                                                             template_messages)
+from inference_engine.entrypoints.openai.tool_calls import template_messages
+from inference_engine.entrypoints.openai.tool_parsers import (TOOL_PARSERS, ForcedToolParser,
+                                                              ToolCallStream, ToolParser)
 from inference_engine.outputs import RequestOutput, RequestOutputKind
 from inference_engine.sequence import Logprob
 
@@ -32,7 +33,12 @@ logger = logging.getLogger(__name__)
 
 
 class OpenAIServingChat(OpenAIServing):
-    """Serves chat completions through the chat template."""
+    """Serves chat completions through the chat template; `tool_call_parser` names the parser
+    of the model's own tool calls (tool_choice "auto")."""
+
+    def __init__(self, engine, served_model_name: str, tool_call_parser: str | None = None):
+        super().__init__(engine, served_model_name)
+        self.auto_tool_parser = TOOL_PARSERS[tool_call_parser] if tool_call_parser else None
 
     async def create_chat_completion(self, request: ChatCompletionRequest,
                                      raw_request: Request) -> Response:
@@ -51,6 +57,7 @@ class OpenAIServingChat(OpenAIServing):
         params = self.sampling_params(
             request, self.max_tokens_for(len(prompt_ids), max_tokens, "messages"),
             (request.top_logprobs or 0) if request.logprobs else None)
+        parser = self._tool_parser(request)  # after the params, which check the tool choice
         logger.info("%s: %d prompt tokens, n=%d, max_tokens=%d, stream=%s", request_id,
                     len(prompt_ids), request.n, params.max_tokens, request.stream)
         kind = RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY
@@ -58,29 +65,45 @@ class OpenAIServingChat(OpenAIServing):
             self.engine.generate(request_id, prompt, params, prompt_ids, kind, request.priority))
         created = int(time.time())
         if request.stream:
-            return StreamingResponse(self._stream(request, request_id, created, outputs),
+            return StreamingResponse(self._stream(request, request_id, created, outputs, parser),
                                      media_type="text/event-stream")
         final = await collect_final_outputs(outputs, raw_request)
         if final is None:
             return Response(status_code=499)  # nobody is listening any more
         output = final[0]
-        choices = [ChatCompletionChoice(
-            index=c.index, message=self._message(request, c.text),
-            logprobs=self._logprobs(request, c.token_ids, c.logprobs),
-            finish_reason=c.finish_reason, stop_reason=c.stop_reason) for c in output.outputs]
+        choices = []
+        for c in output.outputs:
+            content, calls = parser.parse(c.text) if parser is not None else (c.text, [])
+            choices.append(ChatCompletionChoice(
+                index=c.index, message=AssistantMessage(content=content, tool_calls=calls),
+                logprobs=self._logprobs(request, c.token_ids, c.logprobs),
+                finish_reason=self._finish_reason(parser, calls, c.finish_reason),
+                stop_reason=c.stop_reason))
         response = ChatCompletionResponse(id=request_id, created=created, choices=choices,
                                           model=self.served_model_name, usage=_usage(output))
         return JSONResponse(response.model_dump())
 
-    @staticmethod
-    def _message(request: ChatCompletionRequest, text: str) -> AssistantMessage:
-        """The answer: a forced tool call's calls, or its text (also when it was cut short)."""
-        calls = None
+    def _tool_parser(self, request: ChatCompletionRequest) -> ToolParser | None:
+        """What finds the answer's tool calls: a forced call's JSON, the model's own calls
+        (tool_choice "auto", the default with tools once the server has a parser), or none."""
         if request.forced_tool_mode is not None:
-            calls = parse_forced_tool_calls(request.tools, request.tool_choice, text)
-        if calls is None:
-            return AssistantMessage(content=text)
-        return AssistantMessage(content=None, tool_calls=calls)
+            return ForcedToolParser(request.tools, request.tool_choice)
+        if not request.tools or request.tool_choice == "none":
+            return None
+        if self.auto_tool_parser is None:
+            if request.tool_choice == "auto":
+                raise OpenAIError(400, '"auto" tool choice needs the server started with '
+                                  "--enable-auto-tool-choice and --tool-call-parser",
+                                  param="tool_choice")
+            return None
+        return self.auto_tool_parser()
+
+    @staticmethod
+    def _finish_reason(parser: ToolParser | None, calls: list, finish_reason: str | None):
+        """"tool_calls" when the model chose to call tools (a forced call just stops)."""
+        if calls and finish_reason == "stop" and not isinstance(parser, ForcedToolParser):
+            return "tool_calls"
+        return finish_reason
 
     def render_chat(self, messages: list[ChatMessage], chat_template: str | None,
                     add_generation_prompt: bool, continue_final_message: bool,
@@ -123,14 +146,14 @@ class OpenAIServingChat(OpenAIServing):
         return TopLogprob(token=token, logprob=lp.logprob, bytes=list(token.encode()))
 
     async def _stream(self, request: ChatCompletionRequest, request_id: str, created: int,
-                      outputs: AsyncIterator) -> AsyncIterator[str]:
+                      outputs: AsyncIterator, parser: ToolParser | None) -> AsyncIterator[str]:
         def chunk(choices: list[ChatStreamChoice], usage: UsageInfo | None = None) -> str:
             return sse(ChatCompletionChunk(id=request_id, created=created, choices=choices,
                                            model=self.served_model_name, usage=usage))
 
         text_chunk = ChatTextChunks(request_id, created, self.served_model_name)
         num_prompt_tokens = num_tokens = 0
-        tool_text: dict[int, str] = {}
+        tool_streams: dict[int, ToolCallStream] = {}
         try:
             role = DeltaMessage(role="assistant", content="")
             yield "".join(chunk([ChatStreamChoice(index=index, delta=role)])
@@ -140,10 +163,15 @@ class OpenAIServingChat(OpenAIServing):
                 events = []  # sent in one write: each write passes every middleware
                 for c in output.outputs:
                     num_tokens += len(c.token_ids)
-                    if request.forced_tool_mode is not None:  # the calls once they are whole
-                        tool_text[c.index] = tool_text.get(c.index, "") + c.text
-                        if c.finish_reason is not None:
-                            events.append(self._tool_chunk(request, chunk, c, tool_text[c.index]))
+                    if parser is not None:  # content until the calls begin; they go whole
+                        stream = tool_streams.setdefault(c.index, ToolCallStream(parser))
+                        content, calls = stream.feed(c.text, c.finish_reason is not None)
+                        if content is not None or calls or c.finish_reason is not None:
+                            events.append(chunk([ChatStreamChoice(
+                                index=c.index,
+                                delta=DeltaMessage(content=content, tool_calls=calls),
+                                finish_reason=self._finish_reason(parser, calls, c.finish_reason),
+                                stop_reason=c.stop_reason)]))
                         continue
                     if not request.logprobs:
                         events.append(text_chunk(c.index, c.text or None, c.finish_reason,
@@ -162,16 +190,6 @@ class OpenAIServingChat(OpenAIServing):
         except Exception as exc:
             yield engine_error(exc).to_sse()
         yield SSE_DONE
-
-
-    def _tool_chunk(self, request: ChatCompletionRequest, chunk, c, text: str) -> str:
-        """The last chunk of a forced tool call's choice: its calls (or, cut short, its text)."""
-        message = self._message(request, text)
-        calls = [DeltaToolCall(index=i, **call.model_dump())
-                 for i, call in enumerate(message.tool_calls)] or None
-        return chunk([ChatStreamChoice(
-            index=c.index, delta=DeltaMessage(content=message.content, tool_calls=calls),
-            finish_reason=c.finish_reason, stop_reason=c.stop_reason)])
 
 
 def _plain_message(message: ChatMessage) -> dict:

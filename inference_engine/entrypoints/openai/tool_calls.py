@@ -5,8 +5,8 @@ to see them. A call the request forces is generated under structured outputs, so
 JSON of the tool's parameters whatever the model: `tool_choice={"type": "function", "function":
 {"name": ...}}` constrains the output to that tool's arguments, `"required"` to a list of one or
 more calls of any tool (`[{"name": ..., "parameters": {...}}]`, as vLLM does). `"none"` lets the
-model answer in text. `"auto"` (the model decides, and a model-specific parser finds the calls in
-its text) is not supported: it is refused with a 400, as vLLM does without a tool parser.
+model answer in text. `"auto"` lets the model decide; a parser of its family's call format finds
+the calls in its text (tool_parsers.py; a server flag, as in vLLM).
 """
 import json
 import uuid
@@ -58,14 +58,13 @@ class DeltaToolCall(ToolCall):
 
 
 def forced_tool_mode(tools: list[ChatTool] | None, tool_choice: ToolChoice | None) -> str | None:
-    """"named" or "required" when the request forces tool calls, else None (text answers)."""
+    """"named" or "required" when the request forces tool calls, else None."""
     if tool_choice is None or tool_choice == "none":
         return None
     if not tools:
         raise SamplingParamsError("tool_choice", "tool_choice needs tools")
     if tool_choice == "auto":
-        raise SamplingParamsError("tool_choice", '"auto" tool choice is not supported (no tool-call '
-                               'parser): use "required", a named function, or "none"')
+        return None
     if tool_choice == "required":
         return "required"
     if tool_choice.function.name not in {t.function.name for t in tools}:
