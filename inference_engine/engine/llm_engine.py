@@ -18,7 +18,7 @@ from inference_engine.engine.stop_checker import StopChecker
 from inference_engine.executor import create_executor
 from inference_engine.model_executor.device_samples import Sample, SamplerOutput
 from inference_engine.outputs import RequestOutput
-from inference_engine.sampling_params import SamplingParams
+from inference_engine.sampling_params import SamplingParams, SamplingParamsError
 from inference_engine.sequence import Logprob, Sequence, SequenceGroup, SequenceStatus
 from inference_engine.structured_output.manager import StructuredOutputManager
 
@@ -95,11 +95,9 @@ class LLMEngine:
         if request_id in self.requests:
             raise ValueError(f"request id {request_id!r} is already in use")
         if priority != 0 and self.config.scheduler_config.policy != "priority":
-            error = ValueError(f"got priority {priority}, but the scheduling policy is "
-                               f"{self.config.scheduler_config.policy!r} (priorities need "
-                               "--scheduling-policy priority)")
-            error.param = "priority"
-            raise error
+            raise SamplingParamsError("priority", f"got priority {priority}, but the scheduling "
+                                      f"policy is {self.config.scheduler_config.policy!r} "
+                                      "(priorities need --scheduling-policy priority)")
         prompt_token_ids = self.validate_prompt(prompt, prompt_token_ids)
         sc = self.config.scheduler_config
         if (sc.enable_chunked_prefill and params.prompt_logprobs is not None

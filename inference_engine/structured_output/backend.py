@@ -1,12 +1,9 @@
 """Structured outputs through xgrammar: the constraints compiled against the tokenizer's
 vocabulary (xgrammar caches them by their text), a matcher per sequence."""
 import json
-import logging
 
 from inference_engine.sampling_params import SamplingParamsError
 from inference_engine.structured_output.params import StructuredOutputsParams
-
-logger = logging.getLogger(__name__)
 
 
 class GrammarBackend:

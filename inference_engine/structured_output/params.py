@@ -1,6 +1,5 @@
 """What a request's output must match (vLLM's StructuredOutputsParams; its older name was
 GuidedDecodingParams)."""
-import json as jsonlib
 from dataclasses import dataclass
 
 from inference_engine.sampling_params import SamplingParamsError
@@ -33,13 +32,6 @@ class StructuredOutputsParams:
     @property
     def kind(self) -> str:
         return next(k for k in KINDS if getattr(self, k) not in (None, False))
-
-    def cache_key(self) -> tuple[str, str]:
-        """What identifies the compiled grammar: its kind and its text."""
-        value = getattr(self, self.kind)
-        if isinstance(value, (dict, list)):
-            value = jsonlib.dumps(value, sort_keys=True)
-        return self.kind, str(value)
 
     @classmethod
     def from_value(cls, value: "StructuredOutputsParams | dict") -> "StructuredOutputsParams":
