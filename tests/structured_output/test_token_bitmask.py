@@ -1,9 +1,13 @@
 """The token-mask op of structured outputs against a plain loop and against xgrammar's own
-apply_token_bitmask_inplace, over dtypes and vocabulary sizes (not all multiples of 32)."""
+apply_token_bitmask_inplace, over dtypes and vocabulary sizes (not all multiples of 32); masks
+filled for many rows at once against one by one."""
+import tempfile
+
 import pytest
 import torch
 
-from inference_engine.structured_output.bitmask import apply_token_bitmask
+from inference_engine.structured_output.bitmask import apply_token_bitmask, fill_bitmasks
+from utils.byte_tokenizer import write_byte_tokenizer
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
@@ -39,3 +43,22 @@ def test_matches_xgrammar_apply_token_bitmask_inplace():
     expected = logits.clone()
     xgr.apply_token_bitmask_inplace(expected, bitmask)
     torch.testing.assert_close(apply_token_bitmask(logits, bitmask), expected, rtol=0, atol=0)
+
+
+def test_rows_filled_together_match_rows_filled_one_by_one():
+    xgr = pytest.importorskip("xgrammar")
+    from transformers import AutoTokenizer
+    with tempfile.TemporaryDirectory() as path:
+        write_byte_tokenizer(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    compiler = xgr.GrammarCompiler(xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=300))
+    grammars = [compiler.compile_regex(r"[a-c]+x"), compiler.compile_builtin_json_grammar(),
+                compiler.compile_grammar('root ::= "yes" | "no"')]
+    matchers = [xgr.GrammarMatcher(grammars[i % 3]) for i in range(7)]
+    for i, matcher in enumerate(matchers):  # each a few tokens into its grammar
+        for token in tokenizer.encode(["ab", '{"k', "y"][i % 3])[: i % 3 + 1]:
+            assert matcher.accept_token(token)
+    together = fill_bitmasks(matchers, 300)
+    for i, matcher in enumerate(matchers):
+        assert torch.equal(together[i:i + 1], fill_bitmasks([matcher], 300))
+    assert not torch.equal(together[0], together[1])
