@@ -1,8 +1,8 @@
 """Token identity with transformers for models loaded from safetensors folders."""
 import pytest
 
-from utils.hf_checkpoint import (embedded_hf_checkpoint, tiny_llama_config, tiny_qwen2_config,
-                                 tiny_qwen3_config, write_hf_checkpoint)
+from utils.hf_checkpoint import (embedded_hf_checkpoint, tiny_llama_config, tiny_phi3_config,
+                                 tiny_qwen2_config, tiny_qwen3_config, write_hf_checkpoint)
 from utils.oracle import assert_greedy_matches_transformers
 
 PROMPTS = ["Hello, my name is", "The quick brown fox", "2 + 2 =", "Ünïcödé and 中文 text"]
@@ -30,6 +30,22 @@ def test_tiny_random_qwen2(tmp_path, overrides):
 def test_tiny_random_qwen3(tmp_path):
     path = write_hf_checkpoint(tmp_path / "qwen3", tiny_qwen3_config(), seed=6)
     assert_greedy_matches_transformers(path, PROMPTS, block_size=8)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"num_key_value_heads": 4, "rope_theta": 250000.0}])
+def test_tiny_random_phi3(tmp_path, overrides):
+    path = write_hf_checkpoint(tmp_path / "phi3", tiny_phi3_config(**overrides), seed=7)
+    assert_greedy_matches_transformers(path, PROMPTS, block_size=8)
+
+
+def test_phi3_with_longrope_is_refused(tmp_path):
+    from inference_engine import LLM
+    rope = {"rope_type": "longrope", "rope_theta": 10000.0, "short_factor": [1.0] * 8,
+            "long_factor": [2.0] * 8, "original_max_position_embeddings": 256}
+    path = write_hf_checkpoint(tmp_path / "phi3", tiny_phi3_config(rope_parameters=rope,
+                                                                   max_position_embeddings=1024))
+    with pytest.raises(ValueError, match="'longrope' rotary scaling is not supported"):
+        LLM(path, dtype="float32", max_model_len=128, cpu_kv_cache_space_gib=0.1)
 
 
 def test_embedded_model_from_safetensors_folder():

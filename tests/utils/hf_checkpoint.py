@@ -21,7 +21,7 @@ import torch
 from huggingface_hub import save_torch_state_dict
 from safetensors.torch import load_file, save_file
 from transformers import (AutoModelForCausalLM, BloomConfig, BloomForCausalLM, LlamaConfig,
-                          PretrainedConfig, Qwen2Config, Qwen3Config)
+                          Phi3Config, PretrainedConfig, Qwen2Config, Qwen3Config)
 
 from inference_engine.model_executor.loader import iterate_weights
 from inference_engine.transformers_utils.config import get_hf_config
@@ -65,6 +65,19 @@ def tiny_qwen3_config(**overrides) -> Qwen3Config:
         tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
     fields.update(overrides)
     return Qwen3Config(**fields)
+
+
+def tiny_phi3_config(**overrides) -> Phi3Config:
+    """A 2-layer Phi-3 (q/k/v and gate/up fused in the checkpoint) with the sizes of
+    tiny_llama_config."""
+    fields = dict(
+        architectures=["Phi3ForCausalLM"], vocab_size=49152, hidden_size=64,
+        intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=512, original_max_position_embeddings=512, rms_norm_eps=1e-5,
+        rope_theta=10000.0, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+        pad_token_id=2, sliding_window=None)
+    fields.update(overrides)
+    return Phi3Config(**fields)
 
 
 def tiny_bloom_config(**overrides) -> BloomConfig:

@@ -3,11 +3,13 @@ from torch import nn
 
 from inference_engine.model_executor.models.bloom import BloomForCausalLM
 from inference_engine.model_executor.models.llama import LlamaForCausalLM
+from inference_engine.model_executor.models.phi3 import Phi3ForCausalLM
 
 MODEL_REGISTRY: dict[str, type[nn.Module]] = {
     "BloomForCausalLM": BloomForCausalLM,
     "LlamaForCausalLM": LlamaForCausalLM,
     "MistralForCausalLM": LlamaForCausalLM,
+    "Phi3ForCausalLM": Phi3ForCausalLM,
     "Qwen2ForCausalLM": LlamaForCausalLM,
     "Qwen3ForCausalLM": LlamaForCausalLM,
 }
