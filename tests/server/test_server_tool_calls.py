@@ -45,16 +45,31 @@ def test_required_returns_calls_of_the_given_tools(client, model):
         assert isinstance(json.loads(call.function.arguments), dict)
 
 
-def test_a_streamed_named_call_comes_whole_in_the_last_delta(client, model):
+def test_a_streamed_named_call_streams_its_arguments(client, model):
     chunks = list(client.chat.completions.create(
         model=model, messages=ASK, tools=[WEATHER], tool_choice=NAMED, temperature=0,
         max_tokens=60, stream=True))
     deltas = [c.choices[0].delta for c in chunks if c.choices]
-    calls = [call for d in deltas for call in d.tool_calls or []]
-    assert len(calls) == 1 and calls[0].index == 0 and calls[0].function.name == "get_weather"
-    assert set(json.loads(calls[0].function.arguments)) == {"city", "unit"}
+    pieces = [call for d in deltas for call in d.tool_calls or []]
+    assert len(pieces) > 3 and all(p.index == 0 for p in pieces)  # one call, in pieces
+    first, rest = pieces[0], pieces[1:]
+    assert first.id.startswith("chatcmpl-tool-") and first.function.name == "get_weather"
+    assert all(p.id is None and p.function.name is None for p in rest)
+    arguments = "".join(p.function.arguments for p in pieces)
+    assert set(json.loads(arguments)) == {"city", "unit"}
     assert not any(d.content for d in deltas)
     assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_a_streamed_required_call_comes_whole_at_the_end(client, model):
+    chunks = list(client.chat.completions.create(
+        model=model, messages=ASK, tools=[WEATHER, TIME], tool_choice="required", temperature=0,
+        max_tokens=120, stream=True))
+    with_calls = [c for c in chunks if c.choices and c.choices[0].delta.tool_calls]
+    assert len(with_calls) == 1 and with_calls[0].choices[0].finish_reason == "stop"
+    for call in with_calls[0].choices[0].delta.tool_calls:
+        assert call.function.name in ("get_weather", "get_time")
+        assert isinstance(json.loads(call.function.arguments), dict)
 
 
 def test_tools_reach_the_chat_template_and_tool_turns_render(server, client, model):

@@ -12,7 +12,7 @@ import json
 import uuid
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from inference_engine.entrypoints.openai.base import OpenAIBaseModel
 from inference_engine.sampling_params import SamplingParamsError
@@ -53,8 +53,25 @@ class ToolCall(OpenAIBaseModel):
     function: FunctionCall
 
 
-class DeltaToolCall(ToolCall):
+class _DeltaModel(OpenAIBaseModel):
+    @model_serializer(mode="wrap")
+    def _drop_nulls(self, handler):
+        # A stream's pieces carry only what they add, as OpenAI's do.
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class DeltaFunctionCall(_DeltaModel):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class DeltaToolCall(_DeltaModel):
+    """A streamed piece of call `index`: its first piece has the id and the name, later ones
+    more of its arguments' text."""
     index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: DeltaFunctionCall | None = None
 
 
 def forced_tool_mode(tools: list[ChatTool] | None, tool_choice: ToolChoice | None) -> str | None:
