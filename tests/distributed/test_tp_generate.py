@@ -1,5 +1,6 @@
 """Tensor parallelism end to end on CPU (gloo): TP=2 through `mp` and through Ray generates
-exactly the tokens of TP=1 in float32, on tiny random Llamas, and so does TP=8 on a tiny Bloom;
+exactly the tokens of TP=1 in float32, on tiny random Llamas and a tiny Qwen3-MoE (experts split
+by their intermediate size), and so does TP=8 on a tiny Bloom;
 the embedded model (9 query, 3 KV heads) is refused at TP=2 with the head counts named, and
 matches TP=1 at TP=3."""
 import pytest
@@ -70,6 +71,12 @@ def test_bloom_tp8_mp_matches_tp1(tiny_bloom):
     reference = _run(tiny_bloom)
     outputs = _run(tiny_bloom, tensor_parallel_size=8, distributed_executor_backend="mp")
     _assert_same(reference, outputs)
+
+
+def test_mixture_of_experts_tp2_mp_matches_tp1(tmp_path):
+    from utils.hf_checkpoint import tiny_qwen3_moe_config, write_moe_checkpoint
+    path = write_moe_checkpoint(tmp_path / "moe", tiny_qwen3_moe_config(), seed=4)
+    _assert_same(_run(path), _run(path, tensor_parallel_size=2, distributed_executor_backend="mp"))
 
 
 def test_embedded_model_refuses_tp2_naming_its_heads():

@@ -1,8 +1,10 @@
 """Token identity with transformers for models loaded from safetensors folders."""
 import pytest
 
-from utils.hf_checkpoint import (embedded_hf_checkpoint, tiny_llama_config, tiny_phi3_config,
-                                 tiny_qwen2_config, tiny_qwen3_config, write_hf_checkpoint)
+from utils.hf_checkpoint import (embedded_hf_checkpoint, tiny_llama_config, tiny_mixtral_config,
+                                 tiny_phi3_config, tiny_qwen2_config, tiny_qwen3_config,
+                                 tiny_qwen3_moe_config, write_hf_checkpoint,
+                                 write_moe_checkpoint)
 from utils.oracle import assert_greedy_matches_transformers
 
 PROMPTS = ["Hello, my name is", "The quick brown fox", "2 + 2 =", "Ünïcödé and 中文 text"]
@@ -35,6 +37,13 @@ def test_tiny_random_qwen3(tmp_path):
 @pytest.mark.parametrize("overrides", [{}, {"num_key_value_heads": 4, "rope_theta": 250000.0}])
 def test_tiny_random_phi3(tmp_path, overrides):
     path = write_hf_checkpoint(tmp_path / "phi3", tiny_phi3_config(**overrides), seed=7)
+    assert_greedy_matches_transformers(path, PROMPTS, block_size=8)
+
+
+@pytest.mark.parametrize("config", [
+    tiny_mixtral_config(), tiny_qwen3_moe_config(), tiny_qwen3_moe_config(norm_topk_prob=False)])
+def test_tiny_random_mixture_of_experts(tmp_path, config):
+    path = write_moe_checkpoint(tmp_path / "moe", config, seed=8)
     assert_greedy_matches_transformers(path, PROMPTS, block_size=8)
 
 

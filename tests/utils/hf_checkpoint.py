@@ -80,6 +80,33 @@ def tiny_phi3_config(**overrides) -> Phi3Config:
     return Phi3Config(**fields)
 
 
+def tiny_mixtral_config(**overrides) -> PretrainedConfig:
+    """A 2-layer Mixtral: 4 experts, 2 a token, over tiny_llama_config's sizes."""
+    from transformers import MixtralConfig
+    fields = dict(
+        architectures=["MixtralForCausalLM"], vocab_size=49152, hidden_size=64,
+        intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=512,
+        rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False, sliding_window=None,
+        bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    fields.update(overrides)
+    return MixtralConfig(**fields)
+
+
+def tiny_qwen3_moe_config(**overrides) -> PretrainedConfig:
+    """A 3-layer Qwen3-MoE: 8 experts, 2 a token, the middle layer dense."""
+    from transformers import Qwen3MoeConfig
+    fields = dict(
+        architectures=["Qwen3MoeForCausalLM"], vocab_size=49152, hidden_size=64,
+        intermediate_size=128, moe_intermediate_size=32, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=32, num_experts=8,
+        num_experts_per_tok=2, norm_topk_prob=True, mlp_only_layers=[1],
+        max_position_embeddings=512, rms_norm_eps=1e-6, rope_theta=1000000.0,
+        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    fields.update(overrides)
+    return Qwen3MoeConfig(**fields)
+
+
 def tiny_bloom_config(**overrides) -> BloomConfig:
     """A 4-layer Bloom with 4 heads of 16, over the embedded tokenizer's vocabulary (49152)."""
     fields = dict(architectures=["BloomForCausalLM"], vocab_size=49152, hidden_size=64, n_layer=4,
@@ -110,6 +137,24 @@ def write_bloom_checkpoint(path, config: BloomConfig, *, seed: int = 0,
         tensors = {name.removeprefix("transformer."): t for name, t in load_file(weights).items()}
         save_file(tensors, weights, metadata={"format": "pt"})
     get_tokenizer(embedded_model_path()).save_pretrained(path)
+    return str(path)
+
+
+def write_moe_checkpoint(path, config: PretrainedConfig, seed: int = 0,
+                         tokenizer: bool = True) -> str:
+    """A random mixture-of-experts checkpoint (float32) as transformers saves it: one tensor per
+    expert matrix under the names published checkpoints use (its own modules stack them), with
+    the embedded tokenizer unless `tokenizer` is False."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name.endswith("norm.weight"):  # started at one: a wrong load must show
+                    param.add_(torch.randn_like(param), alpha=0.1)
+    model.save_pretrained(path)
+    if tokenizer:
+        get_tokenizer(embedded_model_path()).save_pretrained(path)
     return str(path)
 
 

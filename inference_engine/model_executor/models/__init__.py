@@ -3,15 +3,18 @@ from torch import nn
 
 from inference_engine.model_executor.models.bloom import BloomForCausalLM
 from inference_engine.model_executor.models.llama import LlamaForCausalLM
+from inference_engine.model_executor.models.llama_moe import MoeLlamaForCausalLM
 from inference_engine.model_executor.models.phi3 import Phi3ForCausalLM
 
 MODEL_REGISTRY: dict[str, type[nn.Module]] = {
     "BloomForCausalLM": BloomForCausalLM,
     "LlamaForCausalLM": LlamaForCausalLM,
     "MistralForCausalLM": LlamaForCausalLM,
+    "MixtralForCausalLM": MoeLlamaForCausalLM,
     "Phi3ForCausalLM": Phi3ForCausalLM,
     "Qwen2ForCausalLM": LlamaForCausalLM,
     "Qwen3ForCausalLM": LlamaForCausalLM,
+    "Qwen3MoeForCausalLM": MoeLlamaForCausalLM,
 }
 
 
