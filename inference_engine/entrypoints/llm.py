@@ -73,15 +73,18 @@ class LLM:
     def chat(self, messages: list[dict] | list[list[dict]],
              sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
              use_tqdm: bool = True, chat_template: str | None = None,
-             add_generation_prompt: bool = True,
-             continue_final_message: bool = False) -> list[RequestOutput]:
-        """Applies the tokenizer's chat template to each conversation, then generates."""
+             add_generation_prompt: bool = True, continue_final_message: bool = False,
+             tools: list[dict] | None = None,
+             chat_template_kwargs: dict | None = None) -> list[RequestOutput]:
+        """Applies the tokenizer's chat template to each conversation (with `tools`, OpenAI's
+        function definitions, for templates that describe them), then generates."""
         conversations = [messages] if messages and isinstance(messages[0], dict) else messages
         tokenizer = self.get_tokenizer()
         prompts = [{"prompt_token_ids": list(tokenizer.apply_chat_template(
-            conv, chat_template=chat_template, tokenize=True, return_dict=False,
+            conv, chat_template=chat_template, tokenize=True, return_dict=False, tools=tools,
             add_generation_prompt=add_generation_prompt and not continue_final_message,
-            continue_final_message=continue_final_message))} for conv in conversations]
+            continue_final_message=continue_final_message, **(chat_template_kwargs or {})))}
+            for conv in conversations]
         return self.generate(prompts, sampling_params, use_tqdm=use_tqdm)
 
     def _run_engine(self, request_ids: list[str], use_tqdm: bool) -> list[RequestOutput]:
