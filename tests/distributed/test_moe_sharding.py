@@ -1,12 +1,12 @@
-"""The mixture-of-experts layer: its two ways (rows routed to each expert on the CPU, every row
-through every expert on a GPU) against a plain per-token loop, and its tensor-parallel shards,
-one simulated rank at a time, summing to the whole layer."""
+"""The mixture-of-experts layer: its two ways (each expert's rows through a grouped matmul, every
+row through every expert) against a plain per-token loop, and its tensor-parallel shards, one
+simulated rank at a time, summing to the whole layer."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from inference_engine.model_executor.layers import fused_moe
-from inference_engine.model_executor.layers.fused_moe import FusedMoE, moe_dense, moe_routed, route
+from inference_engine.model_executor.layers.fused_moe import FusedMoE, moe_dense, moe_grouped, route
 
 E, K, H, I = 6, 2, 16, 24
 
@@ -45,7 +45,7 @@ def test_routed_and_dense_match_a_plain_loop(renormalize):
     load(layer, gate, up, down)
     expected = reference(x, gate, up, down, logits, renormalize)
     weights, experts = route(logits, K, renormalize, x.dtype)
-    for run in (moe_routed, moe_dense):
+    for run in (moe_grouped, moe_dense):
         torch.testing.assert_close(run(x, layer.w13, layer.w2, weights, experts), expected,
                                    rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(layer(x, logits), expected, rtol=1e-5, atol=1e-5)
@@ -69,3 +69,20 @@ def test_shards_sum_to_the_whole_layer(monkeypatch, world):
     monkeypatch.setattr(fused_moe, "get_tp_world_size", lambda: 5)
     with pytest.raises(ValueError, match="not divisible by the tensor-parallel size 5"):
         FusedMoE(E, K, H, I, True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_experts_without_rows_and_16_bit_weights(dtype):
+    gate, up, down = checkpoint(2)
+    x = torch.randn(5, H)
+    logits = torch.full((5, E), -10.0)
+    logits[:, 1], logits[:, 4] = 3.0, 2.0  # experts 0, 2, 3 and 5 get no rows
+    expected = reference(x, gate, up, down, logits, True)
+    layer = FusedMoE(E, K, H, I, True)
+    load(layer, gate, up, down)
+    layer.to(dtype)
+    weights, experts = route(logits, K, True, dtype)
+    tolerance = dict(rtol=2e-2, atol=2e-2) if dtype == torch.bfloat16 else dict(rtol=1e-5, atol=1e-5)
+    for run in (moe_grouped, moe_dense):
+        got = run(x.to(dtype), layer.w13, layer.w2, weights, experts)
+        torch.testing.assert_close(got.float(), expected, **tolerance)

@@ -3,11 +3,12 @@ a SwiGLU MLP, and their outputs are summed with the router's weights.
 
 The experts' weights sit stacked, `w13` [E, 2 * I, H] (gate and up) and `w2` [E, H, I], their
 intermediate size split over tensor-parallel ranks (each rank's sums are all-reduced, as a
-row-parallel layer's). Plain torch, two ways with the same sums in the same order: on the CPU
-only the rows routed to an expert go through it; on a GPU every row goes through every expert
-with a zero weight where it was not routed, which costs E / k times the matmuls but never asks
-the host which rows went where, so CUDA graphs can capture it. (A grouped-GEMM kernel would do
-both; not written yet.)
+row-parallel layer's). The (token, expert) pairs are sorted by expert and each expert's rows go
+through one grouped matmul (torch._grouped_mm), all on the device: no host read of which rows
+went where, so CUDA graphs can capture it. Where torch has no grouped matmul for the dtype
+(float32 on CUDA), every row goes through every expert with a zero weight where it was not
+routed instead (E / k times the matmuls). Both add each token's experts in expert order, as
+transformers does.
 """
 import torch
 import torch.nn.functional as F
@@ -32,14 +33,21 @@ def _expert(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor) -> torch.Tenso
     return F.linear(F.silu(gate) * up, w2)
 
 
-def moe_routed(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor, weights: torch.Tensor,
-               experts: torch.Tensor) -> torch.Tensor:
-    """Each expert over the rows routed to it, added in expert order."""
+def moe_grouped(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor, weights: torch.Tensor,
+                experts: torch.Tensor) -> torch.Tensor:
+    """The routed rows, sorted by expert, through one grouped matmul per projection."""
+    num_experts, top_k = w13.shape[0], experts.shape[1]
+    flat = experts.flatten()
+    order = flat.argsort(stable=True)  # a token's pairs stay in slot order within an expert
+    rows = order // top_k
+    # Rows per expert without bincount, which reads the largest id on the host.
+    counts = torch.zeros(num_experts, dtype=torch.int32, device=x.device)
+    counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.int32))
+    offsets = counts.cumsum(0, dtype=torch.int32)
+    gate, up = torch._grouped_mm(x[rows], w13.transpose(1, 2), offs=offsets).chunk(2, dim=-1)
+    down = torch._grouped_mm(F.silu(gate) * up, w2.transpose(1, 2), offs=offsets)
     out = torch.zeros_like(x)
-    for e in torch.unique(experts).tolist():
-        rows, slot = torch.where(experts == e)
-        out.index_add_(0, rows, _expert(x[rows], w13[e], w2[e]) * weights[rows, slot, None])
-    return out
+    return out.index_add_(0, rows, down * weights.flatten()[order, None])
 
 
 def moe_dense(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor, weights: torch.Tensor,
@@ -81,5 +89,5 @@ class FusedMoE(nn.Module):
 
     def forward(self, x: torch.Tensor, router_logits: torch.Tensor) -> torch.Tensor:
         weights, experts = route(router_logits, self.top_k, self.renormalize, x.dtype)
-        run = moe_dense if x.is_cuda else moe_routed
+        run = moe_dense if x.is_cuda and x.dtype == torch.float32 else moe_grouped
         return all_reduce(run(x, self.w13, self.w2, weights, experts))
