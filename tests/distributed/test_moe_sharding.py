@@ -71,8 +71,9 @@ def test_shards_sum_to_the_whole_layer(monkeypatch, world):
         FusedMoE(E, K, H, I, True)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_experts_without_rows_and_16_bit_weights(dtype):
+def test_experts_without_rows_and_16_bit_weights(dtype, device):
     gate, up, down = checkpoint(2)
     x = torch.randn(5, H)
     logits = torch.full((5, E), -10.0)
@@ -80,9 +81,9 @@ def test_experts_without_rows_and_16_bit_weights(dtype):
     expected = reference(x, gate, up, down, logits, True)
     layer = FusedMoE(E, K, H, I, True)
     load(layer, gate, up, down)
-    layer.to(dtype)
-    weights, experts = route(logits, K, True, dtype)
+    layer.to(device, dtype)
+    weights, experts = route(logits.to(device), K, True, dtype)
     tolerance = dict(rtol=2e-2, atol=2e-2) if dtype == torch.bfloat16 else dict(rtol=1e-5, atol=1e-5)
     for run in (moe_grouped, moe_dense):
-        got = run(x.to(dtype), layer.w13, layer.w2, weights, experts)
-        torch.testing.assert_close(got.float(), expected, **tolerance)
+        got = run(x.to(device, dtype), layer.w13, layer.w2, weights, experts)
+        torch.testing.assert_close(got.float().cpu(), expected, **tolerance)
