@@ -33,6 +33,15 @@ PRESETS: dict[str, dict] = {
         num_attention_heads=64, num_key_value_heads=8, max_position_embeddings=4096,
         rms_norm_eps=1e-5, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
         bos_token_id=1, eos_token_id=2, tie_word_embeddings=False, dtype="float16"),
+    # A mixture of experts: 30B parameters, 128 experts of which 8 run a token (3B active).
+    "qwen3-30b-a3b": dict(
+        model_type="qwen3_moe",
+        vocab_size=151936, hidden_size=2048, intermediate_size=6144, moe_intermediate_size=768,
+        num_hidden_layers=48, num_attention_heads=32, num_key_value_heads=4, head_dim=128,
+        num_experts=128, num_experts_per_tok=8, norm_topk_prob=True, decoder_sparse_step=1,
+        mlp_only_layers=[], max_position_embeddings=40960, rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+        bos_token_id=151643, eos_token_id=151645, tie_word_embeddings=False, dtype="bfloat16"),
     "bloom-176b": dict(
         model_type="bloom", vocab_size=250880, hidden_size=14336, n_layer=70, n_head=112,
         layer_norm_epsilon=1e-5, bos_token_id=1, eos_token_id=2, pad_token_id=3,

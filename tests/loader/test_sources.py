@@ -54,6 +54,16 @@ def test_bloom_preset_builds_bloom_with_its_published_parameter_count():
     assert sum(p.numel() for p in model.parameters()) == 176_247_271_424
 
 
+def test_mixture_of_experts_preset_has_its_published_parameter_count():
+    c = get_hf_config("qwen3-30b-a3b")
+    assert c.architectures == ["Qwen3MoeForCausalLM"] and (c.num_experts, c.num_experts_per_tok,
+                                                           c.num_hidden_layers) == (128, 8, 48)
+    with torch.device("meta"):
+        model = get_model_class(c)(c)
+    # Qwen3-30B-A3B's 30.5e9 (the model card's "30.5B in total").
+    assert sum(p.numel() for p in model.parameters()) == 30_532_122_624
+
+
 def test_preset_tokenizer_is_the_embedded_one_with_a_warning(caplog):
     with caplog.at_level(logging.WARNING):
         tok = get_tokenizer("llama3-8b")
@@ -80,7 +90,7 @@ def test_load_format_must_fit_the_source(tmp_path):
         resolve_load_format(str(tmp_path), "gguf")
     with pytest.raises(ValueError, match="load_format must be one of"):
         resolve_load_format(gguf_path, "pt")
-    assert set(PRESETS) == {"llama3-8b", "llama2-7b", "llama2-70b", "bloom-176b"}
+    assert set(PRESETS) == {"llama3-8b", "llama2-7b", "llama2-70b", "bloom-176b", "qwen3-30b-a3b"}
 
 
 def test_tiny_gguf_carries_the_embedded_tokenizer(tmp_path):
