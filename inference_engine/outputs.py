@@ -44,6 +44,7 @@ class RequestOutput:
     outputs: list[CompletionOutput]
     finished: bool
     metrics: RequestMetrics | None = None
+    embedding: list[float] | None = None  # an embedding request's result (no completions)
 
     @classmethod
     def from_seq_group(cls, group: SequenceGroup) -> "RequestOutput":
@@ -62,8 +63,28 @@ class RequestOutput:
                 cumulative_logprob=seq.cumulative_logprob,
                 logprobs=list(seq.output_logprobs) if params.logprobs is not None else None,
                 finish_reason=seq.status.finish_reason, stop_reason=seq.stop_reason))
+        if group.pooling_params is not None:
+            outputs = []
         return cls(group.request_id, group.prompt, group.prompt_token_ids, group.prompt_logprobs,
-                   outputs, finished, group.metrics)
+                   outputs, finished, group.metrics, group.embedding)
+
+
+@dataclass
+class EmbeddingOutput:
+    embedding: list[float]
+
+
+@dataclass
+class EmbeddingRequestOutput:
+    """An embedding request's result, as LLM.embed returns it (vLLM's shape)."""
+    request_id: str
+    prompt_token_ids: list[int]
+    outputs: EmbeddingOutput
+    finished: bool = True
+
+    @classmethod
+    def from_output(cls, output: RequestOutput) -> "EmbeddingRequestOutput":
+        return cls(output.request_id, output.prompt_token_ids, EmbeddingOutput(output.embedding))
 
 
 _DONE = (-1, -1)  # what was sent of a completion whose finish has been sent

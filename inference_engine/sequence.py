@@ -142,6 +142,8 @@ class SequenceGroup:
         self.prompt_logprobs: list[dict[int, Logprob] | None] | None = None
         self.num_preemptions = 0
         self.priority = priority  # lower first, with the `priority` scheduling policy
+        self.pooling_params = None  # an embedding request's (pooling_params.PoolingParams)
+        self.embedding: list[float] | None = None  # its result
 
     def get_seqs(self, status: SequenceStatus | None = None) -> list[Sequence]:
         if status is None:

@@ -18,6 +18,7 @@ from inference_engine.engine.stop_checker import StopChecker
 from inference_engine.executor import create_executor
 from inference_engine.model_executor.device_samples import Sample, SamplerOutput
 from inference_engine.outputs import RequestOutput
+from inference_engine.pooling_params import PoolingParams
 from inference_engine.sampling_params import SamplingParams, SamplingParamsError
 from inference_engine.sequence import Logprob, Sequence, SequenceGroup, SequenceStatus
 from inference_engine.structured_output.manager import StructuredOutputManager
@@ -88,10 +89,15 @@ class LLMEngine:
                              f"{limit} (and at least one token must be generated)")
         return prompt_token_ids
 
-    def add_request(self, request_id: str, prompt: str | None, params: SamplingParams,
+    def add_request(self, request_id: str, prompt: str | None,
+                    params: SamplingParams | PoolingParams,
                     prompt_token_ids: list[int] | None = None,
                     arrival_time: float | None = None, priority: int = 0) -> None:
-        """Queues a request; `priority` (lower first) needs the `priority` scheduling policy."""
+        """Queues a request: a generation, or with PoolingParams an embedding of the prompt;
+        `priority` (lower first) needs the `priority` scheduling policy."""
+        pooling = params if isinstance(params, PoolingParams) else None
+        if pooling is not None:  # the prompt's step samples a token, which is dropped
+            params = SamplingParams(temperature=0.0, max_tokens=1, detokenize=False)
         if request_id in self.requests:
             raise ValueError(f"request id {request_id!r} is already in use")
         if priority != 0 and self.config.scheduler_config.policy != "priority":
@@ -113,6 +119,7 @@ class LLMEngine:
             self.structured_outputs.start(seq, params)
         group = SequenceGroup(request_id, prompt, prompt_token_ids, params, seq, arrival_time,
                               generator, priority)
+        group.pooling_params = pooling
         self.requests[request_id] = group
         self.scheduler.add_seq_group(group)
 
@@ -209,13 +216,17 @@ class LLMEngine:
         now = time.time()
         for pr, logprobs in zip(result.meta.prompt_rows, result.prompt_logprobs):
             pr.group.prompt_logprobs = [None] + [self._decode_logprobs(d) for d in logprobs]
-        for row, samples in zip(result.meta.rows, result.samples):
+        for i, (row, samples) in enumerate(zip(result.meta.rows, result.samples)):
             group, seq = row.group, row.seq
             if self.async_scheduling and seq.is_finished:
                 continue  # aborted, or past a stop found in the step before: dropped
             if group.metrics.first_token_time is None:
                 group.metrics.first_token_time = now
             group.metrics.last_token_time = now
+            if group.pooling_params is not None:  # its embedding; the sampled token is dropped
+                group.embedding = result.embeddings[i]
+                seq.status = SequenceStatus.FINISHED_STOPPED
+                continue
             for i, sample in enumerate(samples[1:], start=1):
                 child = seq.fork(next(self.seq_counter), i)
                 if seq.detokenizer is not None:

@@ -6,7 +6,8 @@ from tqdm import tqdm
 
 from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.engine.llm_engine import LLMEngine
-from inference_engine.outputs import RequestOutput
+from inference_engine.outputs import EmbeddingRequestOutput, RequestOutput
+from inference_engine.pooling_params import PoolingParams
 from inference_engine.sampling_params import SamplingParams
 
 PromptType = str | dict  # text, or {"prompt_token_ids": [...]} / {"prompt": "..."}
@@ -50,7 +51,8 @@ class LLM:
         prompts = list(prompts)
         if sampling_params is None:
             sampling_params = SamplingParams()
-        params = ([sampling_params] * len(prompts) if isinstance(sampling_params, SamplingParams)
+        params = ([sampling_params] * len(prompts)
+                  if isinstance(sampling_params, (SamplingParams, PoolingParams))
                   else list(sampling_params))
         if len(params) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(params)} sampling params")
@@ -69,6 +71,16 @@ class LLM:
             self.llm_engine.abort_request(request_ids)
             raise
         return self._run_engine(request_ids, use_tqdm)
+
+    def embed(self, prompts: PromptType | Sequence[PromptType] | None = None,
+              pooling_params: PoolingParams | None = None,
+              prompt_token_ids: list[list[int]] | None = None,
+              use_tqdm: bool = True) -> list[EmbeddingRequestOutput]:
+        """Each prompt's embedding: its last token's final hidden state (normalized unless
+        pooling_params says otherwise), in the order given."""
+        outputs = self.generate(prompts, pooling_params or PoolingParams(), prompt_token_ids,
+                                use_tqdm)
+        return [EmbeddingRequestOutput.from_output(out) for out in outputs]
 
     def chat(self, messages: list[dict] | list[list[dict]],
              sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,

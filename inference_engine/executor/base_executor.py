@@ -54,8 +54,10 @@ class ExecutorBase:
     def execute_model(self, sched: SchedulerOutputs) -> DeviceSamples:
         """Launches the step; its tokens stay on the device until the caller reads them."""
         model_input, meta = self.driver.prepare_input(sched)
-        logits = self._run_workers("execute_model", model_input)[0]
-        return self.driver.sample(logits, meta)
+        logits, hidden = self._run_workers("execute_model", model_input)[0], None
+        if model_input.return_hidden:
+            logits, hidden = logits
+        return self.driver.sample(logits, meta, hidden)
 
     def check_health(self) -> None:
         """Raises WorkerDeadError if a rank has died or failed."""

@@ -27,6 +27,8 @@ class SamplerOutput:
     # Per PromptLogprobRows, one per prompt token after the first.
     prompt_logprobs: list[list[dict[int, Logprob]]]
     meta: SamplingMetadata  # the rows the lists above belong to
+    # Per row: an embedding request's embedding, else None (all None without such rows).
+    embeddings: list[list[float] | None] | None = None
 
 
 def _copy_to_host(t: torch.Tensor) -> torch.Tensor:
@@ -43,7 +45,7 @@ class DeviceSamples:
     def __init__(self, token_ids: torch.Tensor | None, row_of: torch.Tensor | None,
                  raw_logprobs: torch.Tensor | None,
                  prompt_logprobs: list[list[dict[int, Logprob]]], meta: SamplingMetadata,
-                 chosen: torch.Tensor | None = None):
+                 chosen: torch.Tensor | None = None, pooled: torch.Tensor | None = None):
         self.token_ids = token_ids
         self.meta = meta
         self.prompt_logprobs = prompt_logprobs
@@ -59,6 +61,8 @@ class DeviceSamples:
                 if k_max:
                     top = raw_logprobs.topk(k_max, dim=-1)
                     on_device["top_vals"], on_device["top_ids"] = top.values, top.indices
+        if pooled is not None:  # the last hidden states of the embedding requests' rows
+            on_device["pooled"] = pooled
         self._host = {name: _copy_to_host(t) for name, t in on_device.items()}
         self._copied = None
         if token_ids is not None and token_ids.device.type == "cuda":
@@ -86,4 +90,11 @@ class DeviceSamples:
                 for r in range(wanted[i]):
                     entries.setdefault(top_ids[i][r], Logprob(top_vals[i][r], r + 1))
             out[i].append(Sample(token, lp, entries))
-        return SamplerOutput(out, self.prompt_logprobs, self.meta)
+        return SamplerOutput(out, self.prompt_logprobs, self.meta, self._embeddings(host))
+
+    def _embeddings(self, host: dict) -> list[list[float] | None] | None:
+        if "pooled" not in host:
+            return None
+        pooled = iter(host["pooled"])
+        return [row.group.pooling_params.finish(next(pooled))
+                if row.group.pooling_params is not None else None for row in self.meta.rows]

@@ -3,12 +3,10 @@
 With tensor parallelism the driver (rank 0) prepares the inputs and samples; every rank runs
 the model on the same ModelInput.
 """
-import dataclasses
 import gc
 import itertools
 import logging
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,54 +25,10 @@ from inference_engine.sequence import SequenceStatus
 from inference_engine.worker.blas_library import use_blas_for_step
 from inference_engine.worker.cache_engine import CacheEngine
 from inference_engine.worker.cuda_graph import CUDAGraphRunner
+from inference_engine.worker.model_input import ModelInput
 from inference_engine.worker.piecewise_cuda_graph import PiecewiseCUDAGraphRunner, can_borrow
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ModelInput:
-    """One step's model inputs, built by the driver as CPU tensors and sent as they are to the
-    other ranks, which need no SequenceGroup objects to run the model."""
-    input_ids: torch.Tensor
-    positions: torch.Tensor
-    attn: AttentionMetadata
-    logits_rows: torch.Tensor  # the hidden-state rows whose logits the sampler reads
-    blocks_to_copy: list[tuple[int, int]]
-    # [k, 2]: (row of input_ids, index among the previous step's sampled tokens) for decode rows
-    # whose input the host has not read yet (async scheduling); the copy happens on the device.
-    inputs_from_samples: torch.Tensor | None = None
-
-    # Pickled once a step for every other rank: as numpy arrays the tensors travel as raw bytes
-    # (about 0.1 ms for a full batch), where torch's own pickling takes over a millisecond.
-    def __getstate__(self) -> dict:
-        state = {f.name: _to_numpy(getattr(self, f.name)) for f in dataclasses.fields(self)}
-        state["attn"] = {f.name: _to_numpy(getattr(self.attn, f.name))
-                         for f in dataclasses.fields(self.attn)}
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        state = {name: _from_numpy(value) for name, value in state.items()}
-        state["attn"] = AttentionMetadata(**{name: _from_numpy(value)
-                                             for name, value in state["attn"].items()})
-        self.__dict__.update(state)
-
-    def to(self, device: torch.device) -> "ModelInput":
-        def move(x):
-            return x.to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x
-        attn = dataclasses.replace(self.attn, **{f.name: move(getattr(self.attn, f.name))
-                                                 for f in dataclasses.fields(self.attn)})
-        return ModelInput(move(self.input_ids), move(self.positions), attn,
-                          move(self.logits_rows), self.blocks_to_copy,
-                          move(self.inputs_from_samples))
-
-
-def _to_numpy(x):
-    return x.numpy() if isinstance(x, torch.Tensor) else x
-
-
-def _from_numpy(x):
-    return torch.from_numpy(x) if isinstance(x, np.ndarray) else x
 
 
 class ModelRunner:
@@ -207,7 +161,8 @@ class ModelRunner:
             int(query_lens.max()) if num_prefills else 1)
         model_input = ModelInput(self._tensor(tokens), torch.from_numpy(np.concatenate(positions)),
                                  attn, self._logits_rows(meta), sched.blocks_to_copy,
-                                 self._tensor(from_samples) if from_samples else None)
+                                 self._tensor(from_samples) if from_samples else None,
+                                 any(r.group.pooling_params is not None for r in meta.rows))
         return model_input, meta
 
     def _logits_rows(self, meta: SamplingMetadata) -> torch.Tensor:
@@ -227,8 +182,9 @@ class ModelRunner:
         return self._tensor(rows)
 
     @torch.inference_mode()
-    def execute_model(self, model_input: ModelInput) -> torch.Tensor | None:
-        """Runs the model; the logits of `logits_rows` on rank 0, None on the other ranks."""
+    def execute_model(self, model_input: ModelInput):
+        """Runs the model; the logits of `logits_rows` on rank 0, None on the other ranks (with
+        `return_hidden`: the pair of them and those rows' hidden states)."""
         self.cache_engine.copy_blocks(model_input.blocks_to_copy)
         inp = model_input.to(self.device)
         if inp.inputs_from_samples is not None:
@@ -243,7 +199,9 @@ class ModelRunner:
         else:
             with set_attention_metadata(inp.attn):
                 hidden = self.model(inp.input_ids, inp.positions)
-        return self.model.compute_logits(hidden[inp.logits_rows])
+        hidden = hidden[inp.logits_rows]
+        logits = self.model.compute_logits(hidden)
+        return (logits, hidden) if inp.return_hidden else logits
 
     def _sampled_inputs(self, index: torch.Tensor) -> torch.Tensor:
         """The last step's sampled tokens at `index`, on every rank: only the driver sampled
@@ -255,12 +213,19 @@ class ModelRunner:
         return broadcast_from_rank0(tokens)
 
     @torch.inference_mode()
-    def sample(self, logits: torch.Tensor, meta: SamplingMetadata) -> DeviceSamples:
-        """Queues the sampling; with async scheduling, keeps the tokens for the next step."""
+    def sample(self, logits: torch.Tensor, meta: SamplingMetadata,
+               hidden: torch.Tensor | None = None) -> DeviceSamples:
+        """Queues the sampling; with async scheduling, keeps the tokens for the next step.
+        `hidden` (the logits' rows' hidden states) gives embedding requests their own."""
         if any(row.group.sampling_params.needs_penalties and row.seq.num_pending
                for row in meta.rows):
             meta.pending_tokens = self._pending_tokens(meta)
-        samples = self.sampler.sample_on_device(logits, meta)
+        pooled = None
+        if hidden is not None:
+            index = [meta.sample_indices[i] for i, row in enumerate(meta.rows)
+                     if row.group.pooling_params is not None]
+            pooled = hidden[device_tensor(index, torch.int64, self.device)].float()
+        samples = self.sampler.sample_on_device(logits, meta, pooled)
         if self.config.async_scheduling:
             self.last_sampled, self.last_sampled_index, index = samples.token_ids, {}, 0
             for row in meta.rows:

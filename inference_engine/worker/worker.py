@@ -67,12 +67,13 @@ class Worker:
     def prepare_input(self, sched: SchedulerOutputs) -> tuple[ModelInput, SamplingMetadata]:
         return self.model_runner.prepare_input(sched)
 
-    def execute_model(self, model_input: ModelInput) -> torch.Tensor | None:
-        """The logits on rank 0; None on the other ranks."""
+    def execute_model(self, model_input: ModelInput):
+        """The logits on rank 0; None on the other ranks (see ModelRunner.execute_model)."""
         return self.model_runner.execute_model(model_input)
 
-    def sample(self, logits: torch.Tensor, meta: SamplingMetadata) -> DeviceSamples:
-        return self.model_runner.sample(logits, meta)
+    def sample(self, logits: torch.Tensor, meta: SamplingMetadata,
+               hidden: torch.Tensor | None = None) -> DeviceSamples:
+        return self.model_runner.sample(logits, meta, hidden)
 
     def release_cuda_graphs(self) -> None:
         self.model_runner.release_cuda_graphs()

@@ -35,6 +35,9 @@ from inference_engine.entrypoints.openai.protocol import (ChatCompletionRequest,
 from inference_engine.entrypoints.openai.serving_chat import OpenAIServingChat
 from inference_engine.entrypoints.openai.serving_completion import OpenAIServingCompletion
 from inference_engine.entrypoints.openai.serving_engine import OpenAIError
+from inference_engine.entrypoints.openai.serving_embedding import (EmbeddingRequest,
+                                                                   EmbeddingResponse,
+                                                                   OpenAIServingEmbedding)
 from inference_engine.entrypoints.openai.serving_tokenization import OpenAIServingTokenization
 
 logger = logging.getLogger(__name__)
@@ -65,6 +68,7 @@ def build_app(args: argparse.Namespace, engine=None) -> FastAPI:
         state.serving_chat = OpenAIServingChat(client, name, args.tool_call_parser
                                                if args.enable_auto_tool_choice else None)
         state.serving_tokenization = OpenAIServingTokenization(client, name)
+        state.serving_embedding = OpenAIServingEmbedding(client, name)
         client.start()
         logger.info("serving %s (max_model_len=%d)", name, config.model_config.max_model_len)
         try:
@@ -120,6 +124,10 @@ async def detokenize(request: DetokenizeRequest, raw_request: Request) -> Detoke
     return raw_request.app.state.serving_tokenization.detokenize(request)
 
 
+async def create_embedding(request: EmbeddingRequest, raw_request: Request) -> Response:
+    return await raw_request.app.state.serving_embedding.create_embedding(request, raw_request)
+
+
 async def health(raw_request: Request) -> Response:
     """200 while the engine loop runs; 500 once it has died."""
     try:
@@ -140,6 +148,7 @@ async def metrics(raw_request: Request) -> Response:
 _ROUTES = {
     "POST": [("/v1/completions", create_completion, CompletionResponse),
              ("/v1/chat/completions", create_chat_completion, ChatCompletionResponse),
+             ("/v1/embeddings", create_embedding, EmbeddingResponse),
              ("/tokenize", tokenize, TokenizeResponse),
              ("/detokenize", detokenize, DetokenizeResponse)],
     "GET": [("/v1/models", show_models, ModelList), ("/health", health, None),

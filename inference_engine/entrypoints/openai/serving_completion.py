@@ -37,7 +37,7 @@ class OpenAIServingCompletion(OpenAIServing):
         if request.suffix:
             raise OpenAIError(400, "suffix is not supported", param="suffix")
         request_id = f"cmpl-{raw_request.state.request_id}"
-        prompts = self._prompts(request.prompt)
+        prompts = self.prompts_of(request.prompt, "prompt")
         prompt_logprobs = request.logprobs if request.echo else None
         params = [self.sampling_params(request, self.max_tokens_for(len(ids), request.max_tokens),
                                        request.logprobs, prompt_logprobs) for _, ids in prompts]
@@ -59,19 +59,6 @@ class OpenAIServingCompletion(OpenAIServing):
         response = CompletionResponse(id=request_id, created=created, model=self.served_model_name,
                                       choices=choices, usage=_usage(final.values()))
         return JSONResponse(response.model_dump())
-
-    def _prompts(self, prompt: str | list[str] | list[int] | list[list[int]]) -> list[Prompt]:
-        """The prompts of a request: a text, a list of texts, token ids, or lists of token ids."""
-        if isinstance(prompt, str) or (prompt and all(isinstance(t, int) for t in prompt)):
-            prompt = [prompt]
-        if not prompt:
-            raise OpenAIError(400, "prompt must not be empty", param="prompt")
-        prompts = []
-        for item in prompt:
-            ids = self.encode(item) if isinstance(item, str) else list(item)
-            self.check_token_ids(ids, "prompt")
-            prompts.append((item if isinstance(item, str) else None, ids))
-        return prompts
 
     def _choice(self, request: CompletionRequest, i: int, prompt: Prompt, output: RequestOutput,
                 completion: CompletionOutput, num_sent_chars: int, echo: bool) -> CompletionChoice:

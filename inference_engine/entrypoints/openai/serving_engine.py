@@ -151,6 +151,11 @@ class OpenAIServing:
         if self.engine.errored:
             raise engine_error(AsyncEngineDeadError("the engine loop has stopped"))
 
+    def check_priority(self, priority: int) -> None:
+        if priority != 0 and self.scheduling_policy != "priority":
+            raise OpenAIError(400, f"priority needs --scheduling-policy priority (the server "
+                              f"runs {self.scheduling_policy!r})", param="priority")
+
     def check_token_ids(self, token_ids: list[int], param: str) -> None:
         if not token_ids:
             raise OpenAIError(400, f"{param} must not be empty", param=param)
@@ -158,6 +163,21 @@ class OpenAIServing:
         if bad:
             raise OpenAIError(400, f"token ids must be in [0, {self.vocab_size}); got {bad[:5]}",
                               param=param)
+
+    def prompts_of(self, prompt: str | list[str] | list[int] | list[list[int]],
+                   param: str) -> list[tuple[str | None, list[int]]]:
+        """(text or None, token ids) of each prompt of a request's field `param`: a text, a list
+        of texts, token ids, or lists of token ids."""
+        if isinstance(prompt, str) or (prompt and all(isinstance(t, int) for t in prompt)):
+            prompt = [prompt]
+        if not prompt:
+            raise OpenAIError(400, f"{param} must not be empty", param=param)
+        prompts = []
+        for item in prompt:
+            ids = self.encode(item) if isinstance(item, str) else list(item)
+            self.check_token_ids(ids, param)
+            prompts.append((item if isinstance(item, str) else None, ids))
+        return prompts
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         if self.tokenizer is None:
@@ -211,9 +231,7 @@ class OpenAIServing:
         if request.top_k > self.vocab_size:
             raise OpenAIError(400, f"top_k must be at most the vocabulary size "
                               f"{self.vocab_size}, got {request.top_k}", param="top_k")
-        if request.priority != 0 and self.scheduling_policy != "priority":
-            raise OpenAIError(400, f"priority needs --scheduling-policy priority (the server "
-                              f"runs {self.scheduling_policy!r})", param="priority")
+        self.check_priority(request.priority)
         for name in ("n", "best_of"):
             value = getattr(request, name)
             if value is not None and value > self.max_num_seqs:

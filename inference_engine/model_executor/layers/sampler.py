@@ -33,9 +33,11 @@ class Sampler(nn.Module):
     def forward(self, logits: torch.Tensor, meta: SamplingMetadata) -> SamplerOutput:
         return self.sample_on_device(logits, meta).read()
 
-    def sample_on_device(self, logits: torch.Tensor, meta: SamplingMetadata) -> DeviceSamples:
-        """Queues the sampling kernels and the copy of their result to the host without waiting
-        for the device (but prompt log-probabilities, rarely asked for, are read at once)."""
+    def sample_on_device(self, logits: torch.Tensor, meta: SamplingMetadata,
+                         pooled: torch.Tensor | None = None) -> DeviceSamples:
+        """Queues the sampling kernels and the copy of their result (and of `pooled`, embedding
+        requests' hidden states) to the host without waiting for the device (but prompt
+        log-probabilities, rarely asked for, are read at once)."""
         prompt_logprobs = [self._prompt_logprobs(logits, pr) for pr in meta.prompt_rows]
         if not meta.rows:
             return DeviceSamples(None, None, None, prompt_logprobs, meta)
@@ -43,7 +45,8 @@ class Sampler(nn.Module):
             logits = logits[device_tensor(meta.sample_indices, torch.int64, logits.device)]
         if FUSED_GREEDY and all(self._plain_greedy(row) for row in meta.rows):
             tokens, chosen = ops.greedy_sample(logits)
-            return DeviceSamples(tokens, None, None, prompt_logprobs, meta, chosen=chosen)
+            return DeviceSamples(tokens, None, None, prompt_logprobs, meta, chosen=chosen,
+                                 pooled=pooled)
         logits = logits.float()
         raw_logprobs = torch.log_softmax(logits, dim=-1)
         params = [row.group.sampling_params for row in meta.rows]
@@ -58,7 +61,7 @@ class Sampler(nn.Module):
         logits = self._apply_logit_bias(logits, meta)
         logits = self._apply_structured_outputs(logits, meta)
         tokens, row_of = self._sample(logits, t, meta)
-        return DeviceSamples(tokens, row_of, raw_logprobs, prompt_logprobs, meta)
+        return DeviceSamples(tokens, row_of, raw_logprobs, prompt_logprobs, meta, pooled=pooled)
 
     def _plain_greedy(self, row) -> bool:
         p = row.group.sampling_params

@@ -1,0 +1,80 @@
+"""POST /v1/embeddings: each input's embedding, its last token's final hidden state (normalized),
+as OpenAI's API returns them: floats, or base64 of little-endian float32."""
+import base64
+import struct
+import time
+from typing import Literal
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import Field
+
+from inference_engine.entrypoints.openai.base import OpenAIBaseModel
+from inference_engine.entrypoints.openai.protocol import UsageInfo
+from inference_engine.entrypoints.openai.serving_engine import (OpenAIError, OpenAIServing,
+                                                                collect_final_outputs,
+                                                                merge_async_iterators)
+from inference_engine.outputs import RequestOutputKind
+from inference_engine.pooling_params import PoolingParams
+
+
+class EmbeddingRequest(OpenAIBaseModel):
+    model: str | None = None
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+    user: str | None = None
+    priority: int = 0  # lower first; needs --scheduling-policy priority
+
+
+class EmbeddingData(OpenAIBaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingResponse(OpenAIBaseModel):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingData]
+    model: str
+    usage: UsageInfo
+    created: int = Field(default_factory=lambda: int(time.time()))
+
+
+class OpenAIServingEmbedding(OpenAIServing):
+    async def create_embedding(self, request: EmbeddingRequest, raw_request: Request) -> Response:
+        self.check_model(request.model)
+        self.check_engine()
+        hidden_size = self.engine.config.model_config.hf_config.hidden_size
+        if request.dimensions is not None and request.dimensions > hidden_size:
+            raise OpenAIError(400, f"dimensions must be at most the model's hidden size "
+                              f"{hidden_size}, got {request.dimensions}", param="dimensions")
+        self.check_priority(request.priority)
+        prompts = self.prompts_of(request.input, "input")
+        for _, ids in prompts:
+            if len(ids) >= self.max_model_len:  # the engine computes a token past the prompt
+                raise OpenAIError(400, f"an input is {len(ids)} tokens; this model's maximum "
+                                  f"context length is {self.max_model_len}", param="input",
+                                  code="context_length_exceeded")
+        params = PoolingParams(dimensions=request.dimensions)
+        request_id = f"embd-{raw_request.state.request_id}"
+        outputs = merge_async_iterators(*[
+            self.engine.generate(f"{request_id}-{i}", text, params, ids,
+                                 RequestOutputKind.FINAL_ONLY, request.priority)
+            for i, (text, ids) in enumerate(prompts)])
+        final = await collect_final_outputs(outputs, raw_request)
+        if final is None:
+            return Response(status_code=499)  # nobody is listening any more
+        data = [EmbeddingData(index=i, embedding=_encode(final[i].embedding,
+                                                         request.encoding_format))
+                for i in sorted(final)]
+        tokens = sum(len(ids) for _, ids in prompts)
+        response = EmbeddingResponse(data=data, model=self.served_model_name,
+                                     usage=UsageInfo(prompt_tokens=tokens, total_tokens=tokens))
+        return JSONResponse(response.model_dump())
+
+
+def _encode(embedding: list[float], encoding_format: str) -> list[float] | str:
+    if encoding_format == "float":
+        return embedding
+    return base64.b64encode(struct.pack(f"<{len(embedding)}f", *embedding)).decode()
