@@ -65,8 +65,9 @@ def build_app(args: argparse.Namespace, engine=None) -> FastAPI:
         state = app.state
         state.engine_client, state.registry = client, registry
         state.serving_completion = OpenAIServingCompletion(client, name)
-        state.serving_chat = OpenAIServingChat(client, name, args.tool_call_parser
-                                               if args.enable_auto_tool_choice else None)
+        state.serving_chat = OpenAIServingChat(
+            client, name, args.tool_call_parser if args.enable_auto_tool_choice else None,
+            args.reasoning_parser)
         state.serving_tokenization = OpenAIServingTokenization(client, name)
         state.serving_embedding = OpenAIServingEmbedding(client, name)
         client.start()

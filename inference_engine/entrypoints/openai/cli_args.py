@@ -44,6 +44,9 @@ def make_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     parser.add_argument("--tool-call-parser", default=None, choices=["hermes", "llama3_json"],
                         help="how the model writes tool calls: hermes (Qwen2.5, Qwen3, Hermes) "
                              "or llama3_json (Llama 3.1+)")
+    parser.add_argument("--reasoning-parser", default=None, choices=["qwen3", "deepseek_r1"],
+                        help="return a reasoning model's <think> section apart, as "
+                             "reasoning_content")
     EngineArgs.add_cli_args(parser)
     return parser
 

@@ -171,6 +171,7 @@ class ChatChoiceLogprobs(OpenAIBaseModel):
 class AssistantMessage(OpenAIBaseModel):
     role: str = "assistant"
     content: str | None = None
+    reasoning_content: str | None = None  # with --reasoning-parser: the model's thinking
     tool_calls: list[ToolCall] = Field(default_factory=list)
 
 
@@ -194,6 +195,7 @@ class ChatCompletionResponse(OpenAIBaseModel):
 class DeltaMessage(OpenAIBaseModel):
     role: str | None = None
     content: str | None = None
+    reasoning_content: str | None = None
     tool_calls: list[DeltaToolCall] | None = None
 
     @model_serializer(mode="wrap")

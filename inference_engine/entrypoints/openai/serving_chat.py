@@ -22,6 +22,7 @@ from inference_engine.entrypoints.openai.serving_engine import (SSE_DONE, OpenAI
                                                                 collect_final_outputs,
                                                                 engine_error,
                                                                 merge_async_iterators, sse)
+from inference_engine.entrypoints.openai.reasoning import REASONING_PARSERS, ReasoningStream
 from inference_engine.entrypoints.openai.text_chunks import ChatTextChunks
 from inference_engine.entrypoints.openai.tool_calls import template_messages
 from inference_engine.entrypoints.openai.tool_parsers import (TOOL_PARSERS, ForcedToolParser,
@@ -34,11 +35,14 @@ logger = logging.getLogger(__name__)
 
 class OpenAIServingChat(OpenAIServing):
     """Serves chat completions through the chat template; `tool_call_parser` names the parser
-    of the model's own tool calls (tool_choice "auto")."""
+    of the model's own tool calls (tool_choice "auto"), `reasoning_parser` that of its thinking
+    (returned as reasoning_content)."""
 
-    def __init__(self, engine, served_model_name: str, tool_call_parser: str | None = None):
+    def __init__(self, engine, served_model_name: str, tool_call_parser: str | None = None,
+                 reasoning_parser: str | None = None):
         super().__init__(engine, served_model_name)
         self.auto_tool_parser = TOOL_PARSERS[tool_call_parser] if tool_call_parser else None
+        self.reasoning_parser = REASONING_PARSERS[reasoning_parser] if reasoning_parser else None
 
     async def create_chat_completion(self, request: ChatCompletionRequest,
                                      raw_request: Request) -> Response:
@@ -73,9 +77,12 @@ class OpenAIServingChat(OpenAIServing):
         output = final[0]
         choices = []
         for c in output.outputs:
-            content, calls = parser.parse(c.text) if parser is not None else (c.text, [])
+            reasoning, text = (self.reasoning_parser().split(c.text)
+                               if self.reasoning_parser is not None else (None, c.text))
+            content, calls = parser.parse(text or "") if parser is not None else (text, [])
             choices.append(ChatCompletionChoice(
-                index=c.index, message=AssistantMessage(content=content, tool_calls=calls),
+                index=c.index, message=AssistantMessage(content=content, tool_calls=calls,
+                                                        reasoning_content=reasoning),
                 logprobs=self._logprobs(request, c.token_ids, c.logprobs),
                 finish_reason=self._finish_reason(parser, calls, c.finish_reason),
                 stop_reason=c.stop_reason))
@@ -154,6 +161,7 @@ class OpenAIServingChat(OpenAIServing):
         text_chunk = ChatTextChunks(request_id, created, self.served_model_name)
         num_prompt_tokens = num_tokens = 0
         tool_streams: dict[int, ToolCallStream] = {}
+        reasoning_streams: dict[int, ReasoningStream] = {}
         try:
             role = DeltaMessage(role="assistant", content="")
             yield "".join(chunk([ChatStreamChoice(index=index, delta=role)])
@@ -163,13 +171,20 @@ class OpenAIServingChat(OpenAIServing):
                 events = []  # sent in one write: each write passes every middleware
                 for c in output.outputs:
                     num_tokens += len(c.token_ids)
+                    finished, text = c.finish_reason is not None, c.text
+                    reasoning = calls = None
+                    if self.reasoning_parser is not None:  # the thinking apart from the answer
+                        stream = reasoning_streams.setdefault(
+                            c.index, ReasoningStream(self.reasoning_parser()))
+                        reasoning, text = stream.feed(c.text, finished)
                     if parser is not None:  # content until the calls begin; they go whole
                         stream = tool_streams.setdefault(c.index, ToolCallStream(parser))
-                        content, calls = stream.feed(c.text, c.finish_reason is not None)
-                        if content is not None or calls or c.finish_reason is not None:
+                        text, calls = stream.feed(text or "", finished)
+                    if parser is not None or self.reasoning_parser is not None:
+                        if text is not None or reasoning is not None or calls or finished:
                             events.append(chunk([ChatStreamChoice(
-                                index=c.index,
-                                delta=DeltaMessage(content=content, tool_calls=calls),
+                                index=c.index, delta=DeltaMessage(
+                                    content=text, reasoning_content=reasoning, tool_calls=calls),
                                 finish_reason=self._finish_reason(parser, calls, c.finish_reason),
                                 stop_reason=c.stop_reason)]))
                         continue
