@@ -183,8 +183,8 @@ class ModelRunner:
 
     @torch.inference_mode()
     def execute_model(self, model_input: ModelInput):
-        """Runs the model; the logits of `logits_rows` on rank 0, None on the other ranks (with
-        `return_hidden`: the pair of them and those rows' hidden states)."""
+        """Runs the model; the logits of `logits_rows` on rank 0 (with `return_hidden`, the pair
+        of them and those rows' hidden states), None on the other ranks."""
         self.cache_engine.copy_blocks(model_input.blocks_to_copy)
         inp = model_input.to(self.device)
         if inp.inputs_from_samples is not None:
@@ -201,7 +201,8 @@ class ModelRunner:
                 hidden = self.model(inp.input_ids, inp.positions)
         hidden = hidden[inp.logits_rows]
         logits = self.model.compute_logits(hidden)
-        return (logits, hidden) if inp.return_hidden else logits
+        # Only the driver's result is used; another rank's would travel back for nothing.
+        return (logits, hidden) if inp.return_hidden and get_tp_rank() == 0 else logits
 
     def _sampled_inputs(self, index: torch.Tensor) -> torch.Tensor:
         """The last step's sampled tokens at `index`, on every rank: only the driver sampled

@@ -92,3 +92,21 @@ def test_embedded_model_refuses_tp2_naming_its_heads():
 def test_embedded_model_tp3_mp_matches_tp1():
     reference = _run(None)
     _assert_same(reference, _run(None, tensor_parallel_size=3, distributed_executor_backend="mp"))
+
+
+def test_tp2_mp_embeddings_match_tp1(tiny_gqa):
+    from inference_engine import PoolingParams
+    prompts = PROMPTS + [PROMPTS[1]]
+    params = [PoolingParams(), GREEDY, PoolingParams(dimensions=8), GREEDY, PoolingParams()]
+    outputs = []
+    for kwargs in ({}, {"tensor_parallel_size": 2, "distributed_executor_backend": "mp"}):
+        llm = LLM(tiny_gqa, **{**ENGINE_KWARGS, **kwargs})
+        try:
+            outputs.append(llm.generate(prompts, params, use_tqdm=False))
+        finally:
+            llm.llm_engine.executor.shutdown()
+    for one, two in zip(*outputs, strict=True):
+        if one.embedding is None:
+            assert two.outputs[0].token_ids == one.outputs[0].token_ids
+        else:
+            assert two.embedding == pytest.approx(one.embedding, abs=1e-5)
