@@ -1,12 +1,12 @@
 """Tensor parallelism end to end on CPU (gloo): TP=2 through `mp` and through Ray generates
 exactly the tokens of TP=1 in float32, on tiny random Llamas and a tiny Qwen3-MoE (experts split
-by their intermediate size), and so does TP=8 on a tiny Bloom;
-the embedded model (9 query, 3 KV heads) is refused at TP=2 with the head counts named, and
-matches TP=1 at TP=3."""
+by their intermediate size), and the same embeddings; so does TP=8 on a tiny Bloom; the embedded
+model (9 query, 3 KV heads) is refused at TP=2 with the head counts named, and matches TP=1 at
+TP=3."""
 import pytest
 
 from conftest import ENGINE_KWARGS
-from inference_engine import LLM, SamplingParams
+from inference_engine import LLM, PoolingParams, SamplingParams
 
 # Lengths around the block size (16), so prompts span several blocks and end mid-block.
 PROMPTS = [{"prompt_token_ids": [(7 * i + 11 * j) % 40000 + 3 for j in range(n)]}
@@ -95,7 +95,6 @@ def test_embedded_model_tp3_mp_matches_tp1():
 
 
 def test_tp2_mp_embeddings_match_tp1(tiny_gqa):
-    from inference_engine import PoolingParams
     prompts = PROMPTS + [PROMPTS[1]]
     params = [PoolingParams(), GREEDY, PoolingParams(dimensions=8), GREEDY, PoolingParams()]
     outputs = []
