@@ -144,6 +144,8 @@ class StatLogger:
     def _observe_finished(self, output: RequestOutput, now: float) -> None:
         m, t = self.metrics, output.metrics
         reason = output.outputs[0].finish_reason if output.outputs else None
+        if output.embedding is not None:  # an embedding request: done once computed
+            reason = "stop"
         m.request_success.labels(finished_reason=reason or "abort").inc()
         num_generated = [len(c.token_ids) for c in output.outputs]
         m.request_prompt_tokens.observe(len(output.prompt_token_ids))

@@ -80,6 +80,15 @@ def test_finished_requests_feed_the_histograms(registry, stat_logger):
     assert value(registry, "request_generation_tokens_bucket", le="5.0") == 1
 
 
+def test_a_finished_embedding_counts_as_stopped(registry, stat_logger):
+    embedding = RequestOutput("e", "p", [1, 2], None, [], True, RequestMetrics(arrival_time=1.0),
+                              embedding=[0.6, 0.8])
+    stat_logger.log(engine_state(), [embedding])
+    assert value(registry, "request_success_total", finished_reason="stop") == 1
+    assert value(registry, "request_success_total", finished_reason="abort") is None
+    assert value(registry, "request_generation_tokens_sum") == 0
+
+
 def test_throughput_is_logged_every_interval(stat_logger, caplog):
     stat_logger.log_interval = 0.0
     with caplog.at_level(logging.INFO, logger="inference_engine.engine.metrics"):
