@@ -80,6 +80,8 @@ class OpenAIServingChat(OpenAIServing):
             reasoning, text = (self.reasoning_parser().split(c.text)
                                if self.reasoning_parser is not None else (None, c.text))
             content, calls = parser.parse(text or "") if parser is not None else (text, [])
+            if reasoning is not None and not content:
+                content = None  # all thinking (cut short): no answer
             choices.append(ChatCompletionChoice(
                 index=c.index, message=AssistantMessage(content=content, tool_calls=calls,
                                                         reasoning_content=reasoning),
