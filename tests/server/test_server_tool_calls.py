@@ -45,6 +45,14 @@ def test_required_returns_calls_of_the_given_tools(client, model):
         assert isinstance(json.loads(call.function.arguments), dict)
 
 
+def test_required_without_parallel_calls_makes_one(client, model):
+    reply = client.chat.completions.create(model=model, messages=ASK, tools=[WEATHER, TIME],
+                                           tool_choice="required", parallel_tool_calls=False,
+                                           temperature=0, max_tokens=120)
+    calls = reply.choices[0].message.tool_calls
+    assert len(calls) == 1 and calls[0].function.name in ("get_weather", "get_time")
+
+
 def test_a_streamed_named_call_streams_its_arguments(client, model):
     chunks = list(client.chat.completions.create(
         model=model, messages=ASK, tools=[WEATHER], tool_choice=NAMED, temperature=0,

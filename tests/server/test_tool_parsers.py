@@ -67,3 +67,12 @@ def test_a_stream_without_calls_sends_everything_held_back():
 def test_a_stream_of_llama3_calls_sends_no_content():
     contents, calls = stream(Llama3JsonToolParser(), [" {\"name\": \"f\", ", "\"parameters\": {}}"])
     assert contents == [] and calls_of(calls) == [("f", {})]
+
+
+def test_required_calls_may_be_held_to_one():
+    from inference_engine.entrypoints.openai.tool_calls import ChatTool, forced_tool_schema
+    tools = [ChatTool(function={"name": "f"}), ChatTool(function={"name": "g"})]
+    assert "maxItems" not in forced_tool_schema(tools, "required")
+    assert forced_tool_schema(tools, "required", parallel=False)["maxItems"] == 1
+    assert [c["properties"]["name"]["enum"] for c in
+            forced_tool_schema(tools, "required")["items"]["anyOf"]] == [["f"], ["g"]]

@@ -127,7 +127,8 @@ class ChatCompletionRequest(SamplingRequest):
     def _tool_constraint(self) -> dict[str, dict[str, Any]]:
         if self.forced_tool_mode is None:
             return {}
-        return {"tool_choice": {"json": forced_tool_schema(self.tools, self.tool_choice)}}
+        schema = forced_tool_schema(self.tools, self.tool_choice, self.parallel_tool_calls)
+        return {"tool_choice": {"json": schema}}
 
 
 class CompletionLogProbs(OpenAIBaseModel):

@@ -176,12 +176,12 @@ class OpenAIServingChat(OpenAIServing):
                     finished, text = c.finish_reason is not None, c.text
                     reasoning = calls = None
                     if self.reasoning_parser is not None:  # the thinking apart from the answer
-                        stream = reasoning_streams.setdefault(
+                        thinking = reasoning_streams.setdefault(
                             c.index, ReasoningStream(self.reasoning_parser()))
-                        reasoning, text = stream.feed(c.text, finished)
-                    if parser is not None:  # content until the calls begin; they go whole
-                        stream = tool_streams.setdefault(c.index, ToolCallStream(parser))
-                        text, calls = stream.feed(text or "", finished)
+                        reasoning, text = thinking.feed(c.text, finished)
+                    if parser is not None:  # content until the calls begin, then the calls
+                        calls_stream = tool_streams.setdefault(c.index, ToolCallStream(parser))
+                        text, calls = calls_stream.feed(text or "", finished)
                     if parser is not None or self.reasoning_parser is not None:
                         if text is not None or reasoning is not None or calls or finished:
                             events.append(chunk([ChatStreamChoice(

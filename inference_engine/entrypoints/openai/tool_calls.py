@@ -85,9 +85,8 @@ def forced_tool_mode(tools: list[ChatTool] | None, tool_choice: ToolChoice | Non
     if tool_choice == "required":
         return "required"
     if tool_choice.function.name not in {t.function.name for t in tools}:
-        raise SamplingParamsError("tool_choice",
-                               f"tool_choice names {tool_choice.function.name!r}, which is not "
-                               "among the tools")
+        raise SamplingParamsError("tool_choice", f"tool_choice names "
+                                  f"{tool_choice.function.name!r}, which is not among the tools")
     return "named"
 
 
@@ -95,15 +94,18 @@ def _parameters(tool: ChatTool) -> dict[str, Any]:
     return tool.function.parameters or {"type": "object", "properties": {}}
 
 
-def forced_tool_schema(tools: list[ChatTool], tool_choice: ToolChoice) -> dict[str, Any]:
-    """The JSON schema that a forced call's output must match."""
+def forced_tool_schema(tools: list[ChatTool], tool_choice: ToolChoice,
+                       parallel: bool = True) -> dict[str, Any]:
+    """The JSON schema that a forced call's output must match (one call only, unless
+    `parallel`, for "required")."""
     if forced_tool_mode(tools, tool_choice) == "named":
         return _parameters(next(t for t in tools if t.function.name == tool_choice.function.name))
     calls = [{"type": "object", "properties": {"name": {"type": "string",
                                                         "enum": [t.function.name]},
                                                "parameters": _parameters(t)},
               "required": ["name", "parameters"]} for t in tools]
-    return {"type": "array", "minItems": 1, "items": {"anyOf": calls}}
+    return {"type": "array", "minItems": 1, "items": {"anyOf": calls},
+            **({} if parallel else {"maxItems": 1})}
 
 
 def parse_forced_tool_calls(tools: list[ChatTool], tool_choice: ToolChoice,
