@@ -41,6 +41,9 @@ class LLMEngine:
         if isinstance(self.eos_token_id, list):
             self.eos_token_id = self.eos_token_id[0]
         self.executor = create_executor(config, self.eos_token_id)
+        # A checkpoint without an LM head (a bare transformer) serves embeddings only.
+        self.embedding_only = getattr(self.executor.driver.model_runner.model,
+                                      "embedding_only", False)
         num_blocks = self.executor.determine_num_blocks()
         needed = -(-mc.max_model_len // config.cache_config.block_size)
         if num_blocks < needed:
@@ -96,6 +99,9 @@ class LLMEngine:
         """Queues a request: a generation, or with PoolingParams an embedding of the prompt;
         `priority` (lower first) needs the `priority` scheduling policy."""
         pooling = params if isinstance(params, PoolingParams) else None
+        if pooling is None and self.embedding_only:
+            raise ValueError("this model has no LM head (an embedding model): it serves "
+                             "embeddings only")
         if pooling is not None:  # the prompt's step samples a token, which is dropped
             params = SamplingParams(temperature=0.0, max_tokens=1, detokenize=False)
         if request_id in self.requests:

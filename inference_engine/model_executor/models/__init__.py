@@ -9,6 +9,11 @@ from inference_engine.model_executor.models.phi3 import Phi3ForCausalLM
 MODEL_REGISTRY: dict[str, type[nn.Module]] = {
     "BloomForCausalLM": BloomForCausalLM,
     "LlamaForCausalLM": LlamaForCausalLM,
+    # Bare transformers without an LM head: embedding models (LlamaForCausalLM.embedding_only).
+    "LlamaModel": LlamaForCausalLM,
+    "MistralModel": LlamaForCausalLM,
+    "Qwen2Model": LlamaForCausalLM,
+    "Qwen3Model": LlamaForCausalLM,
     "MistralForCausalLM": LlamaForCausalLM,
     "MixtralForCausalLM": MoeLlamaForCausalLM,
     "Phi3ForCausalLM": Phi3ForCausalLM,

@@ -124,10 +124,19 @@ class LlamaForCausalLM(nn.Module):
         """Logits [N, vocab] for the given hidden states, on rank 0 (None elsewhere)."""
         return self.lm_head(hidden)
 
+    # Set by load_weights when the checkpoint has no LM head: an embedding model, saved as the
+    # bare transformer (LlamaModel, MistralModel, Qwen2Model, Qwen3Model; e5-mistral,
+    # gte-Qwen2, Qwen3-Embedding), which can embed but not generate.
+    embedding_only = False
+
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
         params = dict(self.named_parameters(remove_duplicate=False))
         tied = getattr(self.config, "tie_word_embeddings", False)
+        head_loaded = False
         for name, tensor in weights:
+            if not name.startswith(("model.", "lm_head.")):
+                name = "model." + name  # a bare transformer's names
+            head_loaded |= name == "lm_head.weight"
             if "rotary_emb.inv_freq" in name or (tied and name == "lm_head.weight"):
                 continue
             for ckpt_name, (fused_name, shard_id) in self.packed_modules.items():
@@ -140,4 +149,7 @@ class LlamaForCausalLM(nn.Module):
                     raise ValueError(f"checkpoint tensor {name!r} has no place in {type(self).__name__}")
                 param = params[name]
                 getattr(param, "weight_loader", default_weight_loader)(param, tensor)
+        if not (tied or head_loaded):
+            self.embedding_only = True
+            self.lm_head.weight.data.zero_()  # defined, if never read for tokens
 
