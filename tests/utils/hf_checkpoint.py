@@ -21,7 +21,8 @@ import torch
 from huggingface_hub import save_torch_state_dict
 from safetensors.torch import load_file, save_file
 from transformers import (AutoModelForCausalLM, BloomConfig, BloomForCausalLM, LlamaConfig,
-                          Phi3Config, PretrainedConfig, Qwen2Config, Qwen3Config)
+                          MixtralConfig, Phi3Config, PretrainedConfig, Qwen2Config, Qwen3Config,
+                          Qwen3MoeConfig)
 
 from inference_engine.model_executor.loader import iterate_weights
 from inference_engine.transformers_utils.config import get_hf_config
@@ -29,82 +30,65 @@ from inference_engine.transformers_utils.embedded import cache_dir, embedded_mod
 from inference_engine.transformers_utils.tokenizer import get_tokenizer
 
 
+# What the tiny random configs share: the embedded tokenizer's vocabulary (so a checkpoint's
+# tokenizer fits), 4 query heads over 2 KV heads, and 512 positions.
+_TINY = dict(vocab_size=49152, hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+             max_position_embeddings=512, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+
+
+def _tiny(config_class, architecture: str, fields: dict, overrides: dict):
+    return config_class(**{**_TINY, "architectures": [architecture], **fields, **overrides})
+
+
 def tiny_llama_config(**overrides) -> LlamaConfig:
     """A 2-layer Llama with grouped-query attention (4 query heads, 2 KV heads, head_dim 16).
 
     The vocabulary is the embedded tokenizer's (49152), so the checkpoint's tokenizer fits it.
     """
-    fields = dict(
-        architectures=["LlamaForCausalLM"], vocab_size=49152, hidden_size=64,
-        intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        head_dim=16, max_position_embeddings=512, rms_norm_eps=1e-5,
+    return _tiny(LlamaConfig, "LlamaForCausalLM", dict(
+        intermediate_size=128, num_hidden_layers=2, head_dim=16, rms_norm_eps=1e-5,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
-        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=2)
-    fields.update(overrides)
-    return LlamaConfig(**fields)
+        tie_word_embeddings=False), overrides)
 
 
 def tiny_qwen2_config(**overrides) -> Qwen2Config:
     """A 2-layer Qwen2 (biases on q, k and v) with the sizes of tiny_llama_config."""
-    fields = dict(
-        architectures=["Qwen2ForCausalLM"], vocab_size=49152, hidden_size=64,
-        intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=512, rms_norm_eps=1e-6, rope_theta=1000000.0,
-        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
-    fields.update(overrides)
-    return Qwen2Config(**fields)
+    return _tiny(Qwen2Config, "Qwen2ForCausalLM", dict(
+        intermediate_size=128, num_hidden_layers=2, rms_norm_eps=1e-6, rope_theta=1000000.0,
+        tie_word_embeddings=True), overrides)
 
 
 def tiny_qwen3_config(**overrides) -> Qwen3Config:
     """A 2-layer Qwen3 (each head's q and k RMS-normalized) with heads of 32 over a hidden size of
     64: head_dim is not hidden_size / heads."""
-    fields = dict(
-        architectures=["Qwen3ForCausalLM"], vocab_size=49152, hidden_size=64,
-        intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        head_dim=32, max_position_embeddings=512, rms_norm_eps=1e-6, rope_theta=1000000.0,
-        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2)
-    fields.update(overrides)
-    return Qwen3Config(**fields)
+    return _tiny(Qwen3Config, "Qwen3ForCausalLM", dict(
+        intermediate_size=128, num_hidden_layers=2, head_dim=32, rms_norm_eps=1e-6,
+        rope_theta=1000000.0, tie_word_embeddings=True), overrides)
 
 
 def tiny_phi3_config(**overrides) -> Phi3Config:
     """A 2-layer Phi-3 (q/k/v and gate/up fused in the checkpoint) with the sizes of
     tiny_llama_config."""
-    fields = dict(
-        architectures=["Phi3ForCausalLM"], vocab_size=49152, hidden_size=64,
-        intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=512, original_max_position_embeddings=512, rms_norm_eps=1e-5,
-        rope_theta=10000.0, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
-        pad_token_id=2, sliding_window=None)
-    fields.update(overrides)
-    return Phi3Config(**fields)
+    return _tiny(Phi3Config, "Phi3ForCausalLM", dict(
+        intermediate_size=128, num_hidden_layers=2, original_max_position_embeddings=512,
+        rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False, sliding_window=None),
+        overrides)
 
 
-def tiny_mixtral_config(**overrides) -> PretrainedConfig:
+def tiny_mixtral_config(**overrides) -> MixtralConfig:
     """A 2-layer Mixtral: 4 experts, 2 a token, over tiny_llama_config's sizes."""
-    from transformers import MixtralConfig
-    fields = dict(
-        architectures=["MixtralForCausalLM"], vocab_size=49152, hidden_size=64,
-        intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=512,
-        rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False, sliding_window=None,
-        bos_token_id=1, eos_token_id=2, pad_token_id=2)
-    fields.update(overrides)
-    return MixtralConfig(**fields)
+    return _tiny(MixtralConfig, "MixtralForCausalLM", dict(
+        intermediate_size=96, num_hidden_layers=2, num_local_experts=4, num_experts_per_tok=2,
+        rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False, sliding_window=None),
+        overrides)
 
 
-def tiny_qwen3_moe_config(**overrides) -> PretrainedConfig:
+def tiny_qwen3_moe_config(**overrides) -> Qwen3MoeConfig:
     """A 3-layer Qwen3-MoE: 8 experts, 2 a token, the middle layer dense."""
-    from transformers import Qwen3MoeConfig
-    fields = dict(
-        architectures=["Qwen3MoeForCausalLM"], vocab_size=49152, hidden_size=64,
-        intermediate_size=128, moe_intermediate_size=32, num_hidden_layers=3,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=32, num_experts=8,
-        num_experts_per_tok=2, norm_topk_prob=True, mlp_only_layers=[1],
-        max_position_embeddings=512, rms_norm_eps=1e-6, rope_theta=1000000.0,
-        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=2)
-    fields.update(overrides)
-    return Qwen3MoeConfig(**fields)
+    return _tiny(Qwen3MoeConfig, "Qwen3MoeForCausalLM", dict(
+        intermediate_size=128, moe_intermediate_size=32, num_hidden_layers=3, head_dim=32,
+        num_experts=8, num_experts_per_tok=2, norm_topk_prob=True, mlp_only_layers=[1],
+        rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=False), overrides)
 
 
 def tiny_bloom_config(**overrides) -> BloomConfig:

@@ -12,7 +12,7 @@ Thinking that is never closed (cut by max_tokens) is all thinking.
 START, END = "<think>", "</think>"
 
 
-def _partial_suffix(text: str, mark: str) -> int:
+def partial_suffix(text: str, mark: str) -> int:
     """How many characters at the end of `text` begin `mark` (and may yet complete it)."""
     return next((n for n in range(min(len(mark) - 1, len(text)), 0, -1)
                  if text.endswith(mark[:n])), 0)
@@ -64,7 +64,7 @@ class ReasoningStream:
             return None, self._content(0, len(text))
         end = text.find(END)
         if end < 0:
-            hold = 0 if finished else _partial_suffix(text, END)
+            hold = 0 if finished else partial_suffix(text, END)
             return self._reasoning(start, len(text) - hold), None
         return self._reasoning(start, end), self._content(end + len(END), len(text))
 

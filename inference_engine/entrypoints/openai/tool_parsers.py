@@ -13,9 +13,11 @@ Text that is not a well-formed call stays the answer's content.
 import json
 import re
 
+from inference_engine.entrypoints.openai.reasoning import partial_suffix
 from inference_engine.entrypoints.openai.tool_calls import (ChatTool, DeltaFunctionCall,
                                                              DeltaToolCall, FunctionCall, ToolCall,
-                                                             ToolChoice, parse_forced_tool_calls)
+                                                             ToolChoice, forced_tool_mode,
+                                                             parse_forced_tool_calls)
 
 
 class ToolParser:
@@ -53,8 +55,7 @@ class HermesToolParser(ToolParser):
         return None if index < 0 else index
 
     def undecided(self, text: str) -> int:
-        return next((n for n in range(len(self.START) - 1, 0, -1)
-                     if text.endswith(self.START[:n])), 0)
+        return partial_suffix(text, self.START)
 
     def parse(self, text: str) -> tuple[str | None, list[ToolCall]]:
         start = self.calls_start(text)
@@ -107,7 +108,7 @@ class ForcedToolParser(ToolParser):
 
     def __init__(self, tools: list[ChatTool], tool_choice: ToolChoice):
         self.tools, self.tool_choice = tools, tool_choice
-        self.named = tool_choice not in ("required", "auto", "none", None)
+        self.named = forced_tool_mode(tools, tool_choice) == "named"
 
     def calls_start(self, text: str) -> int | None:
         return 0

@@ -6,13 +6,19 @@ from torch import nn
 from inference_engine import ops
 
 
+def rope_parameters(config) -> tuple[str, dict]:
+    """The config's rotary scaling type and its parameters (transformers 5's rope_parameters,
+    or the older rope_scaling)."""
+    params = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    return params.get("rope_type", params.get("type", "default")), params
+
+
 def _inv_freq(config, head_size: int, device: torch.device) -> tuple[torch.Tensor, float]:
     """Inverse frequencies and attention scaling from transformers' own rope initialisers, so
     that positions rotate exactly as in the reference implementation (on the same device, whose
     cos/sin the reference uses too)."""
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
-    params = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
-    rope_type = params.get("rope_type", params.get("type", "default"))
+    rope_type, params = rope_parameters(config)
     if rope_type == "default":
         base = params.get("rope_theta", getattr(config, "rope_theta", 10000.0))
         exponents = torch.arange(0, head_size, 2, dtype=torch.int64, device=device).float()

@@ -5,13 +5,13 @@ from collections.abc import Iterable
 
 import torch
 
+from inference_engine.model_executor.layers.rotary_embedding import rope_parameters
 from inference_engine.model_executor.models.llama import LlamaForCausalLM
 
 
 class Phi3ForCausalLM(LlamaForCausalLM):
     def __init__(self, config):
-        scaling = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None)
-        rope_type = (scaling or {}).get("rope_type", (scaling or {}).get("type", "default"))
+        rope_type, _ = rope_parameters(config)
         if rope_type not in ("default", None):
             raise ValueError(f"Phi-3 with {rope_type!r} rotary scaling is not supported (its "
                              "frequencies depend on each sequence's length); the 4k-context "
