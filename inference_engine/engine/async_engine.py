@@ -245,6 +245,14 @@ class AsyncLLMEngine:
         finally:
             self.abort(request_id)
 
+    async def reset_prefix_cache(self) -> None:
+        """Forgets every cached prompt prefix, on the step thread: between two steps, never
+        inside one (requests running now keep their blocks)."""
+        if self.errored:
+            raise self._dead_error()
+        await asyncio.get_running_loop().run_in_executor(self._executor,
+                                                         self.engine.reset_prefix_cache)
+
     def abort(self, request_id: str) -> None:
         if self._tracker is not None:
             self._tracker.abort_request(request_id)

@@ -1,6 +1,7 @@
 """A server with chunked prefill and prefix caching on: a long prompt streamed in chunks of a
 64-token budget gives the text of the default server (whole prompts), no empty chunk while its
-prefill runs, and /metrics counts the prompt tokens a repeated prompt did not compute."""
+prefill runs, and /metrics counts the prompt tokens a repeated prompt did not compute (none
+after POST /reset_prefix_cache)."""
 import httpx
 import openai
 import pytest
@@ -31,7 +32,25 @@ def test_long_prompt_in_chunks_streams_the_whole_prompt_text(client, model, chun
 
     again = chunked.completions.create(model=model, prompt=LONG, **GREEDY)
     assert again.choices[0].text == plain.choices[0].text
-    metrics = httpx.get(chunked_server.url + "/metrics").text
-    hits = next(float(line.split()[-1]) for line in metrics.splitlines()
-                if line.startswith("inference_engine:prefix_cache_hits_total"))
+    hits = _prefix_cache_hits(chunked_server.url)
     assert hits >= plain.usage.prompt_tokens - 16  # all but the block of its last token
+
+
+def _prefix_cache_hits(url: str) -> float:
+    metrics = httpx.get(url + "/metrics").text
+    return next(float(line.split()[-1]) for line in metrics.splitlines()
+                if line.startswith("inference_engine:prefix_cache_hits_total"))
+
+
+def test_reset_prefix_cache_forgets_the_cached_prompts(model, chunked_server):
+    chunked = openai.OpenAI(base_url=chunked_server.url + "/v1", api_key="unused", max_retries=0,
+                            timeout=120)
+    prompt = "A different long prompt, so that nothing else has cached it. " * 12
+    first = chunked.completions.create(model=model, prompt=prompt, **GREEDY)
+    cached = _prefix_cache_hits(chunked_server.url)
+    assert httpx.post(chunked_server.url + "/reset_prefix_cache").status_code == 200
+    again = chunked.completions.create(model=model, prompt=prompt, **GREEDY)
+    assert again.choices[0].text == first.choices[0].text
+    assert _prefix_cache_hits(chunked_server.url) == cached  # computed anew: nothing was found
+    chunked.completions.create(model=model, prompt=prompt, **GREEDY)
+    assert _prefix_cache_hits(chunked_server.url) >= cached + first.usage.prompt_tokens - 16

@@ -138,6 +138,16 @@ async def health(raw_request: Request) -> Response:
     return Response(status_code=200)
 
 
+async def reset_prefix_cache(raw_request: Request) -> Response:
+    """Forgets the cached prompt prefixes (after changing what the model would compute for
+    them, or to measure without the cache); 200 with nothing to say."""
+    try:
+        await raw_request.app.state.engine_client.reset_prefix_cache()
+    except AsyncEngineDeadError as exc:
+        return OpenAIError(500, str(exc), code="engine_dead").to_response()
+    return Response(status_code=200)
+
+
 async def version() -> dict:
     return {"version": __version__}
 
@@ -151,7 +161,8 @@ _ROUTES = {
              ("/v1/chat/completions", create_chat_completion, ChatCompletionResponse),
              ("/v1/embeddings", create_embedding, EmbeddingResponse),
              ("/tokenize", tokenize, TokenizeResponse),
-             ("/detokenize", detokenize, DetokenizeResponse)],
+             ("/detokenize", detokenize, DetokenizeResponse),
+             ("/reset_prefix_cache", reset_prefix_cache, None)],
     "GET": [("/v1/models", show_models, ModelList), ("/health", health, None),
             ("/version", version, None), ("/metrics", metrics, None)],
 }
