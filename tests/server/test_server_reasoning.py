@@ -8,6 +8,7 @@ import openai
 import pytest
 
 from utils.server import SERVER_ARGS, ServerThread
+from utils.tool_calls import merged_tool_calls
 
 pytest.importorskip("xgrammar")
 ASK = [{"role": "user", "content": "What is 2 + 2?"}]
@@ -33,8 +34,10 @@ def ask(client, model, stream: bool, regex: str, **kwargs):
                                            extra_body={"guided_regex": regex}, **kwargs)
     if not stream:
         message = reply.choices[0].message
-        return (message.model_extra.get("reasoning_content"), message.content,
-                message.tool_calls, reply.choices[0].finish_reason)
+        calls = [(c.function.name, json.loads(c.function.arguments))
+                 for c in message.tool_calls or []]
+        return (message.model_extra.get("reasoning_content"), message.content, calls,
+                reply.choices[0].finish_reason)
     deltas, finish = [], None
     for chunk in reply:
         if chunk.choices:
@@ -42,7 +45,7 @@ def ask(client, model, stream: bool, regex: str, **kwargs):
             finish = chunk.choices[0].finish_reason or finish
     reasoning = "".join(d.model_extra.get("reasoning_content") or "" for d in deltas)
     content = "".join(d.content or "" for d in deltas)
-    calls = [call for d in deltas for call in d.tool_calls or []]
+    calls = merged_tool_calls([call for d in deltas for call in d.tool_calls or []])
     return reasoning or None, content or None, calls, finish
 
 
@@ -57,5 +60,14 @@ def test_thinking_apart_from_the_answer(thinking_client, model, stream):
 def test_calls_after_the_thinking(thinking_client, model, stream):
     reasoning, content, calls, finish = ask(thinking_client, model, stream, CALL, tools=[WEATHER])
     assert reasoning == "I need the weather." and not content and finish == "tool_calls"
-    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [
-        ("get_weather", {"city": "Oslo"})]
+    assert calls == [("get_weather", {"city": "Oslo"})]
+
+
+def test_a_thinking_stream_sends_every_tokens_logprobs(thinking_client, model):
+    chunks = list(thinking_client.chat.completions.create(
+        model=model, messages=ASK, temperature=0, max_tokens=120, stream=True, logprobs=True,
+        stream_options={"include_usage": True}, extra_body={"guided_regex": THOUGHT}))
+    tokens = [e.token for c in chunks if c.choices and c.choices[0].logprobs
+              for e in c.choices[0].logprobs.content]
+    assert len(tokens) == chunks[-1].usage.completion_tokens
+    assert "".join(tokens).startswith("<think>Two and two.</think>It is four.")

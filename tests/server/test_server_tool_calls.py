@@ -1,11 +1,14 @@
 """Tool calls through the chat API: the tools reach the chat template; a named tool_choice or
 "required" returns tool_calls whose arguments are JSON of the tools' parameters (structured
-outputs keep even a small model to them), streamed as one delta; unsupported choices answer 400."""
+outputs keep even a small model to them), streamed piece by piece; unsupported choices answer
+400."""
 import json
 
 import httpx
 import openai
 import pytest
+
+from utils.tool_calls import merged_tool_calls
 
 pytest.importorskip("xgrammar")
 
@@ -69,15 +72,16 @@ def test_a_streamed_named_call_streams_its_arguments(client, model):
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
-def test_a_streamed_required_call_comes_whole_at_the_end(client, model):
-    chunks = list(client.chat.completions.create(
-        model=model, messages=ASK, tools=[WEATHER, TIME], tool_choice="required", temperature=0,
-        max_tokens=120, stream=True))
-    with_calls = [c for c in chunks if c.choices and c.choices[0].delta.tool_calls]
-    assert len(with_calls) == 1 and with_calls[0].choices[0].finish_reason == "stop"
-    for call in with_calls[0].choices[0].delta.tool_calls:
-        assert call.function.name in ("get_weather", "get_time")
-        assert isinstance(json.loads(call.function.arguments), dict)
+def test_a_streamed_required_call_streams_its_calls_as_they_grow(client, model):
+    request = dict(model=model, messages=ASK, tools=[WEATHER, TIME], tool_choice="required",
+                   temperature=0, max_tokens=120)
+    chunks = list(client.chat.completions.create(stream=True, **request))
+    pieces = [call for c in chunks if c.choices for call in c.choices[0].delta.tool_calls or []]
+    assert len(pieces) > 3  # names first, then the arguments piece by piece
+    whole = client.chat.completions.create(**request).choices[0].message.tool_calls
+    assert merged_tool_calls(pieces) == [(c.function.name, json.loads(c.function.arguments))
+                                         for c in whole]
+    assert chunks[-1].choices[0].finish_reason == "stop"
 
 
 def test_tools_reach_the_chat_template_and_tool_turns_render(server, client, model):
@@ -144,17 +148,29 @@ def test_auto_finds_the_models_own_calls(auto_client, model, stream):
     if stream:
         chunks = [c.choices[0] for c in reply if c.choices]
         content = "".join(c.delta.content or "" for c in chunks)
-        calls = [call for c in chunks for call in c.delta.tool_calls or []]
+        calls = merged_tool_calls([call for c in chunks for call in c.delta.tool_calls or []])
         finish = chunks[-1].finish_reason
     else:
         message = reply.choices[0].message
-        content, calls, finish = message.content, message.tool_calls, reply.choices[0].finish_reason
+        content, finish = message.content, reply.choices[0].finish_reason
+        calls = [(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls]
     assert content.strip() == "Sure." and finish == "tool_calls"
-    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [
-        ("get_weather", {"city": "Paris", "unit": "celsius"})]
+    assert calls == [("get_weather", {"city": "Paris", "unit": "celsius"})]
     plain = auto_client.chat.completions.create(model=model, messages=ASK, tools=[WEATHER],
                                                 tool_choice="none", max_tokens=8)
     assert plain.choices[0].message.tool_calls == []
+
+
+def test_a_stream_with_a_tool_parser_sends_every_tokens_logprobs(auto_client, model):
+    chunks = [c for c in auto_client.chat.completions.create(
+        model=model, messages=ASK, tools=[WEATHER], temperature=0, max_tokens=60, stream=True,
+        logprobs=True, top_logprobs=2, stream_options={"include_usage": True},
+        extra_body={"guided_regex": HERMES_ANSWER})]
+    entries = [e for c in chunks if c.choices and c.choices[0].logprobs
+               for e in c.choices[0].logprobs.content]
+    assert len(entries) == chunks[-1].usage.completion_tokens  # held-back text's tokens too
+    assert all(len(e.top_logprobs) == 2 for e in entries)
+    assert "".join(e.token for e in entries).startswith("Sure. <tool_call>")
 
 
 def test_auto_tool_choice_needs_a_parser():

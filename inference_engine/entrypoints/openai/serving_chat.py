@@ -25,8 +25,9 @@ from inference_engine.entrypoints.openai.serving_engine import (SSE_DONE, OpenAI
 from inference_engine.entrypoints.openai.reasoning import REASONING_PARSERS, ReasoningStream
 from inference_engine.entrypoints.openai.text_chunks import ChatTextChunks
 from inference_engine.entrypoints.openai.tool_calls import template_messages
+from inference_engine.entrypoints.openai.tool_call_stream import ToolCallStream
 from inference_engine.entrypoints.openai.tool_parsers import (TOOL_PARSERS, ForcedToolParser,
-                                                              ToolCallStream, ToolParser)
+                                                              ToolParser)
 from inference_engine.outputs import RequestOutput, RequestOutputKind
 from inference_engine.sequence import Logprob
 
@@ -86,7 +87,7 @@ class OpenAIServingChat(OpenAIServing):
                 index=c.index, message=AssistantMessage(content=content, tool_calls=calls,
                                                         reasoning_content=reasoning),
                 logprobs=self._logprobs(request, c.token_ids, c.logprobs),
-                finish_reason=self._finish_reason(parser, calls, c.finish_reason),
+                finish_reason=self._finish_reason(parser, bool(calls), c.finish_reason),
                 stop_reason=c.stop_reason))
         response = ChatCompletionResponse(id=request_id, created=created, choices=choices,
                                           model=self.served_model_name, usage=_usage(output))
@@ -108,9 +109,9 @@ class OpenAIServingChat(OpenAIServing):
         return self.auto_tool_parser()
 
     @staticmethod
-    def _finish_reason(parser: ToolParser | None, calls: list, finish_reason: str | None):
+    def _finish_reason(parser: ToolParser | None, made_calls: bool, finish_reason: str | None):
         """"tool_calls" when the model chose to call tools (a forced call just stops)."""
-        if calls and finish_reason == "stop" and not isinstance(parser, ForcedToolParser):
+        if made_calls and finish_reason == "stop" and not isinstance(parser, ForcedToolParser):
             return "tool_calls"
         return finish_reason
 
@@ -175,6 +176,7 @@ class OpenAIServingChat(OpenAIServing):
                     num_tokens += len(c.token_ids)
                     finished, text = c.finish_reason is not None, c.text
                     reasoning = calls = None
+                    made_calls = False
                     if self.reasoning_parser is not None:  # the thinking apart from the answer
                         thinking = reasoning_streams.setdefault(
                             c.index, ReasoningStream(self.reasoning_parser()))
@@ -182,12 +184,19 @@ class OpenAIServingChat(OpenAIServing):
                     if parser is not None:  # content until the calls begin, then the calls
                         calls_stream = tool_streams.setdefault(c.index, ToolCallStream(parser))
                         text, calls = calls_stream.feed(text or "", finished)
+                        made_calls = calls_stream.made_calls
                     if parser is not None or self.reasoning_parser is not None:
-                        if text is not None or reasoning is not None or calls or finished:
+                        # The tokens' logprobs go with this delta, whatever part of their
+                        # text is held back.
+                        logprobs = self._logprobs(request, c.token_ids, c.logprobs)
+                        if (text is not None or reasoning is not None or calls or finished
+                                or (logprobs is not None and logprobs.content)):
                             events.append(chunk([ChatStreamChoice(
                                 index=c.index, delta=DeltaMessage(
                                     content=text, reasoning_content=reasoning, tool_calls=calls),
-                                finish_reason=self._finish_reason(parser, calls, c.finish_reason),
+                                logprobs=logprobs,
+                                finish_reason=self._finish_reason(parser, made_calls,
+                                                                  c.finish_reason),
                                 stop_reason=c.stop_reason)]))
                         continue
                     if not request.logprobs:

@@ -14,8 +14,7 @@ import json
 import re
 
 from inference_engine.entrypoints.openai.reasoning import partial_suffix
-from inference_engine.entrypoints.openai.tool_calls import (ChatTool, DeltaFunctionCall,
-                                                             DeltaToolCall, FunctionCall, ToolCall,
+from inference_engine.entrypoints.openai.tool_calls import (ChatTool, FunctionCall, ToolCall,
                                                              ToolChoice, forced_tool_mode,
                                                              parse_forced_tool_calls)
 
@@ -122,46 +121,3 @@ class ForcedToolParser(ToolParser):
 
 
 TOOL_PARSERS = {"hermes": HermesToolParser, "llama3_json": Llama3JsonToolParser}
-
-
-class ToolCallStream:
-    """One streamed choice that may call tools: its text goes out as content until the calls
-    begin (held back while it may be their beginning); the calls go out whole at the end, but
-    a named function's arguments piece by piece, as OpenAI streams them."""
-
-    def __init__(self, parser: ToolParser):
-        self.parser = parser
-        self.text = ""
-        self.sent = 0  # characters of text sent as content
-        self.named_started = False  # a named call's id and name are sent
-
-    def feed(self, delta: str, finished: bool) -> tuple[str | None, list[DeltaToolCall] | None]:
-        """The content to send now, and the calls (or their pieces)."""
-        self.text += delta
-        if isinstance(self.parser, ForcedToolParser) and self.parser.named:
-            return None, self._arguments(delta)
-        if finished:
-            content, calls = self.parser.parse(self.text)
-            if not calls:
-                return self._send(len(self.text)), None
-            rest = self._send(self.parser.calls_start(self.text)) if content else None
-            return ((rest.rstrip() or None) if rest else None,
-                    [DeltaToolCall(index=i, **call.model_dump()) for i, call in enumerate(calls)])
-        start = self.parser.calls_start(self.text)
-        end = start if start is not None else len(self.text) - self.parser.undecided(self.text)
-        return self._send(end), None
-
-    def _arguments(self, delta: str) -> list[DeltaToolCall] | None:
-        if self.named_started and not delta:
-            return None
-        if not self.named_started:
-            self.named_started = True
-            call = ToolCall(function=FunctionCall(name=self.parser.tool_choice.function.name,
-                                                  arguments=delta))
-            return [DeltaToolCall(index=0, **call.model_dump())]
-        return [DeltaToolCall(index=0, function=DeltaFunctionCall(arguments=delta))]
-
-    def _send(self, end: int) -> str | None:
-        chunk = self.text[self.sent:end] if end > self.sent else ""
-        self.sent = max(self.sent, end)
-        return chunk or None
