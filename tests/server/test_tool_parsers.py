@@ -74,7 +74,8 @@ def test_a_stream_without_calls_sends_everything_held_back():
 
 
 def test_a_stream_of_llama3_calls_sends_no_content():
-    contents, pieces = stream(Llama3JsonToolParser(), [" {\"name\": \"f\", ", "\"parameters\": {}}"])
+    contents, pieces = stream(Llama3JsonToolParser(),
+                              [" {\"name\": \"f\", ", "\"parameters\": {}}"])
     assert contents == [] and merged_tool_calls(pieces) == [("f", {})]
 
 
