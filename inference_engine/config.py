@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from inference_engine.pooling_params import PoolingType
+
 logger = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "float": torch.float32, "float16": torch.float16,
@@ -20,7 +22,9 @@ def resolve_device(device: str) -> torch.device:
 
 @dataclass
 class ModelConfig:
-    """The model: where it comes from, its Hugging Face config, dtype and context length."""
+    """The model: where it comes from, its Hugging Face config, dtype and context length, and
+    how its embeddings pool (`pooling_type`; None: as the checkpoint's sentence-transformers
+    config says, else LAST)."""
     model: str
     tokenizer: str | None = None
     dtype: str = "auto"
@@ -30,6 +34,7 @@ class ModelConfig:
     served_model_name: str | None = None
     skip_tokenizer_init: bool = False
     device: str = "auto"
+    pooling_type: PoolingType | str | None = None  # a name is resolved on construction
     hf_config: object = field(default=None, repr=False)
     torch_dtype: torch.dtype = field(default=torch.float32, init=False)
 
@@ -43,6 +48,19 @@ class ModelConfig:
         self.max_model_len = self._resolve_max_model_len()
         if self.served_model_name is None:
             self.served_model_name = self.model
+        self.pooling_type = self._resolve_pooling_type()
+
+    def _resolve_pooling_type(self) -> PoolingType:
+        from inference_engine.transformers_utils.sentence_transformers import (
+            sentence_transformers_pooling)
+        if self.pooling_type is not None:
+            return PoolingType.parse(self.pooling_type)
+        found = sentence_transformers_pooling(self.model) if os.path.isdir(self.model) else None
+        if found is None:
+            return PoolingType.LAST
+        logger.info("embeddings: %s pooling, as the checkpoint's sentence-transformers config "
+                    "says", found.value)
+        return found
 
     def _resolve_dtype(self) -> torch.dtype:
         if self.dtype != "auto":

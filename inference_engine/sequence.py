@@ -72,6 +72,9 @@ class Sequence:
         # Tokens sampled on the device whose ids the host has not read yet (async scheduling):
         # they are not in output_token_ids, but the cache and the next step count them.
         self.num_pending = 0
+        # An embedding request's prompt computed over several steps: the sum its pooling read
+        # in the steps so far (layers/pooler.py), on the device.
+        self.pooled_so_far: torch.Tensor | None = None
 
     def __len__(self) -> int:
         """The tokens whose ids the host knows (see num_pending for those it does not yet)."""
@@ -143,6 +146,7 @@ class SequenceGroup:
         self.num_preemptions = 0
         self.priority = priority  # lower first, with the `priority` scheduling policy
         self.pooling_params = None  # an embedding request's (pooling_params.PoolingParams)
+        self.pooling_type = None  # and how its prompt's hidden states pool (the model's)
         self.embedding: list[float] | None = None  # its result
 
     def get_seqs(self, status: SequenceStatus | None = None) -> list[Sequence]:
@@ -165,3 +169,10 @@ class SequenceGroup:
     @property
     def wants_prompt_logprobs(self) -> bool:
         return self.sampling_params.prompt_logprobs is not None and self.prompt_logprobs is None
+
+    @property
+    def reads_every_prompt_token(self) -> bool:
+        """True when the request needs each prompt token computed by its own steps: prompt
+        logprobs, or an embedding pooled from more than the last token (MEAN, CLS)."""
+        return self.wants_prompt_logprobs or (self.pooling_type is not None
+                                              and self.pooling_type.reads_every_prompt_token)

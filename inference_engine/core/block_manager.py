@@ -98,8 +98,9 @@ class BlockSpaceManager:
         return AllocStatus.LATER
 
     def _uses_prefix_cache(self, group: SequenceGroup) -> bool:
-        # Prompt logprobs need every prompt token's logits: such a prompt is computed whole.
-        return self.enable_prefix_caching and not group.wants_prompt_logprobs
+        # Prompt logprobs need every prompt token's logits, MEAN and CLS embeddings their
+        # hidden states, which a cached prefix's tokens never get: such prompts compute them all.
+        return self.enable_prefix_caching and not group.reads_every_prompt_token
 
     def _cached_blocks(self, seq: Sequence) -> list[int]:
         """The cached blocks of the sequence's longest cached prefix. That prefix leaves out the

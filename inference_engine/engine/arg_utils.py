@@ -5,8 +5,11 @@ from dataclasses import dataclass
 
 from inference_engine.config import (SCHEDULING_POLICIES, CacheConfig, EngineConfig, ModelConfig,
                                      ParallelConfig, SchedulerConfig)
+from inference_engine.pooling_params import PoolingType
 
-CHOICES = {"scheduling_policy": SCHEDULING_POLICIES}  # the CLI refuses other values up front
+# The CLI refuses other values up front.
+CHOICES = {"scheduling_policy": SCHEDULING_POLICIES,
+           "pooling_type": tuple(t.value for t in PoolingType)}
 
 
 @dataclass
@@ -40,6 +43,9 @@ class EngineArgs:
     disable_log_stats: bool = False
     async_scheduling: bool | None = None  # None: on for CUDA with tensor_parallel_size=1
     piecewise_graph_max_tokens: int | None = None  # None: 1024 on CUDA with one rank; 0: off
+    # Embeddings: LAST, MEAN or CLS; None: the checkpoint's sentence-transformers Pooling
+    # module, else LAST.
+    pooling_type: str | None = None
 
     @staticmethod
     def add_cli_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -68,7 +74,8 @@ class EngineArgs:
             model=model, tokenizer=self.tokenizer, dtype=self.dtype, load_format=self.load_format,
             max_model_len=self.max_model_len, seed=self.seed,
             served_model_name=self.served_model_name or self.model or "SmolLM2-135M-Instruct",
-            skip_tokenizer_init=self.skip_tokenizer_init, device=self.device)
+            skip_tokenizer_init=self.skip_tokenizer_init, device=self.device,
+            pooling_type=self.pooling_type)
         return EngineConfig(
             model_config=model_config,
             cache_config=CacheConfig(self.block_size, self.gpu_memory_utilization,

@@ -126,6 +126,8 @@ class LLMEngine:
         group = SequenceGroup(request_id, prompt, prompt_token_ids, params, seq, arrival_time,
                               generator, priority)
         group.pooling_params = pooling
+        if pooling is not None:
+            group.pooling_type = self.config.model_config.pooling_type
         self.requests[request_id] = group
         self.scheduler.add_seq_group(group)
 

@@ -76,8 +76,9 @@ class LLM:
               pooling_params: PoolingParams | None = None,
               prompt_token_ids: list[list[int]] | None = None,
               use_tqdm: bool = True) -> list[EmbeddingRequestOutput]:
-        """Each prompt's embedding: its last token's final hidden state (normalized unless
-        pooling_params says otherwise), in the order given."""
+        """Each prompt's embedding: its final hidden states pooled by the model's pooling type
+        (LAST, MEAN or CLS: EngineArgs.pooling_type), normalized unless pooling_params says
+        otherwise, in the order given."""
         outputs = self.generate(prompts, pooling_params or PoolingParams(), prompt_token_ids,
                                 use_tqdm)
         return [EmbeddingRequestOutput.from_output(out) for out in outputs]

@@ -61,7 +61,7 @@ class DeviceSamples:
                 if k_max:
                     top = raw_logprobs.topk(k_max, dim=-1)
                     on_device["top_vals"], on_device["top_ids"] = top.values, top.indices
-        if pooled is not None:  # the last hidden states of the embedding requests' rows
+        if pooled is not None:  # the pooled hidden states of the embedding requests' rows
             on_device["pooled"] = pooled
         self._host = {name: _copy_to_host(t) for name, t in on_device.items()}
         self._copied = None

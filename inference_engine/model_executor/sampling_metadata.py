@@ -1,4 +1,5 @@
-"""Which logits rows a step samples from, and the per-row sampling settings as tensors."""
+"""Which logits rows a step samples from (and which hidden-state rows embeddings pool), and the
+per-row sampling settings as tensors."""
 from dataclasses import dataclass, field
 
 import torch
@@ -22,10 +23,27 @@ class PromptLogprobRows:
 
 
 @dataclass
+class PoolingChunk:
+    """An embedding request's prompt tokens in one step (all of them, or a chunk): rows
+    start..end-1 of the step's hidden states are those its pooling reads (maybe none). `first`:
+    the chunk starts the prompt's prefill since admission (a recomputed prompt pools anew);
+    `last`: it ends the prompt, and the embedding is due."""
+    group: SequenceGroup
+    seq: Sequence
+    start: int
+    end: int
+    first: bool
+    last: bool
+
+
+@dataclass
 class SamplingMetadata:
     rows: list[SampleRow] = field(default_factory=list)
     sample_indices: list[int] = field(default_factory=list)  # logits row of each SampleRow
     prompt_rows: list[PromptLogprobRows] = field(default_factory=list)
+    # Embedding requests' rows to pool (layers/pooler.py); the chunks that end their prompts
+    # come in the order of those requests' SampleRows.
+    pooling_chunks: list[PoolingChunk] = field(default_factory=list)
     # Async scheduling: [R] the token each row's sequence has in flight (still only on the
     # device; -1 where none), which the penalties count as output.
     pending_tokens: torch.Tensor | None = None

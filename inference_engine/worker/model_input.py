@@ -21,7 +21,7 @@ class ModelInput:
     # [k, 2]: (row of input_ids, index among the previous step's sampled tokens) for decode rows
     # whose input the host has not read yet (async scheduling); the copy happens on the device.
     inputs_from_samples: torch.Tensor | None = None
-    return_hidden: bool = False  # an embedding request samples: its hidden state is wanted
+    return_hidden: bool = False  # embedding requests pool rows of the step's hidden states
 
     # Pickled once a step for every other rank: as numpy arrays the tensors travel as raw bytes
     # (about 0.1 ms for a full batch), where torch's own pickling takes over a millisecond.

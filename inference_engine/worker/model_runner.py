@@ -17,6 +17,7 @@ from inference_engine.distributed.parallel_state import broadcast_from_rank0, ge
 from inference_engine.core.scheduler import SchedulerOutputs
 from inference_engine.model_executor.forward_context import AttentionMetadata, set_attention_metadata
 from inference_engine.model_executor.device_samples import DeviceSamples
+from inference_engine.model_executor.layers.pooler import pool, pooling_chunk
 from inference_engine.model_executor.layers.sampler import Sampler
 from inference_engine.model_executor.model_loader import get_model
 from inference_engine.model_executor.sampling_metadata import (PromptLogprobRows, SampleRow,
@@ -130,6 +131,10 @@ class ModelRunner:
                 starts.append(starts[-1] + end - start)
                 if first and group.wants_prompt_logprobs:  # (whole: never cached nor chunked)
                     meta.prompt_rows.append(PromptLogprobRows(group, offset))
+                chunk = (pooling_chunk(group, seq, start, end, offset)
+                         if group.pooling_params is not None else None)
+                if chunk is not None:
+                    meta.pooling_chunks.append(chunk)
                 if end < len(seq):
                     continue  # a chunk of its prefill: it samples after the last
                 meta.rows.append(SampleRow(group, seq, group.sampling_params.best_of if first else 1))
@@ -162,7 +167,7 @@ class ModelRunner:
         model_input = ModelInput(self._tensor(tokens), torch.from_numpy(np.concatenate(positions)),
                                  attn, self._logits_rows(meta), sched.blocks_to_copy,
                                  self._tensor(from_samples) if from_samples else None,
-                                 any(r.group.pooling_params is not None for r in meta.rows))
+                                 bool(meta.pooling_chunks))
         return model_input, meta
 
     def _logits_rows(self, meta: SamplingMetadata) -> torch.Tensor:
@@ -184,7 +189,7 @@ class ModelRunner:
     @torch.inference_mode()
     def execute_model(self, model_input: ModelInput):
         """Runs the model; the logits of `logits_rows` on rank 0 (with `return_hidden`, the pair
-        of them and those rows' hidden states), None on the other ranks."""
+        of them and the step's hidden states, for the embeddings), None on the other ranks."""
         self.cache_engine.copy_blocks(model_input.blocks_to_copy)
         inp = model_input.to(self.device)
         if inp.inputs_from_samples is not None:
@@ -199,8 +204,7 @@ class ModelRunner:
         else:
             with set_attention_metadata(inp.attn):
                 hidden = self.model(inp.input_ids, inp.positions)
-        hidden = hidden[inp.logits_rows]
-        logits = self.model.compute_logits(hidden)
+        logits = self.model.compute_logits(hidden[inp.logits_rows])
         # Only the driver's result is used; another rank's would travel back for nothing.
         return (logits, hidden) if inp.return_hidden and get_tp_rank() == 0 else logits
 
@@ -217,15 +221,11 @@ class ModelRunner:
     def sample(self, logits: torch.Tensor, meta: SamplingMetadata,
                hidden: torch.Tensor | None = None) -> DeviceSamples:
         """Queues the sampling; with async scheduling, keeps the tokens for the next step.
-        `hidden` (the logits' rows' hidden states) gives embedding requests their own."""
+        `hidden` (the step's hidden states) gives embedding requests theirs, pooled."""
         if any(row.group.sampling_params.needs_penalties and row.seq.num_pending
                for row in meta.rows):
             meta.pending_tokens = self._pending_tokens(meta)
-        pooled = None
-        if hidden is not None:
-            index = [meta.sample_indices[i] for i, row in enumerate(meta.rows)
-                     if row.group.pooling_params is not None]
-            pooled = hidden[device_tensor(index, torch.int64, self.device)].float()
+        pooled = pool(hidden, meta.pooling_chunks) if hidden is not None else None
         samples = self.sampler.sample_on_device(logits, meta, pooled)
         if self.config.async_scheduling:
             self.last_sampled, self.last_sampled_index, index = samples.token_ids, {}, 0

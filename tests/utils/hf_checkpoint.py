@@ -9,9 +9,11 @@ so tests can compare the two token for token without any download.
     write_hf_checkpoint(tmp_path, tiny_llama_config(tie_word_embeddings=True), max_shard_size="2MB")
     write_bloom_checkpoint(tmp_path, tiny_bloom_config(n_head=6, hidden_size=96))
     write_hf_checkpoint(tmp_path, tiny_qwen2_config())    # Qwen2: biases on q, k and v
+    write_sentence_transformers_pooling(path, pooling_mode_mean_tokens=True)  # + modules.json
 """
 import copy
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -203,3 +205,24 @@ def random_state_dict(config: PretrainedConfig, seed: int = 0) -> dict[str, torc
     if config.tie_word_embeddings:  # a tied head is not stored, as in real checkpoints
         state_dict.pop("lm_head.weight", None)
     return state_dict
+
+
+def write_sentence_transformers_pooling(path, **modes: bool) -> str:
+    """Makes the checkpoint folder at `path` a sentence-transformers one: `modules.json` (the
+    transformer, then Pooling and Normalize modules) and `1_Pooling/config.json` with the given
+    modes (`pooling_mode_mean_tokens=True`, ...; the others false); returns the path."""
+    path = Path(path)
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling",
+                "type": "sentence_transformers.models.Pooling"},
+               {"idx": 2, "name": "2", "path": "2_Normalize",
+                "type": "sentence_transformers.models.Normalize"}]
+    (path / "modules.json").write_text(json.dumps(modules))
+    config = {"include_prompt": True,
+              **{f"pooling_mode_{m}": False for m in (
+                  "cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens",
+                  "weightedmean_tokens", "lasttoken")},
+              **modes}
+    (path / "1_Pooling").mkdir(exist_ok=True)
+    (path / "1_Pooling" / "config.json").write_text(json.dumps(config))
+    return str(path)

@@ -1,5 +1,6 @@
-"""POST /v1/embeddings: each input's embedding, its last token's final hidden state (normalized),
-as OpenAI's API returns them: floats, or base64 of little-endian float32."""
+"""POST /v1/embeddings: each input's embedding, its final hidden states pooled as the model's
+pooling type says (LAST, MEAN or CLS) and normalized, as OpenAI's API returns them: floats, or
+base64 of little-endian float32."""
 import base64
 import struct
 import time

@@ -36,7 +36,7 @@ class Sampler(nn.Module):
     def sample_on_device(self, logits: torch.Tensor, meta: SamplingMetadata,
                          pooled: torch.Tensor | None = None) -> DeviceSamples:
         """Queues the sampling kernels and the copy of their result (and of `pooled`, embedding
-        requests' hidden states) to the host without waiting for the device (but prompt
+        requests' pooled hidden states) to the host without waiting for the device (but prompt
         log-probabilities, rarely asked for, are read at once)."""
         prompt_logprobs = [self._prompt_logprobs(logits, pr) for pr in meta.prompt_rows]
         if not meta.rows:
