@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from inference_engine.pooling_params import PoolingType
+from inference_engine.transformers_utils.generation_config import default_sampling_values
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,13 @@ class ModelConfig:
     skip_tokenizer_init: bool = False
     device: str = "auto"
     pooling_type: PoolingType | str | None = None  # a name is resolved on construction
+    # Default sampling values: "auto" (the checkpoint's generation_config.json), "vllm" (none)
+    # or a folder; the overrides (a dict or its JSON) win (transformers_utils/generation_config).
+    generation_config: str = "auto"
+    override_generation_config: dict | str | None = None
     hf_config: object = field(default=None, repr=False)
     torch_dtype: torch.dtype = field(default=torch.float32, init=False)
+    sampling_defaults: dict = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         from inference_engine.model_executor.loader import resolve_load_format
@@ -49,6 +55,8 @@ class ModelConfig:
         if self.served_model_name is None:
             self.served_model_name = self.model
         self.pooling_type = self._resolve_pooling_type()
+        self.sampling_defaults = default_sampling_values(self.model, self.generation_config,
+                                                         self.override_generation_config)
 
     def _resolve_pooling_type(self) -> PoolingType:
         from inference_engine.transformers_utils.sentence_transformers import (
@@ -208,6 +216,26 @@ def _ray_cluster_given() -> bool:
 
 
 @dataclass
+class LoRAConfig:
+    """Serving LoRA adapters: up to `max_loras` of them in one step (each takes a slot of
+    device memory in every linear layer, sized for `max_lora_rank`), and up to `max_cpu_loras`
+    (None: max_loras) kept read on the host."""
+    max_loras: int = 1
+    max_lora_rank: int = 16
+    max_cpu_loras: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_loras", "max_lora_rank"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_cpu_loras is None:
+            self.max_cpu_loras = self.max_loras
+        if self.max_cpu_loras < self.max_loras:
+            raise ValueError(f"max_cpu_loras ({self.max_cpu_loras}) must be at least max_loras "
+                             f"({self.max_loras})")
+
+
+@dataclass
 class EngineConfig:
     """Everything the engine needs. `async_scheduling` (None: on for CUDA with one rank)
     launches each step before the previous one's tokens are read, so the GPU never waits for
@@ -222,6 +250,7 @@ class EngineConfig:
     disable_log_stats: bool = False
     async_scheduling: bool | None = None
     piecewise_graph_max_tokens: int | None = None
+    lora_config: LoRAConfig | None = None  # None: no adapters
 
     def __post_init__(self) -> None:
         one_cuda_rank = (resolve_device(self.model_config.device).type == "cuda"

@@ -65,6 +65,9 @@ class Sequence:
         self.num_prefill_tokens = 0
         self.num_computed_tokens = 0
         self.block_keys: list[bytes] = []  # prefix keys of its full blocks computed so far
+        # Mixed into its first block's key: sequences of different LoRA adapters compute
+        # different keys and values for the same tokens, so they never share cached blocks.
+        self.cache_salt = b""
         self.detokenizer = None  # set by the engine when the request detokenizes
         # With structured outputs: the sequence's grammar state (an xgrammar GrammarMatcher,
         # set by the engine), which has accepted every output token.
@@ -113,6 +116,7 @@ class Sequence:
         child.status = self.status
         child.block_table = list(self.block_table)
         child.block_keys = list(self.block_keys)
+        child.cache_salt = self.cache_salt
         child.grammar = self.grammar.fork() if self.grammar is not None else None
         return child
 
@@ -148,6 +152,12 @@ class SequenceGroup:
         self.pooling_params = None  # an embedding request's (pooling_params.PoolingParams)
         self.pooling_type = None  # and how its prompt's hidden states pool (the model's)
         self.embedding: list[float] | None = None  # its result
+        self.lora_request = None  # the LoRA adapter it runs with (lora.LoRARequest), if any
+
+    @property
+    def lora_int_id(self) -> int:
+        """Its adapter's id; 0 for the base model."""
+        return self.lora_request.lora_int_id if self.lora_request is not None else 0
 
     def get_seqs(self, status: SequenceStatus | None = None) -> list[Sequence]:
         if status is None:

@@ -107,7 +107,7 @@ class BlockSpaceManager:
         last token, whose logits the step must compute."""
         hits = []
         for key in block_keys(seq.token_ids, self.block_size, (len(seq) - 1) // self.block_size,
-                              seq.block_keys):
+                              seq.block_keys, seq.cache_salt):
             block = self.allocator.cached.lookup(key)
             if block is None:
                 break
@@ -153,7 +153,8 @@ class BlockSpaceManager:
 
     def _key_blocks(self, seq: Sequence, num_blocks: int) -> None:
         """Makes the sequence's first `num_blocks` blocks (full, computed) cached prefixes."""
-        keys = block_keys(seq.token_ids, self.block_size, num_blocks, seq.block_keys)
+        keys = block_keys(seq.token_ids, self.block_size, num_blocks, seq.block_keys,
+                          seq.cache_salt)
         for block, key in zip(seq.block_table, keys):
             self.allocator.cached.register(block, key)
 

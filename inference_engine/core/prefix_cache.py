@@ -17,15 +17,16 @@ import numpy as np
 
 
 def block_keys(token_ids: list[int], block_size: int, num_blocks: int,
-               known: list[bytes] | None = None) -> list[bytes]:
-    """Keys of the first `num_blocks` full blocks of `token_ids`, each chained to the one before.
+               known: list[bytes] | None = None, salt: bytes = b"") -> list[bytes]:
+    """Keys of the first `num_blocks` full blocks of `token_ids`, each chained to the one before
+    (the first to `salt`).
 
     `known` holds keys computed before for the same tokens (a sequence's tokens only grow, so
     they stay right); it is extended in place, and only the missing keys are computed."""
     keys = [] if known is None else known
     start = len(keys)
     tokens = np.asarray(token_ids[start * block_size:num_blocks * block_size], dtype=np.int64)
-    key = keys[-1] if keys else b""
+    key = keys[-1] if keys else salt
     for i in range(num_blocks - start):
         key = hashlib.blake2b(key + tokens[i * block_size:(i + 1) * block_size].tobytes(),
                               digest_size=16).digest()

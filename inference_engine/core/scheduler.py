@@ -11,7 +11,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from inference_engine.config import CacheConfig, SchedulerConfig
+from inference_engine.config import CacheConfig, LoRAConfig, SchedulerConfig
 from inference_engine.core.block_manager import AllocStatus, BlockSpaceManager
 from inference_engine.core.scheduling_policy import SchedulingPolicy, WaitingQueue
 from inference_engine.sequence import Sequence, SequenceGroup, SequenceStatus
@@ -54,8 +54,10 @@ class SchedulerOutputs:
 class Scheduler:
     """Owns the waiting and running queues and the block manager."""
 
-    def __init__(self, scheduler_config: SchedulerConfig, cache_config: CacheConfig):
+    def __init__(self, scheduler_config: SchedulerConfig, cache_config: CacheConfig,
+                 lora_config: LoRAConfig | None = None):
         self.config = scheduler_config
+        self.max_loras = lora_config.max_loras if lora_config is not None else 0
         self.block_manager = BlockSpaceManager(cache_config.block_size, cache_config.num_blocks,
                                                cache_config.watermark,
                                                cache_config.enable_prefix_caching)
@@ -108,8 +110,14 @@ class Scheduler:
     def _schedule_prefills(self, out: SchedulerOutputs) -> None:
         num_seqs = sum(len(g.get_seqs(SequenceStatus.RUNNING)) for g in self.running)
         budget = self.config.max_num_batched_tokens
+        # The adapters of the running requests: a step computes at most max_loras of them.
+        loras = {g.lora_int_id for g in self.running if g.lora_int_id}
         while self.waiting:
             group = self.waiting[0]
+            if group.lora_int_id and group.lora_int_id not in loras:
+                if len(loras) >= self.max_loras:
+                    break  # it waits, in its place, until a running adapter's requests finish
+                loras.add(group.lora_int_id)
             seqs = group.get_seqs(SequenceStatus.WAITING)
             # The tokens the step computes: a cached prefix's are not.
             num_tokens = (sum(len(seq) for seq in seqs)

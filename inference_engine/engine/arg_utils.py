@@ -3,8 +3,8 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
-from inference_engine.config import (SCHEDULING_POLICIES, CacheConfig, EngineConfig, ModelConfig,
-                                     ParallelConfig, SchedulerConfig)
+from inference_engine.config import (SCHEDULING_POLICIES, CacheConfig, EngineConfig, LoRAConfig,
+                                     ModelConfig, ParallelConfig, SchedulerConfig)
 from inference_engine.pooling_params import PoolingType
 
 # The CLI refuses other values up front.
@@ -46,6 +46,15 @@ class EngineArgs:
     # Embeddings: LAST, MEAN or CLS; None: the checkpoint's sentence-transformers Pooling
     # module, else LAST.
     pooling_type: str | None = None
+    # Default sampling values from the checkpoint's generation_config.json ("auto"), none
+    # ("vllm") or another folder's; the overrides (JSON: {"temperature": 0.7}) win.
+    generation_config: str = "auto"
+    override_generation_config: str | None = None
+    # LoRA adapters (lora/): requests name one; max_loras of them share a step.
+    enable_lora: bool = False
+    max_loras: int = 1
+    max_lora_rank: int = 16
+    max_cpu_loras: int | None = None
 
     @staticmethod
     def add_cli_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -75,7 +84,8 @@ class EngineArgs:
             max_model_len=self.max_model_len, seed=self.seed,
             served_model_name=self.served_model_name or self.model or "SmolLM2-135M-Instruct",
             skip_tokenizer_init=self.skip_tokenizer_init, device=self.device,
-            pooling_type=self.pooling_type)
+            pooling_type=self.pooling_type, generation_config=self.generation_config,
+            override_generation_config=self.override_generation_config)
         return EngineConfig(
             model_config=model_config,
             cache_config=CacheConfig(self.block_size, self.gpu_memory_utilization,
@@ -90,4 +100,6 @@ class EngineArgs:
                                            self.distributed_executor_backend),
             enforce_eager=self.enforce_eager, disable_log_stats=self.disable_log_stats,
             async_scheduling=self.async_scheduling,
-            piecewise_graph_max_tokens=self.piecewise_graph_max_tokens)
+            piecewise_graph_max_tokens=self.piecewise_graph_max_tokens,
+            lora_config=(LoRAConfig(self.max_loras, self.max_lora_rank, self.max_cpu_loras)
+                         if self.enable_lora else None))

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from inference_engine.engine.arg_utils import EngineArgs
+from inference_engine.lora.request import LoRARequest
 from inference_engine.outputs import OutputCursor, RequestOutput, RequestOutputKind
 from inference_engine.sampling_params import SamplingParams
 
@@ -227,7 +228,8 @@ class AsyncLLMEngine:
     async def generate(self, request_id: str, prompt: str | None, params: SamplingParams,
                        prompt_token_ids: list[int] | None = None,
                        output_kind: RequestOutputKind = RequestOutputKind.CUMULATIVE,
-                       priority: int = 0) -> AsyncIterator[RequestOutput]:
+                       priority: int = 0, lora_request: LoRARequest | None = None
+                       ) -> AsyncIterator[RequestOutput]:
         """Yields the request's outputs, the finished one last: by default its whole state after
         every step that added tokens; DELTA yields only what is new each time, FINAL_ONLY only
         the finished output.
@@ -238,7 +240,8 @@ class AsyncLLMEngine:
         self.start()
         stream = self._tracker.add_request(request_id, output_kind, prompt=prompt, params=params,
                                            prompt_token_ids=prompt_token_ids,
-                                           arrival_time=time.time(), priority=priority)
+                                           arrival_time=time.time(), priority=priority,
+                                           lora_request=lora_request)
         try:
             async for output in stream:
                 yield output

@@ -16,6 +16,7 @@ from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.engine.step_in_flight import StepInFlight, needs_host_tokens
 from inference_engine.engine.stop_checker import StopChecker
 from inference_engine.executor import create_executor
+from inference_engine.lora.request import LoRARequest
 from inference_engine.model_executor.device_samples import Sample, SamplerOutput
 from inference_engine.outputs import RequestOutput
 from inference_engine.pooling_params import PoolingParams
@@ -54,7 +55,8 @@ class LLMEngine:
         config.cache_config.num_blocks = num_blocks
         self.executor.init_cache(num_blocks)
         logger.info("KV cache: %d blocks of %d tokens", num_blocks, config.cache_config.block_size)
-        self.scheduler = Scheduler(config.scheduler_config, config.cache_config)
+        self.scheduler = Scheduler(config.scheduler_config, config.cache_config,
+                                   config.lora_config)
         self.stop_checker = StopChecker(mc.max_model_len, self.eos_token_id)
         self.structured_outputs = StructuredOutputManager(self.tokenizer, mc.hf_config.vocab_size,
                                                           self.eos_token_id)
@@ -95,9 +97,11 @@ class LLMEngine:
     def add_request(self, request_id: str, prompt: str | None,
                     params: SamplingParams | PoolingParams,
                     prompt_token_ids: list[int] | None = None,
-                    arrival_time: float | None = None, priority: int = 0) -> None:
+                    arrival_time: float | None = None, priority: int = 0,
+                    lora_request: LoRARequest | None = None) -> None:
         """Queues a request: a generation, or with PoolingParams an embedding of the prompt;
-        `priority` (lower first) needs the `priority` scheduling policy."""
+        `priority` (lower first) needs the `priority` scheduling policy, `lora_request` an
+        engine with LoRA enabled (the adapter is read and checked here, on every rank)."""
         pooling = params if isinstance(params, PoolingParams) else None
         if pooling is None and self.embedding_only:
             raise ValueError("this model has no LM head (an embedding model): it serves "
@@ -117,6 +121,8 @@ class LLMEngine:
             raise ValueError(f"prompt_logprobs needs the prompt computed in one step, but it is "
                              f"{len(prompt_token_ids)} tokens and max_num_batched_tokens is "
                              f"{sc.max_num_batched_tokens}")
+        if lora_request is not None:
+            self.add_lora(lora_request)
         generator = None
         if params.seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(params.seed)
@@ -126,10 +132,21 @@ class LLMEngine:
         group = SequenceGroup(request_id, prompt, prompt_token_ids, params, seq, arrival_time,
                               generator, priority)
         group.pooling_params = pooling
+        group.lora_request = lora_request
+        if lora_request is not None:
+            seq.cache_salt = lora_request.lora_int_id.to_bytes(8, "little")
         if pooling is not None:
             group.pooling_type = self.config.model_config.pooling_type
         self.requests[request_id] = group
         self.scheduler.add_seq_group(group)
+
+    def add_lora(self, request: LoRARequest) -> None:
+        """Reads and checks a LoRA adapter on every rank (a LoRAError, a ValueError, if it
+        can't be served); requests naming it run with it."""
+        if self.config.lora_config is None:
+            raise ValueError("a LoRA adapter was asked for, but LoRA is not enabled "
+                             "(enable_lora=True, --enable-lora)")
+        self.executor.add_lora(request)
 
     def _new_seq(self, prompt_token_ids: list[int], params: SamplingParams, index: int) -> Sequence:
         seq = Sequence(next(self.seq_counter), prompt_token_ids, index)

@@ -6,6 +6,7 @@ from tqdm import tqdm
 
 from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.engine.llm_engine import LLMEngine
+from inference_engine.lora.request import LoRARequest
 from inference_engine.outputs import EmbeddingRequestOutput, RequestOutput
 from inference_engine.pooling_params import PoolingParams
 from inference_engine.sampling_params import SamplingParams
@@ -36,12 +37,20 @@ class LLM:
         """Forgets every cached prompt prefix (with enable_prefix_caching=True)."""
         self.llm_engine.reset_prefix_cache()
 
+    def get_default_sampling_params(self) -> SamplingParams:
+        """What generate uses without sampling params: the checkpoint's generation config
+        (EngineArgs.generation_config), else SamplingParams' defaults."""
+        return SamplingParams(**self.llm_engine.config.model_config.sampling_defaults)
+
     def generate(self, prompts: PromptType | Sequence[PromptType] | None = None,
                  sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,
                  prompt_token_ids: list[list[int]] | None = None,
-                 use_tqdm: bool = True, priority: list[int] | None = None) -> list[RequestOutput]:
+                 use_tqdm: bool = True, priority: list[int] | None = None,
+                 lora_request: LoRARequest | Sequence[LoRARequest | None] | None = None
+                 ) -> list[RequestOutput]:
         """One RequestOutput per prompt, in the order given. `priority` (one per prompt, lower
-        first) needs scheduling_policy="priority"."""
+        first) needs scheduling_policy="priority"; `lora_request` (one for all, or one per
+        prompt) needs enable_lora=True."""
         if prompts is None:
             if prompt_token_ids is None:
                 raise ValueError("give prompts or prompt_token_ids")
@@ -50,7 +59,7 @@ class LLM:
             prompts = [prompts]
         prompts = list(prompts)
         if sampling_params is None:
-            sampling_params = SamplingParams()
+            sampling_params = self.get_default_sampling_params()
         params = ([sampling_params] * len(prompts)
                   if isinstance(sampling_params, (SamplingParams, PoolingParams))
                   else list(sampling_params))
@@ -59,13 +68,18 @@ class LLM:
         priority = [0] * len(prompts) if priority is None else list(priority)
         if len(priority) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(priority)} priorities")
+        loras = (list(lora_request) if isinstance(lora_request, Sequence)
+                 else [lora_request] * len(prompts))
+        if len(loras) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(loras)} LoRA requests")
         request_ids = []
         try:
-            for prompt, p, prio in zip(prompts, params, priority):
+            for prompt, p, prio, lora in zip(prompts, params, priority, loras):
                 request_id = str(next(self._ids))
                 text, ids = ((prompt, None) if isinstance(prompt, str)
                              else (prompt.get("prompt"), prompt.get("prompt_token_ids")))
-                self.llm_engine.add_request(request_id, text, p, ids, priority=prio)
+                self.llm_engine.add_request(request_id, text, p, ids, priority=prio,
+                                            lora_request=lora)
                 request_ids.append(request_id)
         except Exception:
             self.llm_engine.abort_request(request_ids)

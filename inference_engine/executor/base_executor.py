@@ -59,6 +59,13 @@ class ExecutorBase:
             logits, hidden = logits
         return self.driver.sample(logits, meta, hidden)
 
+    def add_lora(self, request) -> None:
+        """Reads and checks a LoRA adapter on every rank: on the driver first, so that a bad
+        adapter fails its request alone (a failure on the remote ranks kills the engine)."""
+        self.driver.add_lora(request)
+        if self.num_remote_ranks:
+            self._run_workers("add_lora", request)
+
     def check_health(self) -> None:
         """Raises WorkerDeadError if a rank has died or failed."""
         if self._dead is None:

@@ -22,6 +22,10 @@ class ModelInput:
     # whose input the host has not read yet (async scheduling); the copy happens on the device.
     inputs_from_samples: torch.Tensor | None = None
     return_hidden: bool = False  # embedding requests pool rows of the step's hidden states
+    # The step's LoRA adapters and each token's adapter id (lora/step_input.py); None without.
+    # The ids stay on the host, where the mask is built from them.
+    lora_requests: dict | None = None
+    lora_ids: torch.Tensor | None = None
 
     # Pickled once a step for every other rank: as numpy arrays the tensors travel as raw bytes
     # (about 0.1 ms for a full batch), where torch's own pickling takes over a millisecond.
@@ -44,7 +48,8 @@ class ModelInput:
                                                  for f in dataclasses.fields(self.attn)})
         return ModelInput(move(self.input_ids), move(self.positions), attn,
                           move(self.logits_rows), self.blocks_to_copy,
-                          move(self.inputs_from_samples), self.return_hidden)
+                          move(self.inputs_from_samples), self.return_hidden,
+                          self.lora_requests, self.lora_ids)
 
 
 def _to_numpy(x):

@@ -15,6 +15,9 @@ from inference_engine import ops
 from inference_engine.config import EngineConfig
 from inference_engine.distributed.parallel_state import broadcast_from_rank0, get_tp_rank
 from inference_engine.core.scheduler import SchedulerOutputs
+from inference_engine.lora.context import set_lora_context
+from inference_engine.lora.manager import LoRAManager
+from inference_engine.lora.step_input import step_loras
 from inference_engine.model_executor.forward_context import AttentionMetadata, set_attention_metadata
 from inference_engine.model_executor.device_samples import DeviceSamples
 from inference_engine.model_executor.layers.pooler import pool, pooling_chunk
@@ -39,6 +42,9 @@ class ModelRunner:
         self.block_size = config.cache_config.block_size
         self.kv_cache_dtype = config.cache_config.torch_dtype(config.model_config.torch_dtype)
         self.model = get_model(config.model_config, device)
+        lora = config.lora_config  # slots in every linear layer, before memory is profiled
+        self.lora_manager = (LoRAManager(self.model, lora.max_loras, lora.max_lora_rank,
+                                         lora.max_cpu_loras) if lora is not None else None)
         self.sampler = Sampler(config.model_config.hf_config.vocab_size, eos_token_id)
         self.cache_engine: CacheEngine | None = None
         self.graph_runner: CUDAGraphRunner | None = None
@@ -167,7 +173,7 @@ class ModelRunner:
         model_input = ModelInput(self._tensor(tokens), torch.from_numpy(np.concatenate(positions)),
                                  attn, self._logits_rows(meta), sched.blocks_to_copy,
                                  self._tensor(from_samples) if from_samples else None,
-                                 bool(meta.pooling_chunks))
+                                 bool(meta.pooling_chunks), *step_loras(sched))
         return model_input, meta
 
     def _logits_rows(self, meta: SamplingMetadata) -> torch.Tensor:
@@ -195,14 +201,18 @@ class ModelRunner:
         if inp.inputs_from_samples is not None:
             rows, index = inp.inputs_from_samples.unbind(1)
             inp.input_ids.index_copy_(0, rows, self._sampled_inputs(index))
-        graphs, pieces, n = self.graph_runner, self.piecewise_runner, len(inp.input_ids)
+        # Graphs were captured without adapters: a step with some runs eagerly.
+        lora = (self.lora_manager.context(inp.lora_requests, inp.lora_ids)
+                if inp.lora_requests else None)
+        graphs, pieces = (self.graph_runner, self.piecewise_runner) if lora is None else (None, None)
+        n = len(inp.input_ids)
         use_blas_for_step(carries_prompts=not inp.attn.is_decode_only)
         if inp.attn.is_decode_only and graphs is not None and graphs.can_run(n):
             hidden = graphs.run(inp.input_ids, inp.positions, inp.attn)
         elif pieces is not None and pieces.can_run(n):
             hidden = pieces.run(inp.input_ids, inp.positions, inp.attn)
         else:
-            with set_attention_metadata(inp.attn):
+            with set_attention_metadata(inp.attn), set_lora_context(lora):
                 hidden = self.model(inp.input_ids, inp.positions)
         logits = self.model.compute_logits(hidden[inp.logits_rows])
         # Only the driver's result is used; another rank's would travel back for nothing.

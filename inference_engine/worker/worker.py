@@ -75,6 +75,10 @@ class Worker:
                hidden: torch.Tensor | None = None) -> DeviceSamples:
         return self.model_runner.sample(logits, meta, hidden)
 
+    def add_lora(self, request) -> None:
+        """Reads and checks a LoRA adapter (lora.LoRARequest) on this rank."""
+        self.model_runner.lora_manager.add(request)
+
     def release_cuda_graphs(self) -> None:
         self.model_runner.release_cuda_graphs()
 

@@ -5,25 +5,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inference_engine.model_executor.layers import linear, vocab_embedding
 from inference_engine.model_executor.layers.linear import (ColumnParallelLinear,
                                                            MergedColumnParallelLinear,
                                                            QKVParallelLinear, RowParallelLinear)
 from inference_engine.model_executor.layers.vocab_embedding import (ParallelLMHead,
                                                                     VocabParallelEmbedding)
+from utils.tp_ranks import use_rank
 
 
 @pytest.fixture
 def as_rank(monkeypatch):
-    """Builds layers as rank `rank` of `world` would; the collectives become identities so each
-    rank's partial result can be combined by the test."""
-    def use(rank: int, world: int) -> None:
-        for module in (linear, vocab_embedding):
-            monkeypatch.setattr(module, "get_tp_world_size", lambda: world)
-            monkeypatch.setattr(module, "get_tp_rank", lambda: rank)
-            monkeypatch.setattr(module, "all_reduce", lambda x: x)
-        monkeypatch.setattr(vocab_embedding, "gather_to_rank0", lambda x, dim=-1: x)
-    return use
+    """Builds layers as rank `rank` of `world` would (utils/tp_ranks.py)."""
+    return lambda rank, world: use_rank(monkeypatch, rank, world)
 
 
 @pytest.mark.parametrize("num_heads,num_kv_heads,world", [(4, 2, 2), (4, 1, 2), (8, 2, 4), (4, 4, 4)])

@@ -226,3 +226,16 @@ def write_sentence_transformers_pooling(path, **modes: bool) -> str:
     (path / "1_Pooling").mkdir(exist_ok=True)
     (path / "1_Pooling" / "config.json").write_text(json.dumps(config))
     return str(path)
+
+
+def linked_checkpoint_with(path, source: str, files: dict[str, dict]) -> str:
+    """A folder at `path` linking every file of the checkpoint `source`, plus `files` (name:
+    JSON content) of its own, such as a generation_config.json."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for name in os.listdir(source):
+        if name not in files:
+            os.symlink(os.path.join(source, name), path / name)
+    for name, content in files.items():
+        (path / name).write_text(json.dumps(content))
+    return str(path)

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from inference_engine import __version__
 from inference_engine.engine.async_engine import AsyncEngineDeadError, AsyncLLMEngine
 from inference_engine.engine.metrics import Metrics, StatLogger
-from inference_engine.entrypoints.openai.cli_args import engine_args_from
+from inference_engine.entrypoints.openai.cli_args import engine_args_from, lora_requests_from
 from inference_engine.entrypoints.openai.protocol import (ChatCompletionRequest,
                                                           ChatCompletionResponse,
                                                           CompletionRequest, CompletionResponse,
@@ -52,10 +52,13 @@ def build_app(args: argparse.Namespace, engine=None) -> FastAPI:
     """The server for parsed serve flags; `engine` (an LLMEngine) skips loading one."""
     if args.enable_auto_tool_choice and not args.tool_call_parser:
         raise ValueError("--enable-auto-tool-choice needs --tool-call-parser")
+    loras = lora_requests_from(args)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         llm_engine = engine or await asyncio.to_thread(_load_engine, args)
+        for lora in loras.values():  # read and checked now: a bad adapter stops the start
+            llm_engine.add_lora(lora)
         config = llm_engine.config
         registry = CollectorRegistry()
         metrics = Metrics(registry, config.cache_config, config.model_config.max_model_len)
@@ -64,12 +67,12 @@ def build_app(args: argparse.Namespace, engine=None) -> FastAPI:
         name = config.model_config.served_model_name
         state = app.state
         state.engine_client, state.registry = client, registry
-        state.serving_completion = OpenAIServingCompletion(client, name)
+        state.serving_completion = OpenAIServingCompletion(client, name, lora_requests=loras)
         state.serving_chat = OpenAIServingChat(
             client, name, args.tool_call_parser if args.enable_auto_tool_choice else None,
-            args.reasoning_parser)
-        state.serving_tokenization = OpenAIServingTokenization(client, name)
-        state.serving_embedding = OpenAIServingEmbedding(client, name)
+            args.reasoning_parser, lora_requests=loras)
+        state.serving_tokenization = OpenAIServingTokenization(client, name, lora_requests=loras)
+        state.serving_embedding = OpenAIServingEmbedding(client, name, lora_requests=loras)
         client.start()
         logger.info("serving %s (max_model_len=%d)", name, config.model_config.max_model_len)
         try:
@@ -113,8 +116,11 @@ async def create_chat_completion(request: ChatCompletionRequest, raw_request: Re
 async def show_models(raw_request: Request) -> ModelList:
     serving = raw_request.app.state.serving_completion
     root = serving.engine.config.model_config.model
-    return ModelList(data=[ModelCard(id=serving.served_model_name, root=root,
-                                     max_model_len=serving.max_model_len)])
+    base = ModelCard(id=serving.served_model_name, root=root, max_model_len=serving.max_model_len)
+    adapters = [ModelCard(id=name, root=lora.lora_path, parent=base.id,
+                          max_model_len=serving.max_model_len)
+                for name, lora in serving.lora_requests.items()]
+    return ModelList(data=[base, *adapters])
 
 
 async def tokenize(request: TokenizeRequest, raw_request: Request) -> TokenizeResponse:

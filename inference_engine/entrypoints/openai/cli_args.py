@@ -14,6 +14,33 @@ def _json_list(text: str) -> list[str]:
     return value
 
 
+def _lora_module(text: str) -> tuple[str, str]:
+    """NAME=PATH, or vLLM's JSON form {"name": NAME, "path": PATH}."""
+    if text.lstrip().startswith("{"):
+        try:
+            value = json.loads(text)
+            return str(value["name"]), str(value["path"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise argparse.ArgumentTypeError(f"expected {{\"name\": ..., \"path\": ...}}, "
+                                             f"got {text!r}") from exc
+    name, sep, path = text.partition("=")
+    if not (sep and name and path):
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, path
+
+
+def lora_requests_from(args: argparse.Namespace) -> dict:
+    """The adapters named by --lora-modules, by name (ids from 1 in the order given)."""
+    from inference_engine.lora.request import LoRARequest
+    modules = args.lora_modules or []
+    if modules and not args.enable_lora:
+        raise ValueError("--lora-modules needs --enable-lora")
+    names = [name for name, _ in modules]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--lora-modules names must differ, got {names}")
+    return {name: LoRARequest(name, i, path) for i, (name, path) in enumerate(modules, start=1)}
+
+
 def make_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """Adds the serve flags to `parser` (a new one if None) and returns it."""
     if parser is None:
@@ -47,6 +74,10 @@ def make_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     parser.add_argument("--reasoning-parser", default=None, choices=["qwen3", "deepseek_r1"],
                         help="return a reasoning model's <think> section apart, as "
                              "reasoning_content")
+    parser.add_argument("--lora-modules", type=_lora_module, nargs="+", default=None,
+                        metavar="NAME=PATH",
+                        help="LoRA adapters (PEFT folders) served under their own model names; "
+                             "needs --enable-lora")
     EngineArgs.add_cli_args(parser)
     return parser
 

@@ -54,9 +54,9 @@ class SamplingRequest(StructuredOutputsRequest):
     stream_options: StreamOptions | None = None
     user: str | None = None
     # Extras of vLLM's API, under vLLM's names.
-    top_k: int = -1
-    min_p: float = 0.0
-    repetition_penalty: float = 1.0
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
     stop_token_ids: list[int] | None = None
     ignore_eos: bool = False
     min_tokens: int = 0
@@ -70,14 +70,20 @@ class SamplingRequest(StructuredOutputsRequest):
         return bool(self.stream_options and self.stream_options.include_usage)
 
     def to_sampling_params(self, max_tokens: int, logprobs: int | None,
-                           prompt_logprobs: int | None = None) -> SamplingParams:
-        """Raises SamplingParamsError (a ValueError naming the field) on values out of range."""
+                           prompt_logprobs: int | None = None,
+                           defaults: dict | None = None) -> SamplingParams:
+        """Raises SamplingParamsError (a ValueError naming the field) on values out of range.
+        Fields the request leaves unset take `defaults` (the model's generation config), else
+        OpenAI's."""
+        def value(name: str, openai_default: float):
+            given = getattr(self, name)
+            return given if given is not None else (defaults or {}).get(name, openai_default)
+
         return SamplingParams(
-            n=self.n, best_of=self.best_of,
-            temperature=1.0 if self.temperature is None else self.temperature,
-            top_p=1.0 if self.top_p is None else self.top_p, top_k=self.top_k, min_p=self.min_p,
+            n=self.n, best_of=self.best_of, temperature=value("temperature", 1.0),
+            top_p=value("top_p", 1.0), top_k=value("top_k", -1), min_p=value("min_p", 0.0),
             presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty,
-            repetition_penalty=self.repetition_penalty, logit_bias=self.logit_bias,
+            repetition_penalty=value("repetition_penalty", 1.0), logit_bias=self.logit_bias,
             seed=self.seed, stop=self.stop, stop_token_ids=self.stop_token_ids,
             include_stop_str_in_output=self.include_stop_str_in_output,
             ignore_eos=self.ignore_eos, max_tokens=max_tokens, min_tokens=self.min_tokens,
@@ -237,6 +243,7 @@ class ModelCard(OpenAIBaseModel):
     created: int = Field(default_factory=lambda: int(time.time()))
     owned_by: str = "inference-engine"
     root: str | None = None
+    parent: str | None = None  # a LoRA adapter's base model
     max_model_len: int | None = None
 
 

@@ -40,14 +40,14 @@ class OpenAIServingChat(OpenAIServing):
     (returned as reasoning_content)."""
 
     def __init__(self, engine, served_model_name: str, tool_call_parser: str | None = None,
-                 reasoning_parser: str | None = None):
-        super().__init__(engine, served_model_name)
+                 reasoning_parser: str | None = None, lora_requests: dict | None = None):
+        super().__init__(engine, served_model_name, lora_requests)
         self.auto_tool_parser = TOOL_PARSERS[tool_call_parser] if tool_call_parser else None
         self.reasoning_parser = REASONING_PARSERS[reasoning_parser] if reasoning_parser else None
 
     async def create_chat_completion(self, request: ChatCompletionRequest,
                                      raw_request: Request) -> Response:
-        self.check_model(request.model)
+        lora = self.check_model(request.model)
         self.check_engine()
         request_id = f"chatcmpl-{raw_request.state.request_id}"
         if request.top_logprobs is not None and not request.logprobs:
@@ -67,7 +67,8 @@ class OpenAIServingChat(OpenAIServing):
                     len(prompt_ids), request.n, params.max_tokens, request.stream)
         kind = RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY
         outputs = merge_async_iterators(
-            self.engine.generate(request_id, prompt, params, prompt_ids, kind, request.priority))
+            self.engine.generate(request_id, prompt, params, prompt_ids, kind, request.priority,
+                                 lora))
         created = int(time.time())
         if request.stream:
             return StreamingResponse(self._stream(request, request_id, created, outputs, parser),
@@ -90,7 +91,8 @@ class OpenAIServingChat(OpenAIServing):
                 finish_reason=self._finish_reason(parser, bool(calls), c.finish_reason),
                 stop_reason=c.stop_reason))
         response = ChatCompletionResponse(id=request_id, created=created, choices=choices,
-                                          model=self.served_model_name, usage=_usage(output))
+                                          model=self.response_model(request.model),
+                                          usage=_usage(output))
         return JSONResponse(response.model_dump())
 
     def _tool_parser(self, request: ChatCompletionRequest) -> ToolParser | None:
@@ -157,11 +159,13 @@ class OpenAIServingChat(OpenAIServing):
 
     async def _stream(self, request: ChatCompletionRequest, request_id: str, created: int,
                       outputs: AsyncIterator, parser: ToolParser | None) -> AsyncIterator[str]:
+        model = self.response_model(request.model)
+
         def chunk(choices: list[ChatStreamChoice], usage: UsageInfo | None = None) -> str:
             return sse(ChatCompletionChunk(id=request_id, created=created, choices=choices,
-                                           model=self.served_model_name, usage=usage))
+                                           model=model, usage=usage))
 
-        text_chunk = ChatTextChunks(request_id, created, self.served_model_name)
+        text_chunk = ChatTextChunks(request_id, created, model)
         num_prompt_tokens = num_tokens = 0
         tool_streams: dict[int, ToolCallStream] = {}
         reasoning_streams: dict[int, ReasoningStream] = {}

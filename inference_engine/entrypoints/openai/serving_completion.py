@@ -32,7 +32,7 @@ class OpenAIServingCompletion(OpenAIServing):
     """Serves the legacy completions endpoint."""
 
     async def create_completion(self, request: CompletionRequest, raw_request: Request) -> Response:
-        self.check_model(request.model)
+        lora = self.check_model(request.model)
         self.check_engine()
         if request.suffix:
             raise OpenAIError(400, "suffix is not supported", param="suffix")
@@ -45,7 +45,7 @@ class OpenAIServingCompletion(OpenAIServing):
                     request.n, params[0].max_tokens, request.stream)
         kind = RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY
         outputs = merge_async_iterators(*[
-            self.engine.generate(f"{request_id}-{i}", text, p, ids, kind, request.priority)
+            self.engine.generate(f"{request_id}-{i}", text, p, ids, kind, request.priority, lora)
             for i, ((text, ids), p) in enumerate(zip(prompts, params))])
         created = int(time.time())
         if request.stream:
@@ -56,8 +56,9 @@ class OpenAIServingCompletion(OpenAIServing):
             return Response(status_code=499)  # nobody is listening any more
         choices = [self._choice(request, i, prompts[i], final[i], c, 0, request.echo)
                    for i in sorted(final) for c in final[i].outputs]
-        response = CompletionResponse(id=request_id, created=created, model=self.served_model_name,
-                                      choices=choices, usage=_usage(final.values()))
+        response = CompletionResponse(id=request_id, created=created,
+                                      model=self.response_model(request.model), choices=choices,
+                                      usage=_usage(final.values()))
         return JSONResponse(response.model_dump())
 
     def _choice(self, request: CompletionRequest, i: int, prompt: Prompt, output: RequestOutput,
@@ -101,7 +102,8 @@ class OpenAIServingCompletion(OpenAIServing):
         """A chunk per delta output and choice: text-only chunks from a template, those with
         log-probabilities through the models. An output's chunks go out in one write, as each
         write passes every middleware."""
-        text_chunk = CompletionTextChunks(request_id, created, self.served_model_name)
+        model = self.response_model(request.model)
+        text_chunk = CompletionTextChunks(request_id, created, model)
         sent_chars: dict[int, int] = {}  # per choice index, the echoed prompt included
         num_prompt_tokens: dict[int, int] = {}  # per prompt that produced output
         num_tokens = 0
@@ -122,8 +124,7 @@ class OpenAIServingCompletion(OpenAIServing):
                                           sent_chars.get(index, 0), echo)
                     sent_chars[index] = sent_chars.get(index, 0) + len(choice.text)
                     events.append(sse(CompletionChunk(id=request_id, created=created,
-                                                      model=self.served_model_name,
-                                                      choices=[choice])))
+                                                      model=model, choices=[choice])))
                 if events:
                     yield "".join(events)
             if request.include_usage:
@@ -131,7 +132,7 @@ class OpenAIServingCompletion(OpenAIServing):
                 usage = UsageInfo(prompt_tokens=prompt_tokens, completion_tokens=num_tokens,
                                   total_tokens=prompt_tokens + num_tokens)
                 yield sse(CompletionChunk(id=request_id, created=created,
-                                          model=self.served_model_name, choices=[],
+                                          model=model, choices=[],
                                           usage=usage))
         except Exception as exc:
             yield engine_error(exc).to_sse()

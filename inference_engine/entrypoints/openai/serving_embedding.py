@@ -44,7 +44,7 @@ class EmbeddingResponse(OpenAIBaseModel):
 
 class OpenAIServingEmbedding(OpenAIServing):
     async def create_embedding(self, request: EmbeddingRequest, raw_request: Request) -> Response:
-        self.check_model(request.model)
+        lora = self.check_model(request.model)
         self.check_engine()
         hidden_size = self.engine.config.model_config.hf_config.hidden_size
         if request.dimensions is not None and request.dimensions > hidden_size:
@@ -61,7 +61,7 @@ class OpenAIServingEmbedding(OpenAIServing):
         request_id = f"embd-{raw_request.state.request_id}"
         outputs = merge_async_iterators(*[
             self.engine.generate(f"{request_id}-{i}", text, params, ids,
-                                 RequestOutputKind.FINAL_ONLY, request.priority)
+                                 RequestOutputKind.FINAL_ONLY, request.priority, lora)
             for i, (text, ids) in enumerate(prompts)])
         final = await collect_final_outputs(outputs, raw_request)
         if final is None:
@@ -70,7 +70,7 @@ class OpenAIServingEmbedding(OpenAIServing):
                                                          request.encoding_format))
                 for i in sorted(final)]
         tokens = sum(len(ids) for _, ids in prompts)
-        response = EmbeddingResponse(data=data, model=self.served_model_name,
+        response = EmbeddingResponse(data=data, model=self.response_model(request.model),
                                      usage=UsageInfo(prompt_tokens=tokens, total_tokens=tokens))
         return JSONResponse(response.model_dump())
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from inference_engine.engine.async_engine import AsyncEngineDeadError, AsyncLLMEngine
 from inference_engine.entrypoints.openai.protocol import ErrorInfo, ErrorResponse, SamplingRequest
+from inference_engine.lora.request import LoRARequest
 from inference_engine.outputs import RequestOutput
 from inference_engine.sampling_params import SamplingParams, SamplingParamsError
 
@@ -133,19 +134,31 @@ async def collect_final_outputs(outputs: AsyncIterator[tuple[int, RequestOutput]
 class OpenAIServing:
     """Base of the endpoint classes: the engine, the served model and the checks they share."""
 
-    def __init__(self, engine: AsyncLLMEngine, served_model_name: str):
+    def __init__(self, engine: AsyncLLMEngine, served_model_name: str,
+                 lora_requests: dict[str, LoRARequest] | None = None):
         self.engine = engine
         self.served_model_name = served_model_name
+        self.lora_requests = lora_requests or {}  # the adapters served, by the name asked for
         self.tokenizer = engine.tokenizer
         self.max_model_len = engine.config.model_config.max_model_len
         self.vocab_size = engine.config.model_config.hf_config.vocab_size
         self.max_num_seqs = engine.config.scheduler_config.max_num_seqs
         self.scheduling_policy = engine.config.scheduler_config.policy
+        # The model's generation config: what unset sampling fields default to.
+        self.sampling_defaults = engine.config.model_config.sampling_defaults
 
-    def check_model(self, model: str | None) -> None:
+    def check_model(self, model: str | None) -> LoRARequest | None:
+        """The LoRA adapter that `model` names; None for the base model (or no name)."""
+        if model in self.lora_requests:
+            return self.lora_requests[model]
         if model is not None and model != self.served_model_name:
             raise OpenAIError(404, f"The model `{model}` does not exist.", param="model",
                               code="model_not_found")
+        return None
+
+    def response_model(self, model: str | None) -> str:
+        """The model a response names: the adapter asked for, else the served model."""
+        return model if model in self.lora_requests else self.served_model_name
 
     def check_engine(self) -> None:
         if self.engine.errored:
@@ -186,7 +199,8 @@ class OpenAIServing:
 
     def max_tokens_for(self, num_prompt_tokens: int, max_tokens: int | None,
                        prompt_word: str = "prompt") -> int | None:
-        """Checks prompt + completion against the context; a missing max_tokens gets the rest."""
+        """Checks prompt + completion against the context; a missing max_tokens gets the rest
+        (at most the generation config's max_new_tokens)."""
         if max_tokens is not None and max_tokens < 1:
             return max_tokens  # SamplingParams reports it, naming max_tokens
         completion = 1 if max_tokens is None else max_tokens
@@ -197,7 +211,10 @@ class OpenAIServing:
                 f"({num_prompt_tokens} in the {prompt_word}, {completion} in the completion). "
                 f"Please reduce the length of the {prompt_word} or completion.",
                 param=prompt_word, code="context_length_exceeded")
-        return self.max_model_len - num_prompt_tokens if max_tokens is None else max_tokens
+        if max_tokens is not None:
+            return max_tokens
+        rest = self.max_model_len - num_prompt_tokens
+        return min(rest, self.sampling_defaults.get("max_tokens", rest))
 
     def sampling_params(self, request: SamplingRequest, max_tokens: int | None,
                         logprobs: int | None, prompt_logprobs: int | None = None
@@ -206,7 +223,8 @@ class OpenAIServing:
         if request.stream and request.best_of is not None and request.best_of > request.n:
             raise OpenAIError(400, "best_of > n is not supported with stream", param="best_of")
         try:
-            params = request.to_sampling_params(max_tokens, logprobs, prompt_logprobs)
+            params = request.to_sampling_params(max_tokens, logprobs, prompt_logprobs,
+                                                self.sampling_defaults)
             if params.structured_outputs is not None:  # a bad schema: 400 before any stream
                 self.engine.engine.structured_outputs.compile(params)
             return params
@@ -228,7 +246,7 @@ class OpenAIServing:
         if any(not 0 <= t < self.vocab_size for t in request.stop_token_ids or []):
             raise OpenAIError(400, f"stop_token_ids must be in [0, {self.vocab_size})",
                               param="stop_token_ids")
-        if request.top_k > self.vocab_size:
+        if request.top_k is not None and request.top_k > self.vocab_size:
             raise OpenAIError(400, f"top_k must be at most the vocabulary size "
                               f"{self.vocab_size}, got {request.top_k}", param="top_k")
         self.check_priority(request.priority)

@@ -37,12 +37,14 @@ class LinearBase(nn.Module):
         if bias:
             self.bias = nn.Parameter(torch.empty(output_size), requires_grad=False)
             self.bias.weight_loader = self.weight_loader
+        self.lora = None  # LoRA slots (lora/layers.py), when the engine serves adapters
 
     def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor) -> None:
         param.data.copy_(loaded)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return linear(x, self.weight, self.bias)
+        y = linear(x, self.weight, self.bias)
+        return y if self.lora is None else self.lora.add_to(x, y)
 
 
 class ReplicatedLinear(LinearBase):
@@ -114,5 +116,7 @@ class RowParallelLinear(LinearBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = linear(x, self.weight)
+        if self.lora is not None:  # each rank's share of the delta, summed with the rest
+            y = self.lora.add_to(x, y)
         y = all_reduce(y)
         return y + self.bias if self.bias is not None else y
