@@ -249,12 +249,21 @@ class AsyncLLMEngine:
             self.abort(request_id)
 
     async def reset_prefix_cache(self) -> None:
-        """Forgets every cached prompt prefix, on the step thread: between two steps, never
-        inside one (requests running now keep their blocks)."""
+        """Forgets every cached prompt prefix (requests running now keep their blocks)."""
+        await self._between_steps(self.engine.reset_prefix_cache)
+
+    async def add_lora(self, request: LoRARequest) -> None:
+        """Reads and checks a LoRA adapter on every rank (LoRAError if it can't be served)."""
+        await self._between_steps(self.engine.add_lora, request)
+
+    async def remove_lora(self, lora_id: int) -> None:
+        await self._between_steps(self.engine.remove_lora, lora_id)
+
+    async def _between_steps(self, call, *args):
+        """Runs an engine call on the step thread: between two steps, never inside one."""
         if self.errored:
             raise self._dead_error()
-        await asyncio.get_running_loop().run_in_executor(self._executor,
-                                                         self.engine.reset_prefix_cache)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call, *args)
 
     def abort(self, request_id: str) -> None:
         if self._tracker is not None:

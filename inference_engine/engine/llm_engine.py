@@ -148,6 +148,11 @@ class LLMEngine:
                              "(enable_lora=True, --enable-lora)")
         self.executor.add_lora(request)
 
+    def remove_lora(self, lora_id: int) -> None:
+        """Forgets adapter `lora_id` on every rank; its running requests read it again."""
+        if self.config.lora_config is not None:
+            self.executor.remove_lora(lora_id)
+
     def _new_seq(self, prompt_token_ids: list[int], params: SamplingParams, index: int) -> Sequence:
         seq = Sequence(next(self.seq_counter), prompt_token_ids, index)
         if params.detokenize and self.tokenizer is not None:

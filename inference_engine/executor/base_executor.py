@@ -66,6 +66,9 @@ class ExecutorBase:
         if self.num_remote_ranks:
             self._run_workers("add_lora", request)
 
+    def remove_lora(self, lora_id: int) -> None:
+        self._run_workers("remove_lora", lora_id)
+
     def check_health(self) -> None:
         """Raises WorkerDeadError if a rank has died or failed."""
         if self._dead is None:

@@ -79,6 +79,9 @@ class Worker:
         """Reads and checks a LoRA adapter (lora.LoRARequest) on this rank."""
         self.model_runner.lora_manager.add(request)
 
+    def remove_lora(self, lora_id: int) -> None:
+        self.model_runner.lora_manager.remove(lora_id)
+
     def release_cuda_graphs(self) -> None:
         self.model_runner.release_cuda_graphs()
 

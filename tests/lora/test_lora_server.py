@@ -67,3 +67,36 @@ def test_bad_lora_modules_stop_the_start(base, adapters, tmp_path):
             server.start()
     finally:
         server.stop()
+
+
+def test_adapters_load_and_unload_while_serving(base, adapters, lora_server, tmp_path):
+    url = lora_server.url
+    refused = httpx.post(url + "/v1/load_lora_adapter",
+                         json={"lora_name": "new", "lora_path": adapters[0].lora_path})
+    assert refused.status_code == 400 and "--allow-runtime-lora-updating" in refused.text
+    args = ["--model", base, "--enable-lora", "--allow-runtime-lora-updating", *ARGS]
+    with ServerThread(args) as server:
+        def post(path: str, **body) -> httpx.Response:
+            return httpx.post(server.url + path, json=body, timeout=60)
+
+        def complete(model: str) -> httpx.Response:
+            return post("/v1/completions", model=model, prompt=PROMPT, max_tokens=10,
+                        temperature=0, ignore_eos=True)
+
+        loaded = post("/v1/load_lora_adapter", lora_name="late", lora_path=adapters[1].lora_path)
+        assert loaded.status_code == 200, loaded.text
+        assert "late" in [c["id"] for c in httpx.get(server.url + "/v1/models").json()["data"]]
+        with_lora = complete("late").json()["choices"][0]["text"]
+        want = complete(base).json()["choices"][0]["text"]
+        assert with_lora != want  # the adapter is in use
+        again = post("/v1/load_lora_adapter", lora_name="late", lora_path=adapters[0].lora_path)
+        assert again.status_code == 400
+        bad = post("/v1/load_lora_adapter", lora_name="bad", lora_path=str(tmp_path))
+        assert bad.status_code == 400 and "no LoRA adapter" in bad.json()["error"]["message"]
+        assert post("/v1/unload_lora_adapter", lora_name="late").status_code == 200
+        assert complete("late").status_code == 404
+        assert post("/v1/unload_lora_adapter", lora_name="late").status_code == 404
+        reloaded = post("/v1/load_lora_adapter", lora_name="late2",
+                        lora_path=adapters[1].lora_path)
+        assert reloaded.status_code == 200
+        assert complete("late2").json()["choices"][0]["text"] == with_lora

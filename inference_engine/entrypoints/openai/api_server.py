@@ -17,7 +17,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -30,11 +30,14 @@ from inference_engine.entrypoints.openai.protocol import (ChatCompletionRequest,
                                                           ChatCompletionResponse,
                                                           CompletionRequest, CompletionResponse,
                                                           DetokenizeRequest, DetokenizeResponse,
-                                                          ErrorResponse, ModelCard, ModelList,
+                                                          ErrorResponse, ModelList,
                                                           TokenizeRequest, TokenizeResponse)
 from inference_engine.entrypoints.openai.serving_chat import OpenAIServingChat
 from inference_engine.entrypoints.openai.serving_completion import OpenAIServingCompletion
 from inference_engine.entrypoints.openai.serving_engine import OpenAIError
+from inference_engine.entrypoints.openai.serving_models import (LoadLoRAAdapterRequest,
+                                                                ServedModels,
+                                                                UnloadLoRAAdapterRequest)
 from inference_engine.entrypoints.openai.serving_embedding import (EmbeddingRequest,
                                                                    EmbeddingResponse,
                                                                    OpenAIServingEmbedding)
@@ -73,6 +76,7 @@ def build_app(args: argparse.Namespace, engine=None) -> FastAPI:
             args.reasoning_parser, lora_requests=loras)
         state.serving_tokenization = OpenAIServingTokenization(client, name, lora_requests=loras)
         state.serving_embedding = OpenAIServingEmbedding(client, name, lora_requests=loras)
+        state.served_models = ServedModels(client, name, loras, args.allow_runtime_lora_updating)
         client.start()
         logger.info("serving %s (max_model_len=%d)", name, config.model_config.max_model_len)
         try:
@@ -114,13 +118,17 @@ async def create_chat_completion(request: ChatCompletionRequest, raw_request: Re
 
 
 async def show_models(raw_request: Request) -> ModelList:
-    serving = raw_request.app.state.serving_completion
-    root = serving.engine.config.model_config.model
-    base = ModelCard(id=serving.served_model_name, root=root, max_model_len=serving.max_model_len)
-    adapters = [ModelCard(id=name, root=lora.lora_path, parent=base.id,
-                          max_model_len=serving.max_model_len)
-                for name, lora in serving.lora_requests.items()]
-    return ModelList(data=[base, *adapters])
+    state = raw_request.app.state
+    return state.served_models.model_list(state.serving_completion.max_model_len)
+
+
+async def load_lora_adapter(request: LoadLoRAAdapterRequest, raw_request: Request) -> Response:
+    return PlainTextResponse(await raw_request.app.state.served_models.load(request))
+
+
+async def unload_lora_adapter(request: UnloadLoRAAdapterRequest,
+                              raw_request: Request) -> Response:
+    return PlainTextResponse(await raw_request.app.state.served_models.unload(request))
 
 
 async def tokenize(request: TokenizeRequest, raw_request: Request) -> TokenizeResponse:
@@ -168,7 +176,9 @@ _ROUTES = {
              ("/v1/embeddings", create_embedding, EmbeddingResponse),
              ("/tokenize", tokenize, TokenizeResponse),
              ("/detokenize", detokenize, DetokenizeResponse),
-             ("/reset_prefix_cache", reset_prefix_cache, None)],
+             ("/reset_prefix_cache", reset_prefix_cache, None),
+             ("/v1/load_lora_adapter", load_lora_adapter, None),
+             ("/v1/unload_lora_adapter", unload_lora_adapter, None)],
     "GET": [("/v1/models", show_models, ModelList), ("/health", health, None),
             ("/version", version, None), ("/metrics", metrics, None)],
 }

@@ -78,6 +78,12 @@ def make_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
                         metavar="NAME=PATH",
                         help="LoRA adapters (PEFT folders) served under their own model names; "
                              "needs --enable-lora")
+    parser.add_argument("--allow-runtime-lora-updating", action="store_true",
+                        default=os.environ.get("INFERENCE_ENGINE_ALLOW_RUNTIME_LORA_UPDATING",
+                                               "").lower() in ("1", "true"),
+                        help="serve POST /v1/load_lora_adapter and /v1/unload_lora_adapter "
+                             "(needs --enable-lora; default: "
+                             "$INFERENCE_ENGINE_ALLOW_RUNTIME_LORA_UPDATING)")
     EngineArgs.add_cli_args(parser)
     return parser
 

@@ -138,7 +138,8 @@ class OpenAIServing:
                  lora_requests: dict[str, LoRARequest] | None = None):
         self.engine = engine
         self.served_model_name = served_model_name
-        self.lora_requests = lora_requests or {}  # the adapters served, by the name asked for
+        # The adapters served, by name: the dict the server shares (adapters come and go).
+        self.lora_requests = lora_requests if lora_requests is not None else {}
         self.tokenizer = engine.tokenizer
         self.max_model_len = engine.config.model_config.max_model_len
         self.vocab_size = engine.config.model_config.hf_config.vocab_size
