@@ -228,8 +228,8 @@ class AsyncLLMEngine:
     async def generate(self, request_id: str, prompt: str | None, params: SamplingParams,
                        prompt_token_ids: list[int] | None = None,
                        output_kind: RequestOutputKind = RequestOutputKind.CUMULATIVE,
-                       priority: int = 0, lora_request: LoRARequest | None = None
-                       ) -> AsyncIterator[RequestOutput]:
+                       priority: int = 0, lora_request: LoRARequest | None = None,
+                       cache_salt: str | None = None) -> AsyncIterator[RequestOutput]:
         """Yields the request's outputs, the finished one last: by default its whole state after
         every step that added tokens; DELTA yields only what is new each time, FINAL_ONLY only
         the finished output.
@@ -241,7 +241,7 @@ class AsyncLLMEngine:
         stream = self._tracker.add_request(request_id, output_kind, prompt=prompt, params=params,
                                            prompt_token_ids=prompt_token_ids,
                                            arrival_time=time.time(), priority=priority,
-                                           lora_request=lora_request)
+                                           lora_request=lora_request, cache_salt=cache_salt)
         try:
             async for output in stream:
                 yield output

@@ -98,10 +98,13 @@ class LLMEngine:
                     params: SamplingParams | PoolingParams,
                     prompt_token_ids: list[int] | None = None,
                     arrival_time: float | None = None, priority: int = 0,
-                    lora_request: LoRARequest | None = None) -> None:
+                    lora_request: LoRARequest | None = None,
+                    cache_salt: str | None = None) -> None:
         """Queues a request: a generation, or with PoolingParams an embedding of the prompt;
         `priority` (lower first) needs the `priority` scheduling policy, `lora_request` an
-        engine with LoRA enabled (the adapter is read and checked here, on every rank)."""
+        engine with LoRA enabled (the adapter is read and checked here, on every rank). With
+        prefix caching, only requests of the same adapter and `cache_salt` share cached
+        blocks (vLLM's: a tenant's salt keeps others from timing its cached prompts)."""
         pooling = params if isinstance(params, PoolingParams) else None
         if pooling is None and self.embedding_only:
             raise ValueError("this model has no LM head (an embedding model): it serves "
@@ -121,6 +124,8 @@ class LLMEngine:
             raise ValueError(f"prompt_logprobs needs the prompt computed in one step, but it is "
                              f"{len(prompt_token_ids)} tokens and max_num_batched_tokens is "
                              f"{sc.max_num_batched_tokens}")
+        if cache_salt is not None and not cache_salt:
+            raise SamplingParamsError("cache_salt", "cache_salt must be a non-empty string")
         if lora_request is not None:
             self.add_lora(lora_request)
         generator = None
@@ -133,8 +138,9 @@ class LLMEngine:
                               generator, priority)
         group.pooling_params = pooling
         group.lora_request = lora_request
-        if lora_request is not None:
-            seq.cache_salt = lora_request.lora_int_id.to_bytes(8, "little")
+        if lora_request is not None or cache_salt is not None:
+            seq.cache_salt = (group.lora_int_id.to_bytes(8, "little")
+                              + (cache_salt or "").encode())
         if pooling is not None:
             group.pooling_type = self.config.model_config.pooling_type
         self.requests[request_id] = group

@@ -11,7 +11,8 @@ from inference_engine.outputs import EmbeddingRequestOutput, RequestOutput
 from inference_engine.pooling_params import PoolingParams
 from inference_engine.sampling_params import SamplingParams
 
-PromptType = str | dict  # text, or {"prompt_token_ids": [...]} / {"prompt": "..."}
+PromptType = str | dict  # text, or {"prompt_token_ids": [...]} / {"prompt": "..."}, either
+# with "cache_salt": "..." (prefix-cache sharing only with prompts of the same salt)
 
 
 class LLM:
@@ -78,8 +79,9 @@ class LLM:
                 request_id = str(next(self._ids))
                 text, ids = ((prompt, None) if isinstance(prompt, str)
                              else (prompt.get("prompt"), prompt.get("prompt_token_ids")))
+                salt = prompt.get("cache_salt") if isinstance(prompt, dict) else None
                 self.llm_engine.add_request(request_id, text, p, ids, priority=prio,
-                                            lora_request=lora)
+                                            lora_request=lora, cache_salt=salt)
                 request_ids.append(request_id)
         except Exception:
             self.llm_engine.abort_request(request_ids)

@@ -112,3 +112,23 @@ def test_next_chat_turn_finds_the_answer_blocks(cached_llm):
     assert found > len(first.prompt_token_ids)  # into the answer
     assert found >= (answered - 1) // blocks.block_size * blocks.block_size - blocks.block_size
     assert len(second.prompt_token_ids) > answered
+
+
+def test_a_cache_salt_shares_cached_blocks_only_with_the_same_salt(llm, cached_llm):
+    blocks = cached_llm.llm_engine.scheduler.block_manager
+    prompt = SYSTEM + "Which salt is this?"
+    expected = token_ids(llm.generate([prompt], GREEDY, use_tqdm=False))
+
+    def run(salt: str | None) -> int:
+        """The prefix-cache hits of one generation of the prompt under `salt`."""
+        before = blocks.prefix_cache_hits
+        entry = {"prompt": prompt, **({"cache_salt": salt} if salt is not None else {})}
+        assert token_ids(cached_llm.generate([entry], GREEDY, use_tqdm=False)) == expected
+        return blocks.prefix_cache_hits - before
+
+    cached_llm.reset_prefix_cache()
+    assert run("tenant-a") == 0
+    assert run("tenant-b") == 0 and run(None) == 0  # other salts, no salt: nothing shared
+    assert run("tenant-a") > 0 and run("tenant-b") > 0 and run(None) > 0
+    with pytest.raises(ValueError, match="cache_salt must be a non-empty string"):
+        cached_llm.generate([{"prompt": prompt, "cache_salt": ""}], GREEDY, use_tqdm=False)

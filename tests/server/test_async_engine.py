@@ -35,7 +35,7 @@ class ScriptedEngine:
         self.thread_names: set[str] = set()
 
     def add_request(self, request_id, prompt, params, prompt_token_ids=None, arrival_time=None,
-                    priority=0, lora_request=None):
+                    priority=0, lora_request=None, cache_salt=None):
         if prompt == "bad":
             raise ValueError("bad prompt")
         seq = Sequence(len(self.requests), [1])

@@ -54,3 +54,20 @@ def test_reset_prefix_cache_forgets_the_cached_prompts(model, chunked_server):
     assert _prefix_cache_hits(chunked_server.url) == cached  # computed anew: nothing was found
     chunked.completions.create(model=model, prompt=prompt, **GREEDY)
     assert _prefix_cache_hits(chunked_server.url) >= cached + first.usage.prompt_tokens - 16
+
+
+def test_a_cache_salt_keeps_a_tenants_cached_prompts_its_own(model, chunked_server):
+    prompt = "A tenant's private system prompt, which others must not find cached. " * 8
+    body = {"model": model, "prompt": prompt, "max_tokens": 2, "temperature": 0}
+
+    def hits_of(salt: str | None) -> float:
+        before = _prefix_cache_hits(chunked_server.url)
+        reply = httpx.post(chunked_server.url + "/v1/completions", timeout=120,
+                           json={**body, **({"cache_salt": salt} if salt else {})})
+        assert reply.status_code == 200, reply.text
+        return _prefix_cache_hits(chunked_server.url) - before
+
+    assert hits_of("a") == 0 and hits_of("b") == 0 and hits_of(None) == 0
+    assert hits_of("a") > 0
+    empty = httpx.post(chunked_server.url + "/v1/completions", json={**body, "cache_salt": ""})
+    assert empty.status_code == 400 and empty.json()["error"]["param"] == "cache_salt"

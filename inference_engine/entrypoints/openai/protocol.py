@@ -64,6 +64,7 @@ class SamplingRequest(StructuredOutputsRequest):
     spaces_between_special_tokens: bool = True
     include_stop_str_in_output: bool = False
     priority: int = 0  # lower first; needs --scheduling-policy priority
+    cache_salt: str | None = None  # prefix-cache sharing only with the same salt
 
     @property
     def include_usage(self) -> bool:

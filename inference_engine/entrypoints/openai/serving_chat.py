@@ -68,7 +68,7 @@ class OpenAIServingChat(OpenAIServing):
         kind = RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY
         outputs = merge_async_iterators(
             self.engine.generate(request_id, prompt, params, prompt_ids, kind, request.priority,
-                                 lora))
+                                 lora, request.cache_salt))
         created = int(time.time())
         if request.stream:
             return StreamingResponse(self._stream(request, request_id, created, outputs, parser),

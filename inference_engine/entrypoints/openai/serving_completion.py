@@ -45,7 +45,8 @@ class OpenAIServingCompletion(OpenAIServing):
                     request.n, params[0].max_tokens, request.stream)
         kind = RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY
         outputs = merge_async_iterators(*[
-            self.engine.generate(f"{request_id}-{i}", text, p, ids, kind, request.priority, lora)
+            self.engine.generate(f"{request_id}-{i}", text, p, ids, kind, request.priority, lora,
+                                 request.cache_salt)
             for i, ((text, ids), p) in enumerate(zip(prompts, params))])
         created = int(time.time())
         if request.stream:
