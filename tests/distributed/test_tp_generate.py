@@ -109,3 +109,31 @@ def test_tp2_mp_embeddings_match_tp1(tiny_gqa):
             assert two.outputs[0].token_ids == one.outputs[0].token_ids
         else:
             assert two.embedding == pytest.approx(one.embedding, abs=1e-5)
+
+
+@pytest.mark.parametrize("checkpoint", ["tiny_gqa", "tiny_mqa"])
+def test_tp2_mp_lora_matches_tp1(request, checkpoint, tmp_path):
+    """Each rank holds its share of every adapter (B split with a column-parallel weight's
+    rows, A with a row-parallel one's columns; KV slices replicated where ranks outnumber KV
+    heads); one step mixes two adapters and the base model."""
+    from transformers import AutoConfig
+
+    from inference_engine.lora import LoRARequest
+    from utils.lora_files import write_random_adapter
+    path = request.getfixturevalue(checkpoint)
+    config = AutoConfig.from_pretrained(path)
+    loras = [LoRARequest(f"a{i}", i, write_random_adapter(tmp_path / f"a{i}", config, rank=r,
+                                                          seed=i, scale=0.3))
+             for i, r in ((1, 8), (2, 4))]
+    choices = [loras[0], None, loras[1], loras[0]]
+    outputs = []
+    for kwargs in ({}, {"tensor_parallel_size": 2, "distributed_executor_backend": "mp"}):
+        llm = LLM(path, **{**ENGINE_KWARGS, **kwargs}, enable_lora=True, max_loras=2,
+                  max_lora_rank=8)
+        try:
+            outputs.append(llm.generate(PROMPTS, GREEDY, use_tqdm=False, lora_request=choices))
+        finally:
+            llm.llm_engine.executor.shutdown()
+    _assert_same(*outputs)
+    base = _run(path)[:len(PROMPTS)]
+    assert outputs[0][0].outputs[0].token_ids != base[0].outputs[0].token_ids
