@@ -18,7 +18,9 @@ class SamplingParams:
     sampled token's log-probability and the top-k alternatives at every step;
     `prompt_logprobs=k` does the same for the prompt tokens. `structured_outputs` (a
     StructuredOutputsParams, or a dict of its fields) constrains the tokens to a JSON schema, a
-    regular expression, a choice or a grammar.
+    regular expression, a choice or a grammar. `allowed_token_ids` keeps sampling to those
+    tokens; `bad_words` are never completed (each word's tokens, with and without a leading
+    space, are banned as the last of them would finish it; the engine tokenizes them).
     """
     n: int = 1
     best_of: int | None = None
@@ -44,6 +46,10 @@ class SamplingParams:
     detokenize: bool = True
     output_kind: str = field(default="cumulative")
     structured_outputs: "StructuredOutputsParams | dict[str, Any] | None" = None
+    allowed_token_ids: list[int] | None = None
+    bad_words: list[str] | None = None
+    # The bad words' token sequences, set by the engine from its tokenizer.
+    bad_words_token_ids: list[list[int]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if self.structured_outputs is not None:
@@ -56,6 +62,9 @@ class SamplingParams:
         self.stop = list(self.stop or [])
         self.stop_token_ids = list(self.stop_token_ids or [])
         self.logit_bias = {int(k): float(v) for k, v in (self.logit_bias or {}).items()}
+        if self.allowed_token_ids is not None:
+            self.allowed_token_ids = list(self.allowed_token_ids)
+        self.bad_words = list(self.bad_words or [])
         self._verify()
         if self.temperature < _GREEDY_EPS:
             # Greedy: the other sampling knobs would not change the argmax.
@@ -93,6 +102,10 @@ class SamplingParams:
              f"seed must be in [0, 2^63), got {self.seed}"),
             (self.output_kind in ("cumulative", "delta"), "output_kind",
              f"output_kind must be 'cumulative' or 'delta', got {self.output_kind}"),
+            (self.allowed_token_ids is None or len(self.allowed_token_ids) > 0,
+             "allowed_token_ids", "allowed_token_ids must not be empty"),
+            (all(w.strip() for w in self.bad_words), "bad_words",
+             "bad_words must not be empty or blank"),
         ]
         for ok, name, message in checks:
             if not ok:
@@ -101,6 +114,11 @@ class SamplingParams:
     @property
     def is_greedy(self) -> bool:
         return self.temperature == 0.0
+
+    @property
+    def restricts_tokens(self) -> bool:
+        """Some tokens are masked out (allowed_token_ids, bad_words)."""
+        return self.allowed_token_ids is not None or bool(self.bad_words_token_ids)
 
     @property
     def needs_penalties(self) -> bool:

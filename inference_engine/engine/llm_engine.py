@@ -13,6 +13,7 @@ import torch
 from inference_engine.config import EngineConfig
 from inference_engine.core.scheduler import Scheduler, SchedulerOutputs
 from inference_engine.engine.arg_utils import EngineArgs
+from inference_engine.engine.request_checks import RequestChecks
 from inference_engine.engine.step_in_flight import StepInFlight, needs_host_tokens
 from inference_engine.engine.stop_checker import StopChecker
 from inference_engine.executor import create_executor
@@ -20,7 +21,7 @@ from inference_engine.lora.request import LoRARequest
 from inference_engine.model_executor.device_samples import Sample, SamplerOutput
 from inference_engine.outputs import RequestOutput
 from inference_engine.pooling_params import PoolingParams
-from inference_engine.sampling_params import SamplingParams, SamplingParamsError
+from inference_engine.sampling_params import SamplingParams
 from inference_engine.sequence import Logprob, Sequence, SequenceGroup, SequenceStatus
 from inference_engine.structured_output.manager import StructuredOutputManager
 
@@ -58,6 +59,7 @@ class LLMEngine:
         self.scheduler = Scheduler(config.scheduler_config, config.cache_config,
                                    config.lora_config)
         self.stop_checker = StopChecker(mc.max_model_len, self.eos_token_id)
+        self.checks = RequestChecks(config, self.tokenizer)
         self.structured_outputs = StructuredOutputManager(self.tokenizer, mc.hf_config.vocab_size,
                                                           self.eos_token_id)
         self.seq_counter = itertools.count()
@@ -72,27 +74,6 @@ class LLMEngine:
     @classmethod
     def from_engine_args(cls, args: EngineArgs) -> "LLMEngine":
         return cls(args.create_engine_config())
-
-    def validate_prompt(self, prompt: str | None, prompt_token_ids: list[int] | None) -> list[int]:
-        """Tokenizes the prompt if needed and checks it; raises ValueError naming the problem."""
-        if prompt_token_ids is None:
-            if prompt is None or prompt == "":
-                raise ValueError("prompt must not be empty")
-            if self.tokenizer is None:
-                raise ValueError("a text prompt needs the tokenizer (skip_tokenizer_init is set)")
-            prompt_token_ids = self.tokenizer.encode(prompt)
-        prompt_token_ids = list(prompt_token_ids)
-        if not prompt_token_ids:
-            raise ValueError("prompt must not be empty")
-        vocab = self.config.model_config.hf_config.vocab_size
-        bad = [t for t in prompt_token_ids if not 0 <= t < vocab]
-        if bad:
-            raise ValueError(f"prompt token ids must be in [0, {vocab}); got {bad[:5]}")
-        limit = self.config.model_config.max_model_len
-        if len(prompt_token_ids) >= limit:
-            raise ValueError(f"the prompt is {len(prompt_token_ids)} tokens, but max_model_len is "
-                             f"{limit} (and at least one token must be generated)")
-        return prompt_token_ids
 
     def add_request(self, request_id: str, prompt: str | None,
                     params: SamplingParams | PoolingParams,
@@ -113,19 +94,8 @@ class LLMEngine:
             params = SamplingParams(temperature=0.0, max_tokens=1, detokenize=False)
         if request_id in self.requests:
             raise ValueError(f"request id {request_id!r} is already in use")
-        if priority != 0 and self.config.scheduler_config.policy != "priority":
-            raise SamplingParamsError("priority", f"got priority {priority}, but the scheduling "
-                                      f"policy is {self.config.scheduler_config.policy!r} "
-                                      "(priorities need --scheduling-policy priority)")
-        prompt_token_ids = self.validate_prompt(prompt, prompt_token_ids)
-        sc = self.config.scheduler_config
-        if (sc.enable_chunked_prefill and params.prompt_logprobs is not None
-                and len(prompt_token_ids) > sc.max_num_batched_tokens):
-            raise ValueError(f"prompt_logprobs needs the prompt computed in one step, but it is "
-                             f"{len(prompt_token_ids)} tokens and max_num_batched_tokens is "
-                             f"{sc.max_num_batched_tokens}")
-        if cache_salt is not None and not cache_salt:
-            raise SamplingParamsError("cache_salt", "cache_salt must be a non-empty string")
+        prompt_token_ids = self.checks.prompt_ids(prompt, prompt_token_ids)
+        self.checks.check(params, prompt_token_ids, priority, cache_salt)
         if lora_request is not None:
             self.add_lora(lora_request)
         generator = None

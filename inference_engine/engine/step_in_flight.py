@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from inference_engine.core.scheduler import SchedulerOutputs
 from inference_engine.model_executor.device_samples import DeviceSamples
+from inference_engine.model_executor.token_restrictions import needs_output_tokens
 
 
 @dataclass
@@ -30,11 +31,14 @@ def needs_host_tokens(sched: SchedulerOutputs) -> bool:
     tokens are on the host: a request's first tokens fork its best_of sequences; a seeded
     request's sequences share one random stream, from which a sequence this step finishes must
     not draw again; a structured output's next token is masked by its grammar's state after
-    this one. (Penalties need not wait: they count the token in flight on the device.)"""
+    this one, and a ban of a bad word of several tokens by the tokens before. (Penalties need
+    not wait: they count the token in flight on the device.)"""
     for group in sched.scheduled_seq_groups:
         params = group.sampling_params
         if params.best_of > 1 and (params.seed is not None or group.is_first_prefill):
             return True
         if params.structured_outputs is not None:  # its matcher must accept the token first
+            return True
+        if needs_output_tokens(params):  # a bad word's ban looks at the last tokens
             return True
     return False

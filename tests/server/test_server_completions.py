@@ -1,5 +1,6 @@
 """/v1/completions through the official openai client: plain and streamed, n, stop, logprobs,
-echo, seed, usage, and prompts as text, token ids and lists of either."""
+echo, seed, usage, allowed_token_ids and bad_words, and prompts as text, token ids and lists of
+either."""
 import httpx
 
 PROMPT = "Hello, my name is"
@@ -108,3 +109,18 @@ def test_token_id_prompts_and_lists(client, model, server):
     many = client.completions.create(model=model, prompt=ids, **GREEDY)
     assert [c.text for c in many.choices] == [c.text for c in by_text.choices]
     assert many.usage.prompt_tokens == len(ids[0]) + len(ids[1])
+
+
+def test_allowed_token_ids_and_bad_words(client, model, server):
+    plain = client.completions.create(model=model, prompt="The capital of France is",
+                                      logprobs=0, **GREEDY)
+    assert "Paris" in plain.choices[0].text
+    banned = client.completions.create(model=model, prompt="The capital of France is",
+                                       extra_body={"bad_words": ["Paris"]}, **GREEDY)
+    assert "Paris" not in banned.choices[0].text
+    words = httpx.post(server.url + "/tokenize", json={"prompt": " the of",
+                                                       "add_special_tokens": False}).json()
+    allowed = client.completions.create(model=model, prompt="The capital of France is",
+                                        extra_body={"allowed_token_ids": words["tokens"]},
+                                        **GREEDY)
+    assert set(allowed.choices[0].text.split()) <= {"the", "of"}

@@ -65,6 +65,8 @@ class SamplingRequest(StructuredOutputsRequest):
     include_stop_str_in_output: bool = False
     priority: int = 0  # lower first; needs --scheduling-policy priority
     cache_salt: str | None = None  # prefix-cache sharing only with the same salt
+    allowed_token_ids: list[int] | None = None
+    bad_words: list[str] | None = None
 
     @property
     def include_usage(self) -> bool:
@@ -91,7 +93,8 @@ class SamplingRequest(StructuredOutputsRequest):
             logprobs=logprobs, prompt_logprobs=prompt_logprobs,
             skip_special_tokens=self.skip_special_tokens,
             spaces_between_special_tokens=self.spaces_between_special_tokens,
-            structured_outputs=self.structured_outputs_params())
+            structured_outputs=self.structured_outputs_params(),
+            allowed_token_ids=self.allowed_token_ids, bad_words=self.bad_words)
 
 
 class CompletionRequest(SamplingRequest):

@@ -244,9 +244,12 @@ class OpenAIServing:
             if not -100 <= bias <= 100:
                 raise OpenAIError(400, f"logit_bias values must be in [-100, 100]; got {bias}",
                                   param="logit_bias")
-        if any(not 0 <= t < self.vocab_size for t in request.stop_token_ids or []):
-            raise OpenAIError(400, f"stop_token_ids must be in [0, {self.vocab_size})",
-                              param="stop_token_ids")
+        for name in ("stop_token_ids", "allowed_token_ids"):
+            if any(not 0 <= t < self.vocab_size for t in getattr(request, name) or []):
+                raise OpenAIError(400, f"{name} must be in [0, {self.vocab_size})", param=name)
+        if request.bad_words and self.tokenizer is None:
+            raise OpenAIError(400, "bad_words need the tokenizer (skip_tokenizer_init is set)",
+                              param="bad_words")
         if request.top_k is not None and request.top_k > self.vocab_size:
             raise OpenAIError(400, f"top_k must be at most the vocabulary size "
                               f"{self.vocab_size}, got {request.top_k}", param="top_k")

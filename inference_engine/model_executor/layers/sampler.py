@@ -15,6 +15,7 @@ from inference_engine import ops
 from inference_engine.model_executor.device_samples import DeviceSamples, SamplerOutput
 from inference_engine.model_executor.sampling_metadata import (SamplingMetadata, SamplingTensors,
                                                                 device_tensor)
+from inference_engine.model_executor.token_restrictions import apply_token_restrictions
 from inference_engine.sequence import Logprob
 from inference_engine.structured_output.bitmask import apply_token_bitmask, fill_bitmasks
 
@@ -59,6 +60,8 @@ class Sampler(nn.Module):
         if t is not None and t.output_counts is not None:
             logits = apply_penalties(logits, t)
         logits = self._apply_logit_bias(logits, meta)
+        if any(p.restricts_tokens for p in params):
+            logits = apply_token_restrictions(logits, meta)
         logits = self._apply_structured_outputs(logits, meta)
         tokens, row_of = self._sample(logits, t, meta)
         return DeviceSamples(tokens, row_of, raw_logprobs, prompt_logprobs, meta, pooled=pooled)
@@ -66,6 +69,7 @@ class Sampler(nn.Module):
     def _plain_greedy(self, row) -> bool:
         p = row.group.sampling_params
         return (p.is_greedy and not p.needs_penalties and not p.logit_bias and p.logprobs is None
+                and not p.restricts_tokens
                 and row.num_samples == 1 and not self._in_min_tokens(row)
                 and row.seq.grammar is None)
 
