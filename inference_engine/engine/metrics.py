@@ -79,6 +79,11 @@ class Metrics:
         self.request_generation_tokens = histogram(
             "request_generation_tokens", "Generated tokens per finished request (all choices).",
             tokens)
+        # vLLM's series: the adapters running and waiting, as labels of a gauge holding the
+        # time they were read (set only by an engine that serves LoRA adapters).
+        self.lora_requests_info = Gauge(
+            PREFIX + "lora_requests_info", "LoRA adapters of the running and waiting requests.",
+            ["max_lora", "running_lora_adapters", "waiting_lora_adapters"], registry=registry)
         Info(PREFIX + "cache_config", "KV-cache settings.", registry=registry).info({
             "block_size": str(cache_config.block_size),
             "num_blocks": str(cache_config.num_blocks),
@@ -134,12 +139,25 @@ class StatLogger:
         m.prefix_cache_hits.inc(stats.prefix_cache_hits_total - last.prefix_cache_hits_total)
         if num_aborted:
             m.request_success.labels(finished_reason="abort").inc(num_aborted)
+        if engine.config.lora_config is not None:
+            self._set_lora_info(engine, stats.now)
         for output in outputs:
             if output.finished:
                 self._observe_finished(output, stats.now)
         self._last = stats
         if stats.now - self._last_logged.now >= self.log_interval:
             self._log_line(stats)
+
+    def _set_lora_info(self, engine, now: float) -> None:
+        def names(groups) -> str:
+            return ",".join(sorted({g.lora_request.lora_name for g in groups
+                                    if g.lora_request is not None}))
+
+        scheduler, gauge = engine.scheduler, self.metrics.lora_requests_info
+        gauge.clear()
+        gauge.labels(max_lora=str(engine.config.lora_config.max_loras),
+                     running_lora_adapters=names(scheduler.running),
+                     waiting_lora_adapters=names(scheduler.waiting)).set(now)
 
     def _observe_finished(self, output: RequestOutput, now: float) -> None:
         m, t = self.metrics, output.metrics

@@ -100,3 +100,22 @@ def test_adapters_load_and_unload_while_serving(base, adapters, lora_server, tmp
                         lora_path=adapters[1].lora_path)
         assert reloaded.status_code == 200
         assert complete("late2").json()["choices"][0]["text"] == with_lora
+
+
+def test_metrics_name_the_adapters_in_use(lora_server):
+    httpx.post(lora_server.url + "/v1/completions", timeout=60,
+               json={"model": "every", "prompt": PROMPT, "max_tokens": 2})
+    metrics = httpx.get(lora_server.url + "/metrics").text
+    assert 'inference_engine:lora_requests_info{max_lora="2"' in metrics
+
+
+def test_lora_modules_take_vllms_json_form_too():
+    from inference_engine.entrypoints.openai.cli_args import lora_requests_from, make_arg_parser
+    args = make_arg_parser().parse_args(["--enable-lora", "--lora-modules", "a=/x",
+                                         '{"name": "b", "path": "/y"}'])
+    loras = lora_requests_from(args)
+    assert [(r.lora_name, r.lora_int_id, r.lora_path) for r in loras.values()] == [
+        ("a", 1, "/x"), ("b", 2, "/y")]
+    with pytest.raises(ValueError, match="must differ"):
+        lora_requests_from(make_arg_parser().parse_args(
+            ["--enable-lora", "--lora-modules", "a=/x", "a=/y"]))

@@ -14,13 +14,16 @@ from inference_engine.sequence import RequestMetrics
 
 
 def engine_state(running=0, waiting=0, usage=0.0, prompt=0, generated=0, preemptions=0,
-                 cache_queries=0, cache_hits=0):
+                 cache_queries=0, cache_hits=0, lora_config=None):
+    """`running` and `waiting`: counts, or lists of (scripted) request groups."""
     blocks = SimpleNamespace(usage=usage, prefix_cache_queries=cache_queries,
                              prefix_cache_hits=cache_hits)
-    scheduler = SimpleNamespace(running=deque(range(running)), waiting=deque(range(waiting)),
+    queues = [deque(q if isinstance(q, list) else range(q)) for q in (running, waiting)]
+    scheduler = SimpleNamespace(running=queues[0], waiting=queues[1],
                                 block_manager=blocks, num_preemptions_total=preemptions)
     return SimpleNamespace(scheduler=scheduler, num_prompt_tokens_total=prompt,
-                           num_generation_tokens_total=generated)
+                           num_generation_tokens_total=generated,
+                           config=SimpleNamespace(lora_config=lora_config))
 
 
 def finished_output(num_tokens: int, reason: str = "length") -> RequestOutput:
@@ -104,3 +107,20 @@ def test_prefix_cache_hit_rate_is_logged_when_prompts_were_looked_up(stat_logger
     with caplog.at_level(logging.INFO, logger="inference_engine.engine.metrics"):
         stat_logger.log(engine_state(prompt=50, cache_queries=200, cache_hits=150), [])
     assert caplog.records[-1].getMessage() == "prefix cache hit rate: 75.0% of 200 prompt tokens"
+
+
+def test_lora_requests_info_names_the_running_and_waiting_adapters(registry, stat_logger):
+    from inference_engine.config import LoRAConfig
+    from inference_engine.lora import LoRARequest
+
+    def group(name):
+        return SimpleNamespace(lora_request=LoRARequest(name, 1, "/x") if name else None)
+
+    stat_logger.log(engine_state(running=[group("b"), group("a"), group(None), group("a")],
+                                 waiting=[group("c")], lora_config=LoRAConfig(max_loras=2)), [])
+    labels = {"max_lora": "2", "running_lora_adapters": "a,b", "waiting_lora_adapters": "c"}
+    assert registry.get_sample_value(PREFIX + "lora_requests_info", labels) > 0
+    stat_logger.log(engine_state(lora_config=LoRAConfig(max_loras=2)), [])  # all done
+    assert registry.get_sample_value(PREFIX + "lora_requests_info", labels) is None
+    assert registry.get_sample_value(PREFIX + "lora_requests_info", {
+        "max_lora": "2", "running_lora_adapters": "", "waiting_lora_adapters": ""}) > 0
