@@ -124,3 +124,19 @@ def test_allowed_token_ids_and_bad_words(client, model, server):
                                         extra_body={"allowed_token_ids": words["tokens"]},
                                         **GREEDY)
     assert set(allowed.choices[0].text.split()) <= {"the", "of"}
+
+
+def test_truncate_prompt_tokens_keeps_the_last_tokens(client, model, server):
+    long_prompt = "One, two, three, four, five, six, seven, eight, nine, ten, eleven,"
+    ids = httpx.post(server.url + "/tokenize", json={"prompt": long_prompt}).json()["tokens"]
+    cut = client.completions.create(model=model, prompt=long_prompt,
+                                    extra_body={"truncate_prompt_tokens": 6}, **GREEDY)
+    same = client.completions.create(model=model, prompt=ids[-6:], **GREEDY)
+    assert cut.usage.prompt_tokens == 6 and cut.choices[0].text == same.choices[0].text
+    chat = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": long_prompt}], max_tokens=2,
+        extra_body={"truncate_prompt_tokens": 9})
+    assert chat.usage.prompt_tokens == 9
+    bad = httpx.post(server.url + "/v1/completions", json={
+        "prompt": long_prompt, "max_tokens": 2, "truncate_prompt_tokens": 0})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "truncate_prompt_tokens"

@@ -22,6 +22,15 @@ def test_embeddings_of_texts_and_token_ids(client, model, server):
     assert reply.usage.prompt_tokens == reply.usage.total_tokens > len(ids)
 
 
+def test_truncate_prompt_tokens_embeds_the_last_tokens(client, model, server):
+    ids = httpx.post(server.url + "/tokenize", json={"prompt": TEXTS[1]}).json()["tokens"]
+    cut = client.embeddings.create(model=model, input=TEXTS[1],
+                                   extra_body={"truncate_prompt_tokens": 4})
+    assert cut.usage.prompt_tokens == 4
+    last = client.embeddings.create(model=model, input=ids[-4:])
+    assert cut.data[0].embedding == pytest.approx(last.data[0].embedding, abs=1e-6)
+
+
 def test_base64_and_dimensions(client, model):
     floats = client.embeddings.create(model=model, input=TEXTS[1], dimensions=32,
                                       encoding_format="float").data[0].embedding

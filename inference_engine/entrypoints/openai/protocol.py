@@ -67,6 +67,7 @@ class SamplingRequest(StructuredOutputsRequest):
     cache_salt: str | None = None  # prefix-cache sharing only with the same salt
     allowed_token_ids: list[int] | None = None
     bad_words: list[str] | None = None
+    truncate_prompt_tokens: int | None = Field(default=None, ge=1)  # keep the last k
 
     @property
     def include_usage(self) -> bool:

@@ -57,6 +57,8 @@ class OpenAIServingChat(OpenAIServing):
                                               request.add_generation_prompt,
                                               request.continue_final_message,
                                               request.chat_template_kwargs, tools)
+        if request.truncate_prompt_tokens is not None:  # the conversation's last tokens
+            prompt_ids = prompt_ids[-request.truncate_prompt_tokens:]
         max_tokens = (request.max_completion_tokens if request.max_completion_tokens is not None
                       else request.max_tokens)
         params = self.sampling_params(

@@ -37,7 +37,7 @@ class OpenAIServingCompletion(OpenAIServing):
         if request.suffix:
             raise OpenAIError(400, "suffix is not supported", param="suffix")
         request_id = f"cmpl-{raw_request.state.request_id}"
-        prompts = self.prompts_of(request.prompt, "prompt")
+        prompts = self.prompts_of(request.prompt, "prompt", request.truncate_prompt_tokens)
         prompt_logprobs = request.logprobs if request.echo else None
         params = [self.sampling_params(request, self.max_tokens_for(len(ids), request.max_tokens),
                                        request.logprobs, prompt_logprobs) for _, ids in prompts]

@@ -26,6 +26,7 @@ class EmbeddingRequest(OpenAIBaseModel):
     dimensions: int | None = Field(default=None, ge=1)
     user: str | None = None
     priority: int = 0  # lower first; needs --scheduling-policy priority
+    truncate_prompt_tokens: int | None = Field(default=None, ge=1)  # keep the last k
 
 
 class EmbeddingData(OpenAIBaseModel):
@@ -51,7 +52,7 @@ class OpenAIServingEmbedding(OpenAIServing):
             raise OpenAIError(400, f"dimensions must be at most the model's hidden size "
                               f"{hidden_size}, got {request.dimensions}", param="dimensions")
         self.check_priority(request.priority)
-        prompts = self.prompts_of(request.input, "input")
+        prompts = self.prompts_of(request.input, "input", request.truncate_prompt_tokens)
         for _, ids in prompts:
             if len(ids) >= self.max_model_len:  # the engine computes a token past the prompt
                 raise OpenAIError(400, f"an input is {len(ids)} tokens; this model's maximum "

@@ -179,9 +179,10 @@ class OpenAIServing:
                               param=param)
 
     def prompts_of(self, prompt: str | list[str] | list[int] | list[list[int]],
-                   param: str) -> list[tuple[str | None, list[int]]]:
+                   param: str, truncate: int | None = None) -> list[tuple[str | None, list[int]]]:
         """(text or None, token ids) of each prompt of a request's field `param`: a text, a list
-        of texts, token ids, or lists of token ids."""
+        of texts, token ids, or lists of token ids; only the last `truncate` tokens of a longer
+        one (vLLM's truncate_prompt_tokens; its text is then None: not what runs)."""
         if isinstance(prompt, str) or (prompt and all(isinstance(t, int) for t in prompt)):
             prompt = [prompt]
         if not prompt:
@@ -189,8 +190,11 @@ class OpenAIServing:
         prompts = []
         for item in prompt:
             ids = self.encode(item) if isinstance(item, str) else list(item)
+            text = item if isinstance(item, str) else None
+            if truncate is not None and len(ids) > truncate:
+                ids, text = ids[-truncate:], None
             self.check_token_ids(ids, param)
-            prompts.append((item if isinstance(item, str) else None, ids))
+            prompts.append((text, ids))
         return prompts
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
