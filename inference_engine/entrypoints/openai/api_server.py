@@ -41,6 +41,9 @@ from inference_engine.entrypoints.openai.serving_models import (LoadLoRAAdapterR
 from inference_engine.entrypoints.openai.serving_embedding import (EmbeddingRequest,
                                                                    EmbeddingResponse,
                                                                    OpenAIServingEmbedding)
+from inference_engine.entrypoints.openai.serving_score import (OpenAIServingScore, RerankRequest,
+                                                               RerankResponse, ScoreRequest,
+                                                               ScoreResponse)
 from inference_engine.entrypoints.openai.serving_tokenization import OpenAIServingTokenization
 
 logger = logging.getLogger(__name__)
@@ -76,6 +79,7 @@ def build_app(args: argparse.Namespace, engine=None) -> FastAPI:
             args.reasoning_parser, lora_requests=loras)
         state.serving_tokenization = OpenAIServingTokenization(client, name, lora_requests=loras)
         state.serving_embedding = OpenAIServingEmbedding(client, name, lora_requests=loras)
+        state.serving_score = OpenAIServingScore(client, name, lora_requests=loras)
         state.served_models = ServedModels(client, name, loras, args.allow_runtime_lora_updating)
         client.start()
         logger.info("serving %s (max_model_len=%d)", name, config.model_config.max_model_len)
@@ -143,6 +147,14 @@ async def create_embedding(request: EmbeddingRequest, raw_request: Request) -> R
     return await raw_request.app.state.serving_embedding.create_embedding(request, raw_request)
 
 
+async def create_score(request: ScoreRequest, raw_request: Request) -> Response:
+    return await raw_request.app.state.serving_score.create_score(request, raw_request)
+
+
+async def create_rerank(request: RerankRequest, raw_request: Request) -> Response:
+    return await raw_request.app.state.serving_score.create_rerank(request, raw_request)
+
+
 async def health(raw_request: Request) -> Response:
     """200 while the engine loop runs; 500 once it has died."""
     try:
@@ -174,6 +186,9 @@ _ROUTES = {
     "POST": [("/v1/completions", create_completion, CompletionResponse),
              ("/v1/chat/completions", create_chat_completion, ChatCompletionResponse),
              ("/v1/embeddings", create_embedding, EmbeddingResponse),
+             *((path, create_score, ScoreResponse) for path in ("/score", "/v1/score")),
+             *((path, create_rerank, RerankResponse)
+               for path in ("/rerank", "/v1/rerank", "/v2/rerank")),
              ("/tokenize", tokenize, TokenizeResponse),
              ("/detokenize", detokenize, DetokenizeResponse),
              ("/reset_prefix_cache", reset_prefix_cache, None),

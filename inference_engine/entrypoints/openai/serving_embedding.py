@@ -53,27 +53,34 @@ class OpenAIServingEmbedding(OpenAIServing):
                               f"{hidden_size}, got {request.dimensions}", param="dimensions")
         self.check_priority(request.priority)
         prompts = self.prompts_of(request.input, "input", request.truncate_prompt_tokens)
+        embeddings = await self.embed(f"embd-{raw_request.state.request_id}", prompts,
+                                      PoolingParams(dimensions=request.dimensions),
+                                      request.priority, lora, raw_request)
+        if embeddings is None:
+            return Response(status_code=499)  # nobody is listening any more
+        data = [EmbeddingData(index=i, embedding=_encode(e, request.encoding_format))
+                for i, e in enumerate(embeddings)]
+        tokens = sum(len(ids) for _, ids in prompts)
+        response = EmbeddingResponse(data=data, model=self.response_model(request.model),
+                                     usage=UsageInfo(prompt_tokens=tokens, total_tokens=tokens))
+        return JSONResponse(response.model_dump())
+
+
+    async def embed(self, request_id: str, prompts: list[tuple[str | None, list[int]]],
+                    params: PoolingParams, priority: int, lora, raw_request: Request
+                    ) -> list[list[float]] | None:
+        """The prompts' embeddings in order; None if the client went away meanwhile."""
         for _, ids in prompts:
             if len(ids) >= self.max_model_len:  # the engine computes a token past the prompt
                 raise OpenAIError(400, f"an input is {len(ids)} tokens; this model's maximum "
                                   f"context length is {self.max_model_len}", param="input",
                                   code="context_length_exceeded")
-        params = PoolingParams(dimensions=request.dimensions)
-        request_id = f"embd-{raw_request.state.request_id}"
         outputs = merge_async_iterators(*[
             self.engine.generate(f"{request_id}-{i}", text, params, ids,
-                                 RequestOutputKind.FINAL_ONLY, request.priority, lora)
+                                 RequestOutputKind.FINAL_ONLY, priority, lora)
             for i, (text, ids) in enumerate(prompts)])
         final = await collect_final_outputs(outputs, raw_request)
-        if final is None:
-            return Response(status_code=499)  # nobody is listening any more
-        data = [EmbeddingData(index=i, embedding=_encode(final[i].embedding,
-                                                         request.encoding_format))
-                for i in sorted(final)]
-        tokens = sum(len(ids) for _, ids in prompts)
-        response = EmbeddingResponse(data=data, model=self.response_model(request.model),
-                                     usage=UsageInfo(prompt_tokens=tokens, total_tokens=tokens))
-        return JSONResponse(response.model_dump())
+        return None if final is None else [final[i].embedding for i in range(len(prompts))]
 
 
 def _encode(embedding: list[float], encoding_format: str) -> list[float] | str:
