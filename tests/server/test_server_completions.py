@@ -2,6 +2,7 @@
 echo, seed, usage, allowed_token_ids and bad_words, and prompts as text, token ids and lists of
 either."""
 import httpx
+import pytest
 
 PROMPT = "Hello, my name is"
 GREEDY = {"temperature": 0.0, "max_tokens": 8}
@@ -140,3 +141,26 @@ def test_truncate_prompt_tokens_keeps_the_last_tokens(client, model, server):
     bad = httpx.post(server.url + "/v1/completions", json={
         "prompt": long_prompt, "max_tokens": 2, "truncate_prompt_tokens": 0})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "truncate_prompt_tokens"
+
+
+def test_prompt_logprobs_of_completions_and_chat(client, model, server):
+    body = {"model": model, "prompt": PROMPT, "max_tokens": 1, "temperature": 0}
+    reply = httpx.post(server.url + "/v1/completions", json={**body, "prompt_logprobs": 2},
+                       timeout=60).json()
+    entries = reply["choices"][0]["prompt_logprobs"]
+    echo = client.completions.create(echo=True, logprobs=2, **body).choices[0].logprobs
+    ids = httpx.post(server.url + "/tokenize", json={"prompt": PROMPT}).json()["tokens"]
+    assert len(entries) == len(ids) == reply["usage"]["prompt_tokens"] and entries[0] is None
+    for token_id, entry, want in zip(ids[1:], entries[1:], echo.token_logprobs[1:]):
+        assert entry[str(token_id)]["logprob"] == pytest.approx(want, abs=1e-5)
+        assert len(entry) <= 3 and {e["rank"] for e in entry.values()} >= {1, 2}
+    plain = httpx.post(server.url + "/v1/completions", json=body, timeout=60).json()
+    assert "prompt_logprobs" not in plain["choices"][0]  # not asked for: left out
+    chat = httpx.post(server.url + "/v1/chat/completions", timeout=60, json={
+        "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1, "prompt_logprobs": 0})
+    chat = chat.json()
+    assert len(chat["prompt_logprobs"]) == chat["usage"]["prompt_tokens"]
+    assert all(len(e) == 1 for e in chat["prompt_logprobs"][1:])  # the prompt's token alone
+    streamed = httpx.post(server.url + "/v1/completions",
+                          json={**body, "prompt_logprobs": 1, "stream": True}, timeout=60)
+    assert streamed.status_code == 400 and streamed.json()["error"]["param"] == "prompt_logprobs"

@@ -28,6 +28,13 @@ class ErrorResponse(OpenAIBaseModel):
     error: ErrorInfo
 
 
+def _without_none(fields: dict, name: str) -> dict:
+    """OpenAI's shape: a vLLM extra that was not asked for is left out, not null."""
+    if fields.get(name, 0) is None:
+        del fields[name]
+    return fields
+
+
 class UsageInfo(OpenAIBaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -68,6 +75,7 @@ class SamplingRequest(StructuredOutputsRequest):
     allowed_token_ids: list[int] | None = None
     bad_words: list[str] | None = None
     truncate_prompt_tokens: int | None = Field(default=None, ge=1)  # keep the last k
+    prompt_logprobs: int | None = Field(default=None, ge=0, le=20)  # non-streamed answers
 
     @property
     def include_usage(self) -> bool:
@@ -155,6 +163,12 @@ class CompletionChoice(OpenAIBaseModel):
     logprobs: CompletionLogProbs | None = None
     finish_reason: str | None = None
     stop_reason: int | str | None = None
+    # vLLM's: per prompt token (None for the first) {token id: {logprob, rank, decoded_token}}.
+    prompt_logprobs: list[dict[str, dict[str, Any]] | None] | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_prompt_logprobs(self, handler):
+        return _without_none(handler(self), "prompt_logprobs")
 
 
 class CompletionResponse(OpenAIBaseModel):
@@ -202,6 +216,11 @@ class ChatCompletionResponse(OpenAIBaseModel):
     model: str
     choices: list[ChatCompletionChoice]
     usage: UsageInfo
+    prompt_logprobs: list[dict[str, dict[str, Any]] | None] | None = None  # as a choice's above
+
+    @model_serializer(mode="wrap")
+    def _drop_prompt_logprobs(self, handler):
+        return _without_none(handler(self), "prompt_logprobs")
 
 
 class DeltaMessage(OpenAIBaseModel):

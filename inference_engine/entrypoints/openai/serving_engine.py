@@ -9,6 +9,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from inference_engine.engine.async_engine import AsyncEngineDeadError, AsyncLLMEngine
+from inference_engine.engine.detokenizer import decode_token
 from inference_engine.entrypoints.openai.protocol import ErrorInfo, ErrorResponse, SamplingRequest
 from inference_engine.lora.request import LoRARequest
 from inference_engine.outputs import RequestOutput
@@ -164,6 +165,28 @@ class OpenAIServing:
     def check_engine(self) -> None:
         if self.engine.errored:
             raise engine_error(AsyncEngineDeadError("the engine loop has stopped"))
+
+    def prompt_logprobs_json(self, prompt_ids: list[int], entries: list | None,
+                             k: int) -> list[dict | None] | None:
+        """vLLM's prompt_logprobs: per prompt token (None for the first) the token's own entry
+        and the top `k`, as {token id: {logprob, rank, decoded_token}}."""
+        if entries is None:
+            return None
+        out = []
+        for token_id, top in zip(prompt_ids, entries):
+            if top is None:
+                out.append(None)
+                continue
+            out.append({str(t): {"logprob": lp.logprob, "rank": lp.rank, "decoded_token": (
+                lp.decoded_token if lp.decoded_token is not None or self.tokenizer is None
+                else decode_token(self.tokenizer, t))}
+                for t, lp in top.items() if t == token_id or (lp.rank or 0) <= k})
+        return out
+
+    def check_prompt_logprobs(self, request: SamplingRequest) -> None:
+        if request.prompt_logprobs is not None and request.stream:
+            raise OpenAIError(400, "prompt_logprobs are not returned in streams",
+                              param="prompt_logprobs")
 
     def check_priority(self, priority: int) -> None:
         if priority != 0 and self.scheduling_policy != "priority":
