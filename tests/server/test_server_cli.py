@@ -1,4 +1,5 @@
-"""The real `inference-engine serve` in a subprocess: --api-key on every /v1 route,
+"""The real `inference-engine serve` in a subprocess: --api-key on every /v1 route (and score,
+rerank, the prefix-cache reset),
 --served-model-name, request ids on log lines, and a graceful stop on SIGTERM."""
 import signal
 import threading
@@ -14,7 +15,10 @@ NAME = "served-under-another-name"
 V1_ROUTES = [("GET", "/v1/models", None),
              ("POST", "/v1/completions", {"prompt": "Hi", "max_tokens": 1}),
              ("POST", "/v1/chat/completions",
-              {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1})]
+              {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}),
+             ("POST", "/score", {"text_1": "Hi", "text_2": "Hello"}),
+             ("POST", "/v2/rerank", {"query": "Hi", "documents": ["Hello"]}),
+             ("POST", "/reset_prefix_cache", None)]
 
 
 @pytest.fixture(scope="module")

@@ -257,8 +257,13 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
+# The routes an API key guards: the API's own, and those that compute or change the cache.
+GUARDED_PREFIXES = ("/v1", "/v2", "/score", "/rerank", "/reset_prefix_cache")
+
+
 class ApiKeyMiddleware:
-    """401 on every /v1 route without `Authorization: Bearer <key>` (CORS preflights pass)."""
+    """401 on every guarded route without `Authorization: Bearer <key>` (CORS preflights
+    pass)."""
 
     def __init__(self, app, api_key: str):
         self.app = app
@@ -266,7 +271,7 @@ class ApiKeyMiddleware:
 
     async def __call__(self, scope, receive, send):
         if (scope["type"] == "http" and scope["method"] != "OPTIONS"
-                and scope["path"].startswith("/v1")):
+                and scope["path"].startswith(GUARDED_PREFIXES)):
             given = Headers(scope=scope).get("authorization", "").encode()
             if not secrets.compare_digest(given, self.expected):
                 error = OpenAIError(401, "Incorrect or missing API key; send it as "
