@@ -164,3 +164,23 @@ def test_prompt_logprobs_of_completions_and_chat(client, model, server):
     streamed = httpx.post(server.url + "/v1/completions",
                           json={**body, "prompt_logprobs": 1, "stream": True}, timeout=60)
     assert streamed.status_code == 400 and streamed.json()["error"]["param"] == "prompt_logprobs"
+
+
+def test_continuous_usage_stats_count_each_choices_tokens(client, model):
+    options = {"include_usage": True, "continuous_usage_stats": True}
+    chunks = list(client.completions.create(model=model, prompt=PROMPT, stream=True, n=2,
+                                            stream_options=options, **GREEDY))
+    counts: dict[int, list[int]] = {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            assert chunk.usage.total_tokens == chunk.usage.prompt_tokens + \
+                chunk.usage.completion_tokens
+            counts.setdefault(choice.index, []).append(chunk.usage.completion_tokens)
+    assert set(counts) == {0, 1}
+    assert all(c == sorted(c) and c[-1] == GREEDY["max_tokens"] for c in counts.values())
+    assert chunks[-1].usage.completion_tokens == 2 * GREEDY["max_tokens"]  # the final tally
+    chat = [c.usage.completion_tokens for c in client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Hi"}], stream=True, max_tokens=5,
+        stream_options=options, extra_body={"ignore_eos": True})
+        if c.choices and c.choices[0].finish_reason is None and c.usage]
+    assert chat == sorted(set(chat)) and chat[-1] <= 5 and len(chat) >= 3

@@ -43,6 +43,7 @@ class UsageInfo(OpenAIBaseModel):
 
 class StreamOptions(OpenAIBaseModel):
     include_usage: bool = False
+    continuous_usage_stats: bool = False  # vLLM's: each chunk has its choice's usage so far
 
 
 class SamplingRequest(StructuredOutputsRequest):
@@ -80,6 +81,10 @@ class SamplingRequest(StructuredOutputsRequest):
     @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
+
+    @property
+    def continuous_usage(self) -> bool:
+        return self.include_usage and self.stream_options.continuous_usage_stats
 
     def to_sampling_params(self, max_tokens: int, logprobs: int | None,
                            prompt_logprobs: int | None = None,

@@ -175,6 +175,7 @@ class OpenAIServingChat(OpenAIServing):
 
         text_chunk = ChatTextChunks(request_id, created, model)
         num_prompt_tokens = num_tokens = 0
+        choice_tokens: dict[int, int] = {}  # per choice index (continuous_usage_stats)
         tool_streams: dict[int, ToolCallStream] = {}
         reasoning_streams: dict[int, ReasoningStream] = {}
         try:
@@ -186,6 +187,8 @@ class OpenAIServingChat(OpenAIServing):
                 events = []  # sent in one write: each write passes every middleware
                 for c in output.outputs:
                     num_tokens += len(c.token_ids)
+                    usage = self.running_usage(request, choice_tokens, c.index,
+                                               num_prompt_tokens, len(c.token_ids))
                     finished, text = c.finish_reason is not None, c.text
                     reasoning = calls = None
                     made_calls = False
@@ -209,16 +212,16 @@ class OpenAIServingChat(OpenAIServing):
                                 logprobs=logprobs,
                                 finish_reason=self._finish_reason(parser, made_calls,
                                                                   c.finish_reason),
-                                stop_reason=c.stop_reason)]))
+                                stop_reason=c.stop_reason)], usage))
                         continue
                     if not request.logprobs:
                         events.append(text_chunk(c.index, c.text or None, c.finish_reason,
-                                                 c.stop_reason))
+                                                 c.stop_reason, usage))
                         continue
                     events.append(chunk([ChatStreamChoice(
                         index=c.index, delta=DeltaMessage(content=c.text or None),
                         logprobs=self._logprobs(request, c.token_ids, c.logprobs),
-                        finish_reason=c.finish_reason, stop_reason=c.stop_reason)]))
+                        finish_reason=c.finish_reason, stop_reason=c.stop_reason)], usage))
                 if events:
                     yield "".join(events)
             if request.include_usage and num_prompt_tokens:

@@ -117,6 +117,7 @@ class OpenAIServingCompletion(OpenAIServing):
         sent_chars: dict[int, int] = {}  # per choice index, the echoed prompt included
         num_prompt_tokens: dict[int, int] = {}  # per prompt that produced output
         num_tokens = 0
+        choice_tokens: dict[int, int] = {}  # per choice index (continuous_usage_stats)
         try:
             async for i, output in outputs:
                 num_prompt_tokens[i] = len(output.prompt_token_ids)
@@ -125,16 +126,20 @@ class OpenAIServingCompletion(OpenAIServing):
                     index = i * request.n + c.index
                     echo = request.echo and index not in sent_chars
                     num_tokens += len(c.token_ids)
+                    usage = self.running_usage(request, choice_tokens, index,
+                                               num_prompt_tokens[i], len(c.token_ids))
                     if request.logprobs is None:
                         sent_chars[index] = 0  # no offsets to keep: this marks it as started
                         text = self._prompt_text(prompts[i]) + c.text if echo else c.text
-                        events.append(text_chunk(index, text, c.finish_reason, c.stop_reason))
+                        events.append(text_chunk(index, text, c.finish_reason, c.stop_reason,
+                                                 usage))
                         continue
                     choice = self._choice(request, i, prompts[i], output, c,
                                           sent_chars.get(index, 0), echo)
                     sent_chars[index] = sent_chars.get(index, 0) + len(choice.text)
                     events.append(sse(CompletionChunk(id=request_id, created=created,
-                                                      model=model, choices=[choice])))
+                                                      model=model, choices=[choice],
+                                                      usage=usage)))
                 if events:
                     yield "".join(events)
             if request.include_usage:

@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 
 from inference_engine.engine.async_engine import AsyncEngineDeadError, AsyncLLMEngine
 from inference_engine.engine.detokenizer import decode_token
-from inference_engine.entrypoints.openai.protocol import ErrorInfo, ErrorResponse, SamplingRequest
+from inference_engine.entrypoints.openai.protocol import (ErrorInfo, ErrorResponse,
+                                                          SamplingRequest, UsageInfo)
 from inference_engine.lora.request import LoRARequest
 from inference_engine.outputs import RequestOutput
 from inference_engine.sampling_params import SamplingParams, SamplingParamsError
@@ -187,6 +188,17 @@ class OpenAIServing:
         if request.prompt_logprobs is not None and request.stream:
             raise OpenAIError(400, "prompt_logprobs are not returned in streams",
                               param="prompt_logprobs")
+
+    @staticmethod
+    def running_usage(request: SamplingRequest, counts: dict, key, num_prompt_tokens: int,
+                      num_new: int) -> UsageInfo | None:
+        """With continuous_usage_stats, a chunk's usage: its prompt and the tokens of its choice
+        `key` so far (counted in `counts`); else None."""
+        if not request.continuous_usage:
+            return None
+        counts[key] = counts.get(key, 0) + num_new
+        return UsageInfo(prompt_tokens=num_prompt_tokens, completion_tokens=counts[key],
+                         total_tokens=num_prompt_tokens + counts[key])
 
     def check_priority(self, priority: int) -> None:
         if priority != 0 and self.scheduling_policy != "priority":

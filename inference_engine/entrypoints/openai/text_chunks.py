@@ -10,7 +10,8 @@ log-probabilities, the role or usage still go through the models.
 """
 from json.encoder import encode_basestring
 
-from inference_engine.entrypoints.openai.protocol import ChatCompletionChunk, CompletionChunk
+from inference_engine.entrypoints.openai.protocol import (ChatCompletionChunk, CompletionChunk,
+                                                          UsageInfo)
 
 
 def _dumps(value: str | int | None) -> str:
@@ -21,6 +22,10 @@ def _dumps(value: str | int | None) -> str:
     return encode_basestring(value) if isinstance(value, str) else str(int(value))
 
 _TAIL = '[],"usage":null}'  # what ends an empty chunk's JSON: no choices, no usage
+
+
+def _usage(usage: UsageInfo | None) -> str:
+    return "null" if usage is None else usage.model_dump_json()
 
 
 def _prefix(empty_chunk) -> str:
@@ -39,10 +44,10 @@ class CompletionTextChunks:
                                                choices=[]))
 
     def __call__(self, index: int, text: str, finish_reason: str | None,
-                 stop_reason: int | str | None) -> str:
+                 stop_reason: int | str | None, usage: UsageInfo | None = None) -> str:
         return (f'{self._prefix}{{"index":{index},"text":{_dumps(text)},"logprobs":null,'
                 f'"finish_reason":{_dumps(finish_reason)},"stop_reason":{_dumps(stop_reason)}'
-                '}],"usage":null}\n\n')
+                f'}}],"usage":{_usage(usage)}}}\n\n')
 
 
 class ChatTextChunks:
@@ -54,8 +59,8 @@ class ChatTextChunks:
                                                    choices=[]))
 
     def __call__(self, index: int, content: str | None, finish_reason: str | None,
-                 stop_reason: int | str | None) -> str:
+                 stop_reason: int | str | None, usage: UsageInfo | None = None) -> str:
         delta = f'{{"content":{_dumps(content)}}}' if content is not None else "{}"
         return (f'{self._prefix}{{"index":{index},"delta":{delta},"logprobs":null,'
                 f'"finish_reason":{_dumps(finish_reason)},"stop_reason":{_dumps(stop_reason)}'
-                '}],"usage":null}\n\n')
+                f'}}],"usage":{_usage(usage)}}}\n\n')
