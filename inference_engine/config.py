@@ -33,6 +33,7 @@ class ModelConfig:
     max_model_len: int | None = None
     seed: int = 0
     served_model_name: str | None = None
+    served_model_aliases: list[str] = field(default_factory=list)  # more names it answers to
     skip_tokenizer_init: bool = False
     device: str = "auto"
     pooling_type: PoolingType | str | None = None  # a name is resolved on construction

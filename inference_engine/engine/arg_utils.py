@@ -17,7 +17,7 @@ class EngineArgs:
     """Engine settings; `model=None` serves the embedded SmolLM2-135M-Instruct."""
     model: str | None = None
     tokenizer: str | None = None
-    served_model_name: str | None = None
+    served_model_name: str | list[str] | None = None  # several: all accepted, the first named
     dtype: str = "auto"
     load_format: str = "auto"
     seed: int = 0
@@ -69,6 +69,7 @@ class EngineArgs:
                 continue
             kind = int if "int" in str(f.type) else float if "float" in str(f.type) else str
             parser.add_argument(flag, type=kind, default=f.default, choices=CHOICES.get(f.name),
+                                nargs="+" if "list" in str(f.type) else None,
                                 help=f"(default: {f.default})")
         return parser
 
@@ -79,10 +80,13 @@ class EngineArgs:
     def create_engine_config(self) -> EngineConfig:
         from inference_engine.transformers_utils.embedded import embedded_model_path
         model = self.model or embedded_model_path()
+        names = ([self.served_model_name] if isinstance(self.served_model_name, str)
+                 else list(self.served_model_name or []))
         model_config = ModelConfig(
             model=model, tokenizer=self.tokenizer, dtype=self.dtype, load_format=self.load_format,
             max_model_len=self.max_model_len, seed=self.seed,
-            served_model_name=self.served_model_name or self.model or "SmolLM2-135M-Instruct",
+            served_model_name=names[0] if names else self.model or "SmolLM2-135M-Instruct",
+            served_model_aliases=names[1:],
             skip_tokenizer_init=self.skip_tokenizer_init, device=self.device,
             pooling_type=self.pooling_type, generation_config=self.generation_config,
             override_generation_config=self.override_generation_config)

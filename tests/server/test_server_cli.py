@@ -1,6 +1,6 @@
 """The real `inference-engine serve` in a subprocess: --api-key on every /v1 route (and score,
-rerank, the prefix-cache reset),
---served-model-name, request ids on log lines, and a graceful stop on SIGTERM."""
+rerank, the prefix-cache reset), --served-model-name (two names: both answer), request ids on
+log lines, and a graceful stop on SIGTERM."""
 import signal
 import threading
 
@@ -12,6 +12,7 @@ from utils.server import SERVER_ARGS, ServerProcess, wait_until
 
 API_KEY = "test-key-123"
 NAME = "served-under-another-name"
+ALIAS = "and-a-second-name"
 V1_ROUTES = [("GET", "/v1/models", None),
              ("POST", "/v1/completions", {"prompt": "Hi", "max_tokens": 1}),
              ("POST", "/v1/chat/completions",
@@ -24,7 +25,8 @@ V1_ROUTES = [("GET", "/v1/models", None),
 @pytest.fixture(scope="module")
 def cli_server(tmp_path_factory):
     log = tmp_path_factory.mktemp("cli") / "server.log"
-    server = ServerProcess(["--api-key", API_KEY, "--served-model-name", NAME, *SERVER_ARGS],
+    server = ServerProcess(["--api-key", API_KEY, "--served-model-name", NAME, ALIAS,
+                            *SERVER_ARGS],
                            str(log))
     try:
         yield server.wait_ready()
@@ -67,7 +69,9 @@ def test_openai_client_with_and_without_the_key(cli_server):
         openai.OpenAI(base_url=cli_server.url + "/v1", api_key="wrong",
                       max_retries=0).models.list()
     client = openai.OpenAI(base_url=cli_server.url + "/v1", api_key=API_KEY, max_retries=0)
-    assert [m.id for m in client.models.list().data] == [NAME]
+    assert [m.id for m in client.models.list().data] == [NAME, ALIAS]
+    for name in (NAME, ALIAS):  # either name answers, and the response says which was asked
+        assert client.completions.create(model=name, prompt="Hi", max_tokens=1).model == name
     with pytest.raises(openai.NotFoundError):
         client.completions.create(model="SmolLM2-135M-Instruct", prompt="Hi", max_tokens=1)
 

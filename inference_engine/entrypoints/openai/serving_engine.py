@@ -140,6 +140,7 @@ class OpenAIServing:
                  lora_requests: dict[str, LoRARequest] | None = None):
         self.engine = engine
         self.served_model_name = served_model_name
+        self.model_aliases = engine.config.model_config.served_model_aliases
         # The adapters served, by name: the dict the server shares (adapters come and go).
         self.lora_requests = lora_requests if lora_requests is not None else {}
         self.tokenizer = engine.tokenizer
@@ -154,14 +155,15 @@ class OpenAIServing:
         """The LoRA adapter that `model` names; None for the base model (or no name)."""
         if model in self.lora_requests:
             return self.lora_requests[model]
-        if model is not None and model != self.served_model_name:
+        if model is not None and model not in (self.served_model_name, *self.model_aliases):
             raise OpenAIError(404, f"The model `{model}` does not exist.", param="model",
                               code="model_not_found")
         return None
 
     def response_model(self, model: str | None) -> str:
-        """The model a response names: the adapter asked for, else the served model."""
-        return model if model in self.lora_requests else self.served_model_name
+        """The model a response names: the adapter or served name asked for, else the first."""
+        known = model in self.lora_requests or model in self.model_aliases
+        return model if known else self.served_model_name
 
     def check_engine(self) -> None:
         if self.engine.errored:

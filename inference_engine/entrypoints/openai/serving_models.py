@@ -27,17 +27,19 @@ class ServedModels:
         self._next_id = max((r.lora_int_id for r in lora_requests.values()), default=0) + 1
 
     def model_list(self, max_model_len: int) -> ModelList:
-        base = ModelCard(id=self.base_name, root=self.engine.config.model_config.model,
-                         max_model_len=max_model_len)
-        adapters = [ModelCard(id=name, root=lora.lora_path, parent=base.id,
+        config = self.engine.config.model_config
+        bases = [ModelCard(id=name, root=config.model, max_model_len=max_model_len)
+                 for name in (self.base_name, *config.served_model_aliases)]
+        adapters = [ModelCard(id=name, root=lora.lora_path, parent=self.base_name,
                               max_model_len=max_model_len)
                     for name, lora in self.lora_requests.items()]
-        return ModelList(data=[base, *adapters])
+        return ModelList(data=[*bases, *adapters])
 
     async def load(self, request: LoadLoRAAdapterRequest) -> str:
         self._check_updates()
         name = request.lora_name
-        if name in self.lora_requests or name == self.base_name:
+        config = self.engine.config.model_config
+        if name in self.lora_requests or name in (self.base_name, *config.served_model_aliases):
             raise OpenAIError(400, f"The model `{name}` is already served", param="lora_name")
         lora = LoRARequest(name, self._next_id, request.lora_path)
         try:
