@@ -173,7 +173,8 @@ class ModelRunner:
         model_input = ModelInput(self._tensor(tokens), torch.from_numpy(np.concatenate(positions)),
                                  attn, self._logits_rows(meta), sched.blocks_to_copy,
                                  self._tensor(from_samples) if from_samples else None,
-                                 bool(meta.pooling_chunks), *step_loras(sched))
+                                 bool(meta.pooling_chunks),
+                                 *(step_loras(sched) if self.lora_manager else (None, None)))
         return model_input, meta
 
     def _logits_rows(self, meta: SamplingMetadata) -> torch.Tensor:
