@@ -14,138 +14,19 @@ import asyncio
 import functools
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.lora.request import LoRARequest
+from inference_engine.engine.request_tracker import RequestTracker
 from inference_engine.outputs import OutputCursor, RequestOutput, RequestOutputKind
 from inference_engine.sampling_params import SamplingParams
 
 logger = logging.getLogger(__name__)
 
-_END = object()  # closes a stream without an error
-
-
 class AsyncEngineDeadError(RuntimeError):
     """The background loop has stopped; the engine takes no more requests."""
-
-
-class AsyncStream:
-    """The outputs of one request in the order the loop produced them. Iteration ends after the
-    finished output or an abort, and raises the error the request (or the engine) failed with.
-
-    A deque and one waiter future rather than an asyncio.Queue: every step puts into every open
-    stream, and the queue's bookkeeping is paid on the event loop the engine thread shares."""
-
-    def __init__(self, request_id: str, output_kind: RequestOutputKind):
-        self.request_id = request_id
-        self.output_kind = output_kind
-        self.cursor: OutputCursor | None = None  # set once the engine has taken the request
-        self.finished = False
-        self._items: deque = deque()
-        self._waiter: asyncio.Future | None = None
-
-    def put(self, output: RequestOutput) -> None:
-        if not self.finished:
-            self._push(output)
-
-    def finish(self, error: BaseException | None = None) -> None:
-        if not self.finished:
-            self.finished = True
-            self._push(_END if error is None else error)
-
-    def _push(self, item) -> None:
-        self._items.append(item)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def __aiter__(self) -> "AsyncStream":
-        return self
-
-    async def __anext__(self) -> RequestOutput:
-        while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        item = self._items.popleft()
-        if item is _END:
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-
-class RequestTracker:
-    """The open streams, plus the adds and aborts waiting for the loop to apply them."""
-
-    def __init__(self):
-        self._streams: dict[str, AsyncStream] = {}
-        self._new: list[tuple[AsyncStream, dict]] = []
-        self._aborted: set[str] = set()
-        self._work = asyncio.Event()
-
-    def __len__(self) -> int:
-        return len(self._streams)
-
-    def add_request(self, request_id: str, output_kind: RequestOutputKind,
-                    **add_request_kwargs) -> AsyncStream:
-        if request_id in self._streams:
-            raise ValueError(f"request id {request_id!r} is already in use")
-        stream = AsyncStream(request_id, output_kind)
-        self._streams[request_id] = stream
-        self._new.append((stream, add_request_kwargs))
-        self._work.set()
-        return stream
-
-    def abort_request(self, request_id: str) -> None:
-        """Closes the request's stream; the loop drops it from the engine before the next step."""
-        stream = self._streams.pop(request_id, None)
-        if stream is None:
-            return  # finished or aborted already
-        stream.finish()
-        self._aborted.add(request_id)
-        self._work.set()
-
-    def process_step(self, finished: list[RequestOutput]) -> None:
-        """Hands every open stream its output of the step that just ended; `finished` holds the
-        engine's outputs of the requests that finished in it (of aborted ones: ignored)."""
-        final = {output.request_id: output for output in finished}
-        for request_id, stream in list(self._streams.items()):
-            if stream.cursor is None:
-                continue  # not in the engine yet
-            output = stream.cursor.next(final.get(request_id))
-            if output is not None:
-                stream.put(output)
-            if request_id in final:
-                del self._streams[request_id]
-                stream.finish()
-
-    def fail_request(self, request_id: str, error: BaseException) -> None:
-        stream = self._streams.pop(request_id, None)
-        if stream is not None:
-            stream.finish(error)
-
-    def fail_all(self, error: BaseException) -> None:
-        """Ends every open stream with `error` (the engine died or shut down)."""
-        for stream in self._streams.values():
-            stream.finish(error)
-        self._streams.clear()
-        self._new.clear()
-
-    def get_new_and_aborted_requests(self) -> tuple[list[tuple[AsyncStream, dict]], set[str]]:
-        # A request aborted before the engine saw it has a finished stream: skip it.
-        new = [(stream, kwargs) for stream, kwargs in self._new if not stream.finished]
-        aborted = self._aborted
-        self._new, self._aborted = [], set()
-        self._work.clear()
-        return new, aborted
-
-    async def wait_for_work(self) -> None:
-        await self._work.wait()
 
 
 class AsyncLLMEngine:
