@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from inference_engine.engine.arg_utils import EngineArgs
-from inference_engine.lora.request import LoRARequest
 from inference_engine.engine.request_tracker import RequestTracker
+from inference_engine.lora.request import LoRARequest
 from inference_engine.outputs import OutputCursor, RequestOutput, RequestOutputKind
 from inference_engine.sampling_params import SamplingParams
 

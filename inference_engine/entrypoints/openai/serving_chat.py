@@ -61,7 +61,6 @@ class OpenAIServingChat(OpenAIServing):
             prompt_ids = prompt_ids[-request.truncate_prompt_tokens:]
         max_tokens = (request.max_completion_tokens if request.max_completion_tokens is not None
                       else request.max_tokens)
-        self.check_prompt_logprobs(request)
         params = self.sampling_params(
             request, self.max_tokens_for(len(prompt_ids), max_tokens, "messages"),
             (request.top_logprobs or 0) if request.logprobs else None, request.prompt_logprobs)
@@ -93,14 +92,10 @@ class OpenAIServingChat(OpenAIServing):
                 logprobs=self._logprobs(request, c.token_ids, c.logprobs),
                 finish_reason=self._finish_reason(parser, bool(calls), c.finish_reason),
                 stop_reason=c.stop_reason))
-        prompt_logprobs = None
-        if request.prompt_logprobs is not None:
-            prompt_logprobs = self.prompt_logprobs_json(output.prompt_token_ids,
-                                                        output.prompt_logprobs,
-                                                        request.prompt_logprobs)
-        response = ChatCompletionResponse(id=request_id, created=created, choices=choices,
-                                          model=self.response_model(request.model),
-                                          usage=_usage(output), prompt_logprobs=prompt_logprobs)
+        response = ChatCompletionResponse(
+            id=request_id, created=created, choices=choices,
+            model=self.response_model(request.model), usage=_usage(output),
+            prompt_logprobs=self.prompt_logprobs_json(output, request.prompt_logprobs))
         return JSONResponse(response.model_dump())
 
     def _tool_parser(self, request: ChatCompletionRequest) -> ToolParser | None:

@@ -38,7 +38,6 @@ class OpenAIServingCompletion(OpenAIServing):
             raise OpenAIError(400, "suffix is not supported", param="suffix")
         request_id = f"cmpl-{raw_request.state.request_id}"
         prompts = self.prompts_of(request.prompt, "prompt", request.truncate_prompt_tokens)
-        self.check_prompt_logprobs(request)
         wanted = [k for k in (request.logprobs if request.echo else None, request.prompt_logprobs)
                   if k is not None]
         prompt_logprobs = max(wanted) if wanted else None
@@ -77,15 +76,10 @@ class OpenAIServingCompletion(OpenAIServing):
         logprobs = None
         if request.logprobs is not None:
             logprobs = self._logprobs(token_ids, entries, num_sent_chars)
-        prompt_logprobs = None
-        if request.prompt_logprobs is not None:
-            prompt_logprobs = self.prompt_logprobs_json(output.prompt_token_ids,
-                                                        output.prompt_logprobs,
-                                                        request.prompt_logprobs)
-        return CompletionChoice(index=i * request.n + completion.index, text=text,
-                                logprobs=logprobs, finish_reason=completion.finish_reason,
-                                stop_reason=completion.stop_reason,
-                                prompt_logprobs=prompt_logprobs)
+        return CompletionChoice(
+            index=i * request.n + completion.index, text=text, logprobs=logprobs,
+            finish_reason=completion.finish_reason, stop_reason=completion.stop_reason,
+            prompt_logprobs=self.prompt_logprobs_json(output, request.prompt_logprobs))
 
     def _prompt_text(self, prompt: Prompt) -> str:
         text, token_ids = prompt

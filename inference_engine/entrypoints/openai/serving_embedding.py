@@ -65,7 +65,6 @@ class OpenAIServingEmbedding(OpenAIServing):
                                      usage=UsageInfo(prompt_tokens=tokens, total_tokens=tokens))
         return JSONResponse(response.model_dump())
 
-
     async def embed(self, request_id: str, prompts: list[tuple[str | None, list[int]]],
                     params: PoolingParams, priority: int, lora, raw_request: Request
                     ) -> list[list[float]] | None:

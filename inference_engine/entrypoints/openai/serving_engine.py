@@ -169,14 +169,15 @@ class OpenAIServing:
         if self.engine.errored:
             raise engine_error(AsyncEngineDeadError("the engine loop has stopped"))
 
-    def prompt_logprobs_json(self, prompt_ids: list[int], entries: list | None,
-                             k: int) -> list[dict | None] | None:
+    def prompt_logprobs_json(self, output: RequestOutput,
+                             k: int | None) -> list[dict | None] | None:
         """vLLM's prompt_logprobs: per prompt token (None for the first) the token's own entry
-        and the top `k`, as {token id: {logprob, rank, decoded_token}}."""
-        if entries is None:
+        and the top `k`, as {token id: {logprob, rank, decoded_token}}; None when the request
+        did not ask (k None)."""
+        if k is None or output.prompt_logprobs is None:
             return None
         out = []
-        for token_id, top in zip(prompt_ids, entries):
+        for token_id, top in zip(output.prompt_token_ids, output.prompt_logprobs):
             if top is None:
                 out.append(None)
                 continue
@@ -185,11 +186,6 @@ class OpenAIServing:
                 else decode_token(self.tokenizer, t))}
                 for t, lp in top.items() if t == token_id or (lp.rank or 0) <= k})
         return out
-
-    def check_prompt_logprobs(self, request: SamplingRequest) -> None:
-        if request.prompt_logprobs is not None and request.stream:
-            raise OpenAIError(400, "prompt_logprobs are not returned in streams",
-                              param="prompt_logprobs")
 
     @staticmethod
     def running_usage(request: SamplingRequest, counts: dict, key, num_prompt_tokens: int,
@@ -264,6 +260,9 @@ class OpenAIServing:
         self._check_engine_limits(request)
         if request.stream and request.best_of is not None and request.best_of > request.n:
             raise OpenAIError(400, "best_of > n is not supported with stream", param="best_of")
+        if request.stream and request.prompt_logprobs is not None:
+            raise OpenAIError(400, "prompt_logprobs are not returned in streams",
+                              param="prompt_logprobs")
         try:
             params = request.to_sampling_params(max_tokens, logprobs, prompt_logprobs,
                                                 self.sampling_defaults)
