@@ -94,4 +94,4 @@ class LoRASlots:
         if context is None:
             return y
         shrunk = torch.mm(x, self.a.t()) * context.mask_for(len(self.slices))
-        return y.addmm_(shrunk, self.b.t()) if y.is_contiguous() else y + shrunk @ self.b.t()
+        return y.addmm_(shrunk, self.b.t())  # y is the layer's fresh output
