@@ -5,6 +5,14 @@ import json
 from inference_engine.sampling_params import SamplingParamsError
 from inference_engine.structured_output.params import StructuredOutputsParams
 
+# xgrammar (0.2.9) writes a string of bounded length (minLength/maxLength) with the character
+# class below, which lets raw control characters (U+0000-U+001F but CR and LF) into the string:
+# the output is no JSON that a strict parser takes (seen on a GPU with random weights). The class
+# every other JSON string of xgrammar uses keeps them out; a newer xgrammar without the loose
+# class leaves the grammar as it is.
+LOOSE_JSON_CHAR = r'[^\"\\\r\n]'
+STRICT_JSON_CHAR = r'[^\0-\x1f\"\\]'
+
 
 class GrammarBackend:
     """Made once per engine, on the first request that asks for structured outputs."""
@@ -27,7 +35,7 @@ class GrammarBackend:
         try:
             if kind == "json":
                 schema = params.json if isinstance(params.json, str) else json.dumps(params.json)
-                return self.compiler.compile_json_schema(schema, any_whitespace=False)
+                return self.compiler.compile_grammar(json_schema_ebnf(self.xgr, schema))
             if kind == "json_object":
                 return self.compiler.compile_builtin_json_grammar()
             if kind == "regex":
@@ -45,3 +53,10 @@ class GrammarBackend:
         """A fresh matcher: the output may end (once the constraint is complete) only with one
         of `stop_token_ids` (the tokenizer's own stop tokens where none are given)."""
         return self.xgr.GrammarMatcher(compiled, override_stop_tokens=stop_token_ids or None)
+
+
+def json_schema_ebnf(xgrammar, schema: str) -> str:
+    """The schema's grammar as xgrammar converts it (compact separators), its strings kept
+    free of raw control characters."""
+    ebnf = str(xgrammar.Grammar.from_json_schema(schema, any_whitespace=False))
+    return ebnf.replace(LOOSE_JSON_CHAR, STRICT_JSON_CHAR)
