@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from inference_engine.pooling_params import PoolingType
+from inference_engine.spec_decode.config import SpeculativeConfig
 from inference_engine.transformers_utils.generation_config import default_sampling_values
 
 logger = logging.getLogger(__name__)
@@ -252,6 +253,7 @@ class EngineConfig:
     async_scheduling: bool | None = None
     piecewise_graph_max_tokens: int | None = None
     lora_config: LoRAConfig | None = None  # None: no adapters
+    speculative_config: SpeculativeConfig | None = None  # None: no drafts
 
     def __post_init__(self) -> None:
         one_cuda_rank = (resolve_device(self.model_config.device).type == "cuda"
@@ -261,6 +263,12 @@ class EngineConfig:
             self.piecewise_graph_max_tokens = 1024 if one_cuda_rank else 0
         if self.piecewise_graph_max_tokens < 0:
             raise ValueError("piecewise_graph_max_tokens must be >= 0 (0 turns the graphs off)")
+        if self.speculative_config is not None:
+            # A step's drafts come from the tokens of the step before: they must be read first.
+            if self.async_scheduling:
+                raise ValueError("speculative decoding and async scheduling do not go together "
+                                 "(drafts need the previous step's tokens on the host)")
+            self.async_scheduling = False
         if self.async_scheduling is None:
             # With tensor parallelism it works (the driver broadcasts the sampled tokens) but
             # has not been measured on GPUs yet, so it is asked for explicitly there.

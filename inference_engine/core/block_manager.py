@@ -158,24 +158,31 @@ class BlockSpaceManager:
         for block, key in zip(seq.block_table, keys):
             self.allocator.cached.register(block, key)
 
-    def can_append_slots(self, group: SequenceGroup) -> bool:
-        # Worst case: each running sequence needs one new block (a new one or a private copy).
-        return len(group.get_seqs(SequenceStatus.RUNNING)) <= self.allocator.num_free
+    def can_append_slots(self, group: SequenceGroup, num_lookahead: int = 0) -> bool:
+        # Worst case: each running sequence needs one new block (a new one or a private copy),
+        # and more for `num_lookahead` draft tokens.
+        per_seq = 1 + blocks_for(num_lookahead, self.block_size)
+        return len(group.get_seqs(SequenceStatus.RUNNING)) * per_seq <= self.allocator.num_free
 
-    def append_slot(self, seq: Sequence) -> tuple[int, int] | None:
-        """Makes room for the sequence's last token (one still on the device counts); returns
-        (src, dst) if a block was copied."""
-        table = seq.block_table
-        if len(table) < blocks_for(len(seq) + seq.num_pending, self.block_size):
+    def append_slot(self, seq: Sequence, num_lookahead: int = 0) -> tuple[int, int] | None:
+        """Makes room for the sequence's last token (one still on the device counts) and
+        `num_lookahead` draft tokens after it; returns (src, dst) if a block was copied.
+
+        Blocks that only rejected drafts of an earlier step reached are given back first."""
+        table, bs = seq.block_table, self.block_size
+        needed = blocks_for(len(seq) + seq.num_pending + num_lookahead, bs)
+        while len(table) > needed:
+            self.allocator.free(table.pop())
+        copy = None
+        first = (len(seq) + seq.num_pending - 1) // bs  # the block the step writes first
+        if first < len(table) and self.allocator.ref_counts[table[first]] > 1:
+            new = self.allocator.allocate()  # shared with a fork: written privately
+            copy = table[first], new
+            self.allocator.free(table[first])
+            table[first] = new
+        while len(table) < needed:
             table.append(self.allocator.allocate())
-            return None
-        last = table[-1]
-        if self.allocator.ref_counts[last] == 1:
-            return None
-        new = self.allocator.allocate()
-        self.allocator.free(last)
-        table[-1] = new
-        return last, new
+        return copy
 
     def fork(self, parent: Sequence, child: Sequence) -> None:
         child.block_table = list(parent.block_table)

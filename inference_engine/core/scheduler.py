@@ -15,6 +15,8 @@ from inference_engine.config import CacheConfig, LoRAConfig, SchedulerConfig
 from inference_engine.core.block_manager import AllocStatus, BlockSpaceManager
 from inference_engine.core.scheduling_policy import SchedulingPolicy, WaitingQueue
 from inference_engine.sequence import Sequence, SequenceGroup, SequenceStatus
+from inference_engine.spec_decode.config import SpeculativeConfig
+from inference_engine.spec_decode.drafter import Drafter
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,9 @@ class SchedulerOutputs:
     blocks_to_copy: list[tuple[int, int]] = field(default_factory=list)
     ignored_seq_groups: list[SequenceGroup] = field(default_factory=list)
     num_preempted: int = 0
+    # Speculative decoding: decoding sequences' draft tokens (seq_id -> drafts), which the
+    # step checks after their last token (num_decode_tokens counts them).
+    spec_tokens: dict[int, list[int]] = field(default_factory=dict)
 
     @property
     def scheduled_seq_groups(self) -> list[SequenceGroup]:
@@ -50,13 +55,23 @@ class SchedulerOutputs:
     def is_empty(self) -> bool:
         return not (self.prefill_seq_groups or self.decode_seq_groups)
 
+    def decode_rows(self) -> list[tuple[SequenceGroup, Sequence, list[int]]]:
+        """The decoding sequences in the order the model runner lays them out: those with
+        drafts first (they run as short prompts over their cache), then the rest."""
+        rows = [(g, seq, self.spec_tokens.get(seq.seq_id, [])) for g in self.decode_seq_groups
+                for seq in g.get_seqs(SequenceStatus.RUNNING)]
+        return [r for r in rows if r[2]] + [r for r in rows if not r[2]]
+
 
 class Scheduler:
     """Owns the waiting and running queues and the block manager."""
 
     def __init__(self, scheduler_config: SchedulerConfig, cache_config: CacheConfig,
-                 lora_config: LoRAConfig | None = None):
+                 lora_config: LoRAConfig | None = None,
+                 speculative_config: SpeculativeConfig | None = None):
         self.config = scheduler_config
+        self.drafter = (Drafter(speculative_config, scheduler_config.max_model_len)
+                        if speculative_config is not None else None)
         self.max_loras = lora_config.max_loras if lora_config is not None else 0
         self.block_manager = BlockSpaceManager(cache_config.block_size, cache_config.num_blocks,
                                                cache_config.watermark,
@@ -195,6 +210,14 @@ class Scheduler:
             if seqs[0].num_pending and self._last_token_in_flight(group, seqs[0]):
                 running.append(group)  # it finishes when that token is read
                 continue
+            drafts = {}
+            if self.drafter is not None:  # what the step's token budget leaves after the rest
+                budget = (self.config.max_num_batched_tokens - out.num_decode_tokens
+                          - len(seqs) - len(self.running))
+                drafts = self.drafter.drafts(group, seqs, budget)
+                if not self.block_manager.can_append_slots(
+                        group, max(map(len, drafts.values()), default=0)):
+                    drafts = {}  # no blocks to spare for them: decode without
             while not self.block_manager.can_append_slots(group):
                 # Recompute the newest (least urgent) request later rather than stall the others.
                 victim = self.running.pop() if self.running else group
@@ -204,12 +227,13 @@ class Scheduler:
                     break
             else:
                 for seq in seqs:
-                    copy = self.block_manager.append_slot(seq)
+                    copy = self.block_manager.append_slot(seq, len(drafts.get(seq.seq_id, ())))
                     if copy is not None:
                         out.blocks_to_copy.append(copy)
                 running.append(group)
                 out.decode_seq_groups.append(group)
-                out.num_decode_tokens += len(seqs)
+                out.spec_tokens.update(drafts)
+                out.num_decode_tokens += len(seqs) + sum(map(len, drafts.values()))
         self.running = running
 
     def _last_token_in_flight(self, group: SequenceGroup, seq: Sequence) -> bool:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from inference_engine.config import (SCHEDULING_POLICIES, CacheConfig, EngineConfig, LoRAConfig,
                                      ModelConfig, ParallelConfig, SchedulerConfig)
+from inference_engine.spec_decode.config import SpeculativeConfig
 from inference_engine.pooling_params import PoolingType
 
 # The CLI refuses other values up front.
@@ -55,6 +56,9 @@ class EngineArgs:
     max_loras: int = 1
     max_lora_rank: int = 16
     max_cpu_loras: int | None = None
+    # Speculative decoding (spec_decode/), vLLM's JSON: {"method": "ngram",
+    # "num_speculative_tokens": 3, "prompt_lookup_max": 4, "prompt_lookup_min": 1}; a dict too.
+    speculative_config: str | dict | None = None
 
     @staticmethod
     def add_cli_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -106,4 +110,5 @@ class EngineArgs:
             async_scheduling=self.async_scheduling,
             piecewise_graph_max_tokens=self.piecewise_graph_max_tokens,
             lora_config=(LoRAConfig(self.max_loras, self.max_lora_rank, self.max_cpu_loras)
-                         if self.enable_lora else None))
+                         if self.enable_lora else None),
+            speculative_config=SpeculativeConfig.parse(self.speculative_config))

@@ -57,7 +57,7 @@ class LLMEngine:
         self.executor.init_cache(num_blocks)
         logger.info("KV cache: %d blocks of %d tokens", num_blocks, config.cache_config.block_size)
         self.scheduler = Scheduler(config.scheduler_config, config.cache_config,
-                                   config.lora_config)
+                                   config.lora_config, config.speculative_config)
         self.stop_checker = StopChecker(mc.max_model_len, self.eos_token_id)
         self.checks = RequestChecks(config, self.tokenizer)
         self.structured_outputs = StructuredOutputManager(self.tokenizer, mc.hf_config.vocab_size,
@@ -67,6 +67,8 @@ class LLMEngine:
         # Running totals that engine/metrics.py turns into Prometheus counters.
         self.num_prompt_tokens_total = 0
         self.num_generation_tokens_total = 0
+        self.num_draft_tokens_total = 0  # speculative decoding: drafts checked, drafts kept
+        self.num_accepted_tokens_total = 0
         self.device = self.executor.driver.device
         self.async_scheduling = config.async_scheduling
         self.in_flight: StepInFlight | None = None  # launched, not yet processed
@@ -198,6 +200,7 @@ class LLMEngine:
         sched = step.sched
         self._process_model_outputs(sched, result)
         self.num_prompt_tokens_total += sched.num_prefill_tokens
+        self.num_draft_tokens_total += sum(map(len, sched.spec_tokens.values()))
         self.scheduler.free_finished_seq_groups()
         outputs = []
         sampled = {id(row.group) for row in result.meta.rows}
@@ -222,10 +225,18 @@ class LLMEngine:
         now = time.time()
         for pr, logprobs in zip(result.meta.prompt_rows, result.prompt_logprobs):
             pr.group.prompt_logprobs = [None] + [self._decode_logprobs(d) for d in logprobs]
+        drafts_ended = set()  # sequences that got their last token of the step
         for i, (row, samples) in enumerate(zip(result.meta.rows, result.samples)):
             group, seq = row.group, row.seq
             if self.async_scheduling and seq.is_finished:
                 continue  # aborted, or past a stop found in the step before: dropped
+            if row.draft is not None:  # a position of speculative decoding, in order
+                if seq.seq_id in drafts_ended or seq.is_finished:
+                    continue  # after a draft that failed (or a stop): never computed right
+                if samples[0].token_id == row.draft:
+                    self.num_accepted_tokens_total += 1
+                else:  # the draft failed (or none was left): this token is the step's last
+                    drafts_ended.add(seq.seq_id)
             if group.metrics.first_token_time is None:
                 group.metrics.first_token_time = now
             group.metrics.last_token_time = now

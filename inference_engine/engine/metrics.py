@@ -62,6 +62,10 @@ class Metrics:
                                             "Prompt tokens looked up in the prefix cache.")
         self.prefix_cache_hits = counter("prefix_cache_hits_total",
                                          "Prompt tokens found in the prefix cache (not computed).")
+        self.spec_decode_draft_tokens = counter(
+            "spec_decode_num_draft_tokens_total", "Speculative decoding: draft tokens checked.")
+        self.spec_decode_accepted_tokens = counter(
+            "spec_decode_num_accepted_tokens_total", "Speculative decoding: draft tokens kept.")
         self.request_success = counter("request_success_total",
                                        "Finished requests by finish reason.", ["finished_reason"])
         self.time_to_first_token = histogram("time_to_first_token_seconds",
@@ -107,6 +111,8 @@ class Stats:
     num_preemptions_total: int
     prefix_cache_queries_total: int = 0
     prefix_cache_hits_total: int = 0
+    draft_tokens_total: int = 0
+    accepted_tokens_total: int = 0
 
     @classmethod
     def from_engine(cls, engine) -> "Stats":
@@ -115,7 +121,8 @@ class Stats:
         return cls(time.time(), len(scheduler.running), len(scheduler.waiting),
                    blocks.usage, engine.num_prompt_tokens_total,
                    engine.num_generation_tokens_total, scheduler.num_preemptions_total,
-                   blocks.prefix_cache_queries, blocks.prefix_cache_hits)
+                   blocks.prefix_cache_queries, blocks.prefix_cache_hits,
+                   engine.num_draft_tokens_total, engine.num_accepted_tokens_total)
 
 
 class StatLogger:
@@ -137,6 +144,8 @@ class StatLogger:
         m.num_preemptions.inc(stats.num_preemptions_total - last.num_preemptions_total)
         m.prefix_cache_queries.inc(stats.prefix_cache_queries_total - last.prefix_cache_queries_total)
         m.prefix_cache_hits.inc(stats.prefix_cache_hits_total - last.prefix_cache_hits_total)
+        m.spec_decode_draft_tokens.inc(stats.draft_tokens_total - last.draft_tokens_total)
+        m.spec_decode_accepted_tokens.inc(stats.accepted_tokens_total - last.accepted_tokens_total)
         if num_aborted:
             m.request_success.labels(finished_reason="abort").inc(num_aborted)
         if engine.config.lora_config is not None:
@@ -194,4 +203,9 @@ class StatLogger:
             hits = stats.prefix_cache_hits_total - last.prefix_cache_hits_total
             logger.info("prefix cache hit rate: %.1f%% of %d prompt tokens", 100 * hits / queries,
                         queries)
+        drafts = stats.draft_tokens_total - last.draft_tokens_total
+        if drafts:
+            accepted = stats.accepted_tokens_total - last.accepted_tokens_total
+            logger.info("speculative decoding: %.1f%% of %d draft tokens accepted",
+                        100 * accepted / drafts, drafts)
         self._last_logged = stats

@@ -1,5 +1,5 @@
 """A step's adapters, laid out as the model runner lays out its tokens (the prefills' chunks,
-then one token per decoding sequence): what every rank needs to build the LoRA mask."""
+then the decoding sequences' tokens and drafts): what every rank needs to build the LoRA mask."""
 import numpy as np
 import torch
 
@@ -20,7 +20,7 @@ def step_loras(sched) -> tuple[dict[int, LoRARequest] | None, torch.Tensor | Non
             start, end = sched.prefill_chunks[seq.seq_id]
             ids.append(group.lora_int_id)
             counts.append(end - start)
-    for group in sched.decode_seq_groups:
+    for group, _, drafts in sched.decode_rows():  # a token each, and its drafts
         ids.append(group.lora_int_id)
-        counts.append(len(group.get_seqs(SequenceStatus.RUNNING)))
+        counts.append(1 + len(drafts))
     return requests, torch.from_numpy(np.repeat(np.asarray(ids, np.int32), counts))

@@ -9,10 +9,13 @@ from inference_engine.sequence import Sequence, SequenceGroup
 
 @dataclass
 class SampleRow:
-    """One logits row to sample from: `num_samples` tokens for `seq` (best_of on a first prefill)."""
+    """One logits row to sample from: `num_samples` tokens for `seq` (best_of on a first prefill).
+    With speculative decoding a sequence has one row per checked position, in order: `draft`
+    is the draft token the row checks, -1 on its last row (none to check); None elsewhere."""
     group: SequenceGroup
     seq: Sequence
     num_samples: int = 1
+    draft: int | None = None
 
 
 @dataclass

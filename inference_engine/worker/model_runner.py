@@ -145,23 +145,40 @@ class ModelRunner:
                     continue  # a chunk of its prefill: it samples after the last
                 meta.rows.append(SampleRow(group, seq, group.sampling_params.best_of if first else 1))
                 meta.sample_indices.append(offset + end - start - 1)
+        decode_rows = sched.decode_rows()
+        for group, seq, drafts in decode_rows:
+            if not drafts:
+                break  # (those with drafts come first)
+            # Its last token and drafts, over its cache as a prompt's chunk would be: every
+            # position samples, and the engine keeps the drafts that hold and one token more.
+            start, end, offset = len(seq) - 1, len(seq) + len(drafts), len(tokens)
+            tokens += [seq.last_token_id] + drafts
+            positions.append(np.arange(start, end))
+            slots.append(self._slots(seq.block_table, start, end))
+            tables.append(seq.block_table)
+            seq_lens.append(end)
+            starts.append(starts[-1] + end - start)
+            for j, draft in enumerate(drafts + [-1]):
+                meta.rows.append(SampleRow(group, seq, draft=draft))
+                meta.sample_indices.append(offset + j)
         num_prefills, num_prefill_tokens = len(seq_lens), len(tokens)
         bs = self.block_size
         decode_positions, decode_slots, from_samples = [], [], []
-        for group in sched.decode_seq_groups:
-            for seq in group.get_seqs(SequenceStatus.RUNNING):
-                pos = len(seq) + seq.num_pending - 1
-                meta.rows.append(SampleRow(group, seq))
-                meta.sample_indices.append(len(tokens))
-                if seq.num_pending:  # the input is the token the step in flight samples
-                    from_samples.append((len(tokens), self.last_sampled_index[seq.seq_id]))
-                    tokens.append(0)
-                else:
-                    tokens.append(seq.last_token_id)
-                decode_positions.append(pos)
-                decode_slots.append(seq.block_table[pos // bs] * bs + pos % bs)
-                tables.append(seq.block_table)
-                seq_lens.append(pos + 1)
+        for group, seq, drafts in decode_rows:
+            if drafts:
+                continue  # laid out above
+            pos = len(seq) + seq.num_pending - 1
+            meta.rows.append(SampleRow(group, seq))
+            meta.sample_indices.append(len(tokens))
+            if seq.num_pending:  # the input is the token the step in flight samples
+                from_samples.append((len(tokens), self.last_sampled_index[seq.seq_id]))
+                tokens.append(0)
+            else:
+                tokens.append(seq.last_token_id)
+            decode_positions.append(pos)
+            decode_slots.append(seq.block_table[pos // bs] * bs + pos % bs)
+            tables.append(seq.block_table)
+            seq_lens.append(pos + 1)
         positions.append(np.asarray(decode_positions, dtype=np.int64))
         slots.append(np.asarray(decode_slots, dtype=np.int64))
         query_lens = np.diff(starts)

@@ -14,7 +14,7 @@ from inference_engine.sequence import RequestMetrics
 
 
 def engine_state(running=0, waiting=0, usage=0.0, prompt=0, generated=0, preemptions=0,
-                 cache_queries=0, cache_hits=0, lora_config=None):
+                 cache_queries=0, cache_hits=0, lora_config=None, drafts=0, accepted=0):
     """`running` and `waiting`: counts, or lists of (scripted) request groups."""
     blocks = SimpleNamespace(usage=usage, prefix_cache_queries=cache_queries,
                              prefix_cache_hits=cache_hits)
@@ -23,6 +23,7 @@ def engine_state(running=0, waiting=0, usage=0.0, prompt=0, generated=0, preempt
                                 block_manager=blocks, num_preemptions_total=preemptions)
     return SimpleNamespace(scheduler=scheduler, num_prompt_tokens_total=prompt,
                            num_generation_tokens_total=generated,
+                           num_draft_tokens_total=drafts, num_accepted_tokens_total=accepted,
                            config=SimpleNamespace(lora_config=lora_config))
 
 
@@ -53,7 +54,8 @@ def value(registry, name, **labels):
 def test_gauges_and_counters_follow_the_engine(registry, stat_logger):
     stat_logger.log(engine_state(running=2, waiting=1, usage=0.25, prompt=10, generated=2), [])
     stat_logger.log(engine_state(running=1, usage=0.5, prompt=10, generated=5, preemptions=1,
-                                 cache_queries=40, cache_hits=16), [], num_aborted=2)
+                                 cache_queries=40, cache_hits=16, drafts=12, accepted=7), [],
+                   num_aborted=2)
     assert value(registry, "num_requests_running") == 1
     assert value(registry, "num_requests_waiting") == 0
     assert value(registry, "kv_cache_usage_perc") == 0.5
@@ -62,6 +64,8 @@ def test_gauges_and_counters_follow_the_engine(registry, stat_logger):
     assert value(registry, "num_preemptions_total") == 1
     assert value(registry, "prefix_cache_queries_total") == 40
     assert value(registry, "prefix_cache_hits_total") == 16
+    assert value(registry, "spec_decode_num_draft_tokens_total") == 12
+    assert value(registry, "spec_decode_num_accepted_tokens_total") == 7
     assert value(registry, "request_success_total", finished_reason="abort") == 2
     assert value(registry, "cache_config_info", block_size="16", num_blocks="100",
                  gpu_memory_utilization="0.9", cpu_kv_cache_space_gib="4.0",

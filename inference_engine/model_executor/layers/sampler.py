@@ -17,6 +17,7 @@ from inference_engine.model_executor.sampling_metadata import (SamplingMetadata,
                                                                 device_tensor)
 from inference_engine.model_executor.token_restrictions import apply_token_restrictions
 from inference_engine.sequence import Logprob
+from inference_engine.spec_decode.rejection import accept_or_resample
 from inference_engine.structured_output.bitmask import apply_token_bitmask, fill_bitmasks
 
 # A step whose rows are all plain greedy (no penalties, bias, min_tokens, logprobs or best_of)
@@ -139,9 +140,26 @@ class Sampler(nn.Module):
             if row.group.generator is not None:  # a seeded request draws from its own stream
                 noise[start:start + n].exponential_(generator=row.group.generator)
             start += n
-        drawn = (probs / noise).argmax(dim=-1)
+        drafts = [-1 if row.draft is None else row.draft for row in meta.rows]
+        if any(d >= 0 for d in drafts):  # speculative decoding: rows checking a draft
+            drafts = device_tensor(drafts, torch.int64, device)[row_of]
+            drawn = accept_or_resample(probs, drafts, self._uniform(meta, device), noise)
+        else:
+            drawn = (probs / noise).argmax(dim=-1)
         is_greedy = device_tensor(greedy, torch.bool, device)[row_of]
         return torch.where(is_greedy, tokens, drawn), row_of
+
+    @staticmethod
+    def _uniform(meta: SamplingMetadata, device: torch.device) -> torch.Tensor:
+        """[S] uniform draws for the draft checks, a seeded request's from its own stream."""
+        uniform = torch.rand(sum(row.num_samples for row in meta.rows), device=device)
+        start = 0
+        for row in meta.rows:
+            if row.group.generator is not None and row.draft is not None and row.draft >= 0:
+                uniform[start:start + row.num_samples] = torch.rand(
+                    row.num_samples, device=device, generator=row.group.generator)
+            start += row.num_samples
+        return uniform
 
     @staticmethod
     def _prompt_logprobs(logits: torch.Tensor, pr) -> list[dict[int, Logprob]]:
