@@ -13,6 +13,18 @@ CHOICES = {"scheduling_policy": SCHEDULING_POLICIES,
            "pooling_type": tuple(t.value for t in PoolingType)}
 
 
+def _speculative_config(text: str) -> str:
+    """Checked when the flags are parsed: a bad config is a usage error, not a failed start."""
+    try:
+        SpeculativeConfig.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+PARSERS = {"speculative_config": _speculative_config}
+
+
 @dataclass
 class EngineArgs:
     """Engine settings; `model=None` serves the embedded SmolLM2-135M-Instruct."""
@@ -72,6 +84,7 @@ class EngineArgs:
                                     help="(default: decided by the engine)")
                 continue
             kind = int if "int" in str(f.type) else float if "float" in str(f.type) else str
+            kind = PARSERS.get(f.name, kind)
             parser.add_argument(flag, type=kind, default=f.default, choices=CHOICES.get(f.name),
                                 nargs="+" if "list" in str(f.type) else None,
                                 help=f"(default: {f.default})")
