@@ -1,7 +1,7 @@
 """LoRA adapters in the engine: greedy outputs token-identical to transformers with PEFT's
 adapter applied (float32), in one batch that mixes two adapters and the base model, also when
-only one adapter fits a step, with chunked prefill, and with prefix caching (whose cached
-prompts are per adapter); bad adapters fail their own request."""
+only one adapter fits a step, with chunked prefill, with prefix caching (whose cached
+prompts are per adapter) and with speculative decoding; bad adapters fail their own request."""
 import pytest
 
 from inference_engine import LLM, SamplingParams
@@ -56,10 +56,13 @@ def run_mixed(llm, adapters) -> dict:
     {"max_loras": 2, "enable_chunked_prefill": True, "max_num_batched_tokens": 16,
      "max_num_seqs": 16},
     {"max_loras": 2, "enable_prefix_caching": True},
+    {"max_loras": 2, "speculative_config": {"num_speculative_tokens": 3}},  # drafts per adapter
 ])
 def test_mixed_adapters_match_peft(base, adapters, expected, kwargs):
     llm = make_llm(base, **kwargs)
     assert run_mixed(llm, adapters) == expected
+    if kwargs.get("speculative_config"):
+        assert llm.llm_engine.num_accepted_tokens_total > 0
     if kwargs.get("enable_prefix_caching"):  # again, from the cache: the adapters kept apart
         assert run_mixed(llm, adapters) == expected
         assert llm.llm_engine.scheduler.block_manager.prefix_cache_hits > 0
