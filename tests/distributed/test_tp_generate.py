@@ -2,7 +2,7 @@
 exactly the tokens of TP=1 in float32, on tiny random Llamas and a tiny Qwen3-MoE (experts split
 by their intermediate size), and the same embeddings; so does TP=8 on a tiny Bloom; the embedded
 model (9 query, 3 KV heads) is refused at TP=2 with the head counts named, and matches TP=1 at
-TP=3."""
+TP=3; TP=2 with speculative decoding gives TP=1's greedy tokens."""
 import pytest
 
 from conftest import ENGINE_KWARGS
@@ -65,6 +65,24 @@ def test_tp2_async_scheduling_matches_tp1(request, backend, tp1_reference, tiny_
     outputs = _run(tiny_gqa, tensor_parallel_size=2, distributed_executor_backend=backend,
                    async_scheduling=True)
     _assert_same(tp1_reference[tiny_gqa], outputs)
+
+
+def test_tp2_mp_speculative_decoding_matches_tp1(tiny_gqa):
+    """Steps with drafts (built on the driver, run by both ranks) give TP=1's greedy tokens
+    without drafts; the prompts repeat a pattern, so the proposer drafts."""
+    prompts = [{"prompt_token_ids": [3 + 17 * i + j % (3 + i) for j in range(12 + 9 * i)]}
+               for i in range(4)]
+    outputs = {}
+    for kwargs in ({}, {"tensor_parallel_size": 2, "distributed_executor_backend": "mp",
+                        "speculative_config": {"num_speculative_tokens": 3}}):
+        llm = LLM(tiny_gqa, **{**ENGINE_KWARGS, **kwargs})
+        try:
+            outputs[bool(kwargs)] = llm.generate(prompts, GREEDY, use_tqdm=False)
+            drafts = llm.llm_engine.num_draft_tokens_total
+        finally:
+            llm.llm_engine.executor.shutdown()
+    assert drafts > 0
+    _assert_same(outputs[False], outputs[True])
 
 
 def test_bloom_tp8_mp_matches_tp1(tiny_bloom):
