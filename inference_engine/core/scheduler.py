@@ -60,6 +60,8 @@ class SchedulerOutputs:
         drafts first (they run as short prompts over their cache), then the rest."""
         rows = [(g, seq, self.spec_tokens.get(seq.seq_id, [])) for g in self.decode_seq_groups
                 for seq in g.get_seqs(SequenceStatus.RUNNING)]
+        if not self.spec_tokens:
+            return rows
         return [r for r in rows if r[2]] + [r for r in rows if not r[2]]
 
 
