@@ -63,6 +63,8 @@ def build_app(args: argparse.Namespace, engine=None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         llm_engine = engine or await asyncio.to_thread(_load_engine, args)
+        if args.chat_template and llm_engine.tokenizer is not None:  # requests' default
+            llm_engine.tokenizer.chat_template = args.chat_template
         for lora in loras.values():  # read and checked now: a bad adapter stops the start
             llm_engine.add_lora(lora)
         config = llm_engine.config

@@ -29,6 +29,21 @@ def _lora_module(text: str) -> tuple[str, str]:
     return name, path
 
 
+def _chat_template(value: str) -> str:
+    """vLLM's --chat-template: a template file's path, or the Jinja template itself."""
+    import jinja2
+    if os.path.isfile(value):
+        with open(value, encoding="utf-8") as f:
+            value = f.read()
+    elif "{{" not in value and "{%" not in value:
+        raise argparse.ArgumentTypeError(f"no file {value!r}, nor a Jinja template")
+    try:
+        jinja2.Environment().parse(value)
+    except jinja2.TemplateSyntaxError as exc:
+        raise argparse.ArgumentTypeError(f"not a valid Jinja template: {exc}") from exc
+    return value
+
+
 def lora_requests_from(args: argparse.Namespace) -> dict:
     """The adapters named by --lora-modules, by name (ids from 1 in the order given)."""
     from inference_engine.lora.request import LoRARequest
@@ -74,6 +89,9 @@ def make_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     parser.add_argument("--reasoning-parser", default=None, choices=["qwen3", "deepseek_r1"],
                         help="return a reasoning model's <think> section apart, as "
                              "reasoning_content")
+    parser.add_argument("--chat-template", type=_chat_template, default=None,
+                        help="the chat template (a file, or the Jinja text) of chat requests "
+                             "that give none, in place of the tokenizer's own")
     parser.add_argument("--lora-modules", type=_lora_module, nargs="+", default=None,
                         metavar="NAME=PATH",
                         help="LoRA adapters (PEFT folders) served under their own model names; "
