@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
+from inference_engine.beam_search import BeamSearchOutput, BeamSearchParams, beam_search
 from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.engine.llm_engine import LLMEngine
 from inference_engine.lora.request import LoRARequest
@@ -115,6 +116,16 @@ class LLM:
             continue_final_message=continue_final_message, **(chat_template_kwargs or {})))}
             for conv in conversations]
         return self.generate(prompts, sampling_params, use_tqdm=use_tqdm)
+
+    def beam_search(self, prompts: PromptType | Sequence[PromptType], params: BeamSearchParams,
+                    lora_request: LoRARequest | None = None) -> list[BeamSearchOutput]:
+        """vLLM's beam search (inference_engine/beam_search.py): the best `params.beam_width`
+        beams of each prompt (text, or {"prompt_token_ids": [...]}), best first."""
+        prompts = [prompts] if isinstance(prompts, (str, dict)) else list(prompts)
+        checks = self.llm_engine.checks
+        ids = [checks.prompt_ids(p.get("prompt"), p.get("prompt_token_ids"))
+               if isinstance(p, dict) else checks.prompt_ids(p, None) for p in prompts]
+        return beam_search(self, ids, params, lora_request)
 
     def _run_engine(self, request_ids: list[str], use_tqdm: bool) -> list[RequestOutput]:
         engine = self.llm_engine
