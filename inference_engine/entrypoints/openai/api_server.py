@@ -8,10 +8,7 @@ call the serving modules. `run_server` runs the app under uvicorn for `inference
 import argparse
 import asyncio
 import logging
-import secrets
-import uuid
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -19,19 +16,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inference_engine import __version__
 from inference_engine.engine.async_engine import AsyncEngineDeadError, AsyncLLMEngine
 from inference_engine.engine.metrics import Metrics, StatLogger
 from inference_engine.entrypoints.openai.cli_args import engine_args_from, lora_requests_from
+from inference_engine.entrypoints.openai.middleware import (ApiKeyMiddleware, RequestIdFilter,
+                                                            RequestIdMiddleware)
 from inference_engine.entrypoints.openai.protocol import (ChatCompletionRequest,
                                                           ChatCompletionResponse,
                                                           CompletionRequest, CompletionResponse,
-                                                          DetokenizeRequest, DetokenizeResponse,
-                                                          ErrorResponse, ModelList,
-                                                          TokenizeRequest, TokenizeResponse)
+                                                          ErrorResponse)
+from inference_engine.entrypoints.openai.protocol_utility import (DetokenizeRequest,
+                                                                  DetokenizeResponse, ModelList,
+                                                                  TokenizeRequest,
+                                                                  TokenizeResponse)
 from inference_engine.entrypoints.openai.serving_chat import OpenAIServingChat
 from inference_engine.entrypoints.openai.serving_completion import OpenAIServingCompletion
 from inference_engine.entrypoints.openai.serving_engine import OpenAIError
@@ -47,9 +47,6 @@ from inference_engine.entrypoints.openai.serving_score import (OpenAIServingScor
 from inference_engine.entrypoints.openai.serving_tokenization import OpenAIServingTokenization
 
 logger = logging.getLogger(__name__)
-
-# The id of the HTTP request being served, for log lines (each request runs in its own context).
-request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 _ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 500)}
 
@@ -221,73 +218,6 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     response = OpenAIError(exc.status_code, str(exc.detail)).to_response()
     response.headers.update(exc.headers or {})
     return response
-
-
-class RequestIdMiddleware:
-    """Gives every request an id (its X-Request-Id header, or a new one), returns it in the
-    X-Request-Id response header, puts it on log lines, and turns an unhandled error into a
-    500 in OpenAI's shape."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        given = Headers(scope=scope).get("x-request-id", "")
-        request_id = given if given.isprintable() and 0 < len(given) <= 128 else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        token = request_id_var.set(request_id)
-        started = False
-
-        async def send_with_id(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                MutableHeaders(scope=message).append("X-Request-Id", request_id)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception as exc:
-            logger.exception("unhandled error")
-            if started:
-                raise
-            await OpenAIError(500, f"internal error: {exc!r}").to_response()(
-                scope, receive, send_with_id)
-        finally:
-            request_id_var.reset(token)
-
-
-# The routes an API key guards: the API's own, and those that compute or change the cache.
-GUARDED_PREFIXES = ("/v1", "/v2", "/score", "/rerank", "/reset_prefix_cache")
-
-
-class ApiKeyMiddleware:
-    """401 on every guarded route without `Authorization: Bearer <key>` (CORS preflights
-    pass)."""
-
-    def __init__(self, app, api_key: str):
-        self.app = app
-        self.expected = f"Bearer {api_key}".encode()
-
-    async def __call__(self, scope, receive, send):
-        if (scope["type"] == "http" and scope["method"] != "OPTIONS"
-                and scope["path"].startswith(GUARDED_PREFIXES)):
-            given = Headers(scope=scope).get("authorization", "").encode()
-            if not secrets.compare_digest(given, self.expected):
-                error = OpenAIError(401, "Incorrect or missing API key; send it as "
-                                    "`Authorization: Bearer <key>`.", code="invalid_api_key")
-                return await error.to_response()(scope, receive, send)
-        await self.app(scope, receive, send)
-
-
-class RequestIdFilter(logging.Filter):
-    """Adds `request_id` (the HTTP request being served, or '-') to every log record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True
 
 
 def run_server(args: argparse.Namespace) -> None:

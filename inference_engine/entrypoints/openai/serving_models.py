@@ -2,7 +2,7 @@
 (--lora-modules) and, with --allow-runtime-lora-updating, those loaded and unloaded while
 serving (POST /v1/load_lora_adapter and /v1/unload_lora_adapter, as vLLM's)."""
 from inference_engine.entrypoints.openai.base import OpenAIBaseModel
-from inference_engine.entrypoints.openai.protocol import ModelCard, ModelList
+from inference_engine.entrypoints.openai.protocol_utility import ModelCard, ModelList
 from inference_engine.entrypoints.openai.serving_engine import OpenAIError
 from inference_engine.lora.request import LoRARequest
 

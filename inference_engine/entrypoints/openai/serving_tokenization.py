@@ -1,6 +1,8 @@
 """POST /tokenize and /detokenize: the served model's tokenizer, and its chat template."""
-from inference_engine.entrypoints.openai.protocol import (DetokenizeRequest, DetokenizeResponse,
-                                                          TokenizeRequest, TokenizeResponse)
+from inference_engine.entrypoints.openai.protocol_utility import (DetokenizeRequest,
+                                                                  DetokenizeResponse,
+                                                                  TokenizeRequest,
+                                                                  TokenizeResponse)
 from inference_engine.entrypoints.openai.serving_chat import OpenAIServingChat
 from inference_engine.entrypoints.openai.serving_engine import OpenAIError
 
