@@ -4,7 +4,7 @@ import pytest
 from inference_engine.entrypoints.openai.protocol import (ChatCompletionChunk, ChatStreamChoice,
                                                           CompletionChoice, CompletionChunk,
                                                           DeltaMessage, UsageInfo)
-from inference_engine.entrypoints.openai.serving_engine import sse
+from inference_engine.entrypoints.openai.response_streams import sse
 from inference_engine.entrypoints.openai.text_chunks import ChatTextChunks, CompletionTextChunks
 
 ID, MODEL = 'cmpl-"quoted" \\ id', "modèle/名前"

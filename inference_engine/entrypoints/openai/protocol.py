@@ -14,6 +14,7 @@ from inference_engine.entrypoints.openai.structured_request import StructuredOut
 from inference_engine.entrypoints.openai.tool_calls import (ChatTool, DeltaToolCall, ToolCall,
                                                              ToolChoice, forced_tool_mode,
                                                              forced_tool_schema)
+from inference_engine.beam_search import BeamSearchParams
 from inference_engine.sampling_params import SamplingParams
 
 
@@ -77,6 +78,8 @@ class SamplingRequest(StructuredOutputsRequest):
     bad_words: list[str] | None = None
     truncate_prompt_tokens: int | None = Field(default=None, ge=1)  # keep the last k
     prompt_logprobs: int | None = Field(default=None, ge=0, le=20)  # non-streamed answers
+    use_beam_search: bool = False  # n beams; temperature unset: 0 (candidates by likelihood)
+    length_penalty: float = 1.0
 
     @property
     def include_usage(self) -> bool:
@@ -85,6 +88,11 @@ class SamplingRequest(StructuredOutputsRequest):
     @property
     def continuous_usage(self) -> bool:
         return self.include_usage and self.stream_options.continuous_usage_stats
+
+    def to_beam_search_params(self, max_tokens: int) -> BeamSearchParams:
+        return BeamSearchParams(beam_width=self.n, max_tokens=max_tokens,
+                                ignore_eos=self.ignore_eos, temperature=self.temperature or 0.0,
+                                length_penalty=self.length_penalty)
 
     def to_sampling_params(self, max_tokens: int, logprobs: int | None,
                            prompt_logprobs: int | None = None,

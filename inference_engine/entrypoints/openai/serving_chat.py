@@ -17,11 +17,11 @@ from inference_engine.entrypoints.openai.protocol import (AssistantMessage, Chat
                                                           ChatCompletionResponse, ChatMessage,
                                                           ChatStreamChoice, ChatTokenLogprob,
                                                           DeltaMessage, TopLogprob, UsageInfo)
-from inference_engine.entrypoints.openai.serving_engine import (SSE_DONE, OpenAIError,
-                                                                OpenAIServing,
-                                                                collect_final_outputs,
-                                                                engine_error,
-                                                                merge_async_iterators, sse)
+from inference_engine.entrypoints.openai.response_streams import (SSE_DONE,
+                                                                  collect_final_outputs,
+                                                                  merge_async_iterators, sse)
+from inference_engine.entrypoints.openai.serving_engine import (OpenAIError, OpenAIServing,
+                                                                engine_error)
 from inference_engine.entrypoints.openai.reasoning import REASONING_PARSERS, ReasoningStream
 from inference_engine.entrypoints.openai.text_chunks import ChatTextChunks
 from inference_engine.entrypoints.openai.tool_calls import template_messages
@@ -69,8 +69,7 @@ class OpenAIServingChat(OpenAIServing):
                     len(prompt_ids), request.n, params.max_tokens, request.stream)
         kind = RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY
         outputs = merge_async_iterators(
-            self.engine.generate(request_id, prompt, params, prompt_ids, kind, request.priority,
-                                 lora, request.cache_salt))
+            self.generate(request, request_id, (prompt, prompt_ids), params, kind, lora))
         created = int(time.time())
         if request.stream:
             return StreamingResponse(self._stream(request, request_id, created, outputs, parser),

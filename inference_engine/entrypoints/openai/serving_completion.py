@@ -14,11 +14,11 @@ from inference_engine.engine.detokenizer import decode_token
 from inference_engine.entrypoints.openai.protocol import (CompletionChoice, CompletionChunk,
                                                           CompletionLogProbs, CompletionRequest,
                                                           CompletionResponse, UsageInfo)
-from inference_engine.entrypoints.openai.serving_engine import (SSE_DONE, OpenAIError,
-                                                                OpenAIServing,
-                                                                collect_final_outputs,
-                                                                engine_error,
-                                                                merge_async_iterators, sse)
+from inference_engine.entrypoints.openai.response_streams import (SSE_DONE,
+                                                                  collect_final_outputs,
+                                                                  merge_async_iterators, sse)
+from inference_engine.entrypoints.openai.serving_engine import (OpenAIError, OpenAIServing,
+                                                                engine_error)
 from inference_engine.entrypoints.openai.text_chunks import CompletionTextChunks
 from inference_engine.outputs import CompletionOutput, RequestOutput, RequestOutputKind
 from inference_engine.sequence import Logprob
@@ -47,9 +47,8 @@ class OpenAIServingCompletion(OpenAIServing):
                     request.n, params[0].max_tokens, request.stream)
         kind = RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY
         outputs = merge_async_iterators(*[
-            self.engine.generate(f"{request_id}-{i}", text, p, ids, kind, request.priority, lora,
-                                 request.cache_salt)
-            for i, ((text, ids), p) in enumerate(zip(prompts, params))])
+            self.generate(request, f"{request_id}-{i}", prompt, p, kind, lora)
+            for i, (prompt, p) in enumerate(zip(prompts, params))])
         created = int(time.time())
         if request.stream:
             return StreamingResponse(self._stream(request, request_id, created, prompts, outputs),

@@ -12,9 +12,9 @@ from pydantic import Field
 
 from inference_engine.entrypoints.openai.base import OpenAIBaseModel
 from inference_engine.entrypoints.openai.protocol import UsageInfo
-from inference_engine.entrypoints.openai.serving_engine import (OpenAIError, OpenAIServing,
-                                                                collect_final_outputs,
-                                                                merge_async_iterators)
+from inference_engine.entrypoints.openai.response_streams import (collect_final_outputs,
+                                                                  merge_async_iterators)
+from inference_engine.entrypoints.openai.serving_engine import OpenAIError, OpenAIServing
 from inference_engine.outputs import RequestOutputKind
 from inference_engine.pooling_params import PoolingParams
 

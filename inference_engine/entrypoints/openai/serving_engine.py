@@ -1,22 +1,23 @@
 """What the OpenAI endpoints share: OpenAI-shaped errors, the model check, prompt validation,
-sampling parameters, SSE framing, and running a request until it ends or its client leaves."""
-import asyncio
+sampling parameters, and starting a prompt's request (response_streams.py answers with its
+outputs)."""
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 
-from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from inference_engine.beam_search import stream_beam_search
 from inference_engine.engine.async_engine import AsyncEngineDeadError, AsyncLLMEngine
 from inference_engine.engine.detokenizer import decode_token
 from inference_engine.entrypoints.openai.protocol import (ErrorInfo, ErrorResponse,
                                                           SamplingRequest, UsageInfo)
 from inference_engine.lora.request import LoRARequest
-from inference_engine.outputs import RequestOutput
+from inference_engine.outputs import RequestOutput, RequestOutputKind
 from inference_engine.sampling_params import SamplingParams, SamplingParamsError
 
 logger = logging.getLogger(__name__)
+
 
 class OpenAIError(Exception):
     """An error to answer with OpenAI's body `{"error": {message, type, param, code}}`."""
@@ -47,90 +48,6 @@ def engine_error(exc: BaseException) -> OpenAIError:
         return OpenAIError(400, str(exc), param=getattr(exc, "param", None))
     logger.error("request failed: %r", exc, exc_info=exc)
     return OpenAIError(500, f"internal error: {exc!r}")
-
-
-def sse(payload) -> str:
-    """One Server-Sent Event carrying a pydantic model."""
-    return f"data: {payload.model_dump_json()}\n\n"
-
-
-SSE_DONE = "data: [DONE]\n\n"
-
-
-async def merge_async_iterators(*iterators: AsyncGenerator) -> AsyncIterator[tuple[int, object]]:
-    """Yields `(i, item)` from several async iterators as items arrive. Closing the merged
-    iterator cancels the inner ones (which aborts their requests)."""
-    if len(iterators) == 1:
-        # The common case (one prompt) without a task and a queue per request: both would cost
-        # an extra event-loop wake-up for every token streamed.
-        try:
-            async for item in iterators[0]:
-                yield 0, item
-        finally:
-            await iterators[0].aclose()
-        return
-    queue: asyncio.Queue = asyncio.Queue()
-    done = object()
-
-    async def drain(i: int, iterator: AsyncIterator) -> None:
-        try:
-            async for item in iterator:
-                queue.put_nowait((i, item))
-        except Exception as exc:
-            queue.put_nowait((i, exc))
-        queue.put_nowait((i, done))
-
-    tasks = [asyncio.create_task(drain(i, it)) for i, it in enumerate(iterators)]
-    try:
-        remaining = len(tasks)
-        while remaining:
-            i, item = await queue.get()
-            if item is done:
-                remaining -= 1
-            elif isinstance(item, Exception):
-                raise item
-            else:
-                yield i, item
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _wait_for_disconnect(raw_request: Request) -> None:
-    # The body has been read, so the next ASGI message can only be the disconnect.
-    while (await raw_request.receive())["type"] != "http.disconnect":
-        pass
-
-
-async def collect_final_outputs(outputs: AsyncIterator[tuple[int, RequestOutput]],
-                                raw_request: Request) -> dict[int, RequestOutput] | None:
-    """The last output of every request, or None if the client disconnected first (the
-    requests are then aborted). A request's failure is raised as its OpenAI error."""
-    final: dict[int, RequestOutput] = {}
-
-    async def consume() -> None:
-        async for i, output in outputs:
-            final[i] = output
-
-    consumer = asyncio.create_task(consume())
-    watcher = asyncio.create_task(_wait_for_disconnect(raw_request))
-    try:
-        await asyncio.wait({consumer, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        consumer.cancel()
-        raise
-    finally:
-        watcher.cancel()
-    if not consumer.done():
-        consumer.cancel()
-        await asyncio.gather(consumer, return_exceptions=True)
-        return None
-    try:
-        consumer.result()  # re-raises the request's error
-    except Exception as exc:
-        raise engine_error(exc) from exc
-    return final
 
 
 class OpenAIServing:
@@ -273,6 +190,19 @@ class OpenAIServing:
             raise OpenAIError(400, str(exc), param=exc.param) from exc
         except (TypeError, ValueError) as exc:
             raise OpenAIError(400, str(exc)) from exc
+
+    def generate(self, request: SamplingRequest, request_id: str,
+                 prompt: tuple[str | None, list[int]],
+                 params: SamplingParams, kind: RequestOutputKind, lora) -> AsyncIterator:
+        """The engine's outputs for one prompt (text or None, token ids); with
+        use_beam_search, one final output of the request's n best beams."""
+        text, ids = prompt
+        if request.use_beam_search:
+            return stream_beam_search(self.engine, request_id, text, ids,
+                                      request.to_beam_search_params(params.max_tokens), lora,
+                                      params.logprobs)
+        return self.engine.generate(request_id, text, params, ids, kind, request.priority, lora,
+                                    request.cache_salt)
 
     def _check_engine_limits(self, request: SamplingRequest) -> None:
         """Values SamplingParams accepts but this engine can't run: token ids outside the
