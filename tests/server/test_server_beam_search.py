@@ -1,6 +1,8 @@
 """use_beam_search (vLLM's extra) on the server: the n best beams as choices, best first, the
 same beams LLM.beam_search finds; streamed as one chunk per beam; logprobs trimmed to those
-asked for; the chat endpoint too."""
+asked for; the chat endpoint too; structured outputs refused (the beams would ignore them)."""
+import json
+
 import httpx
 import pytest
 
@@ -39,7 +41,6 @@ def test_streamed_beams_and_logprobs(server, offline_beams):
                             "stream": True}) as reply:
         lines = [line[6:] for line in reply.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "[DONE]"
-    import json
     texts = {}
     for line in lines[:-1]:
         for choice in json.loads(line)["choices"]:
@@ -56,3 +57,9 @@ def test_chat_with_beam_search(server):
     assert reply.status_code == 200
     choices = reply.json()["choices"]
     assert len(choices) == 2 and choices[0]["message"]["content"] != choices[1]["message"]["content"]
+
+
+def test_structured_outputs_with_beam_search_are_refused(server):
+    reply = completion(server.url, response_format={"type": "json_object"})
+    assert reply.status_code == 400
+    assert reply.json()["error"]["param"] == "use_beam_search"

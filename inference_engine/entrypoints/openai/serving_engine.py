@@ -184,6 +184,9 @@ class OpenAIServing:
             params = request.to_sampling_params(max_tokens, logprobs, prompt_logprobs,
                                                 self.sampling_defaults)
             if params.structured_outputs is not None:  # a bad schema: 400 before any stream
+                if request.use_beam_search:  # the beams' candidates would ignore it
+                    raise OpenAIError(400, "use_beam_search does not keep to structured outputs "
+                                      "(nor forced tool calls)", param="use_beam_search")
                 self.engine.engine.structured_outputs.compile(params)
             return params
         except SamplingParamsError as exc:
