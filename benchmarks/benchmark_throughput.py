@@ -29,6 +29,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--cpu-kv-cache-space-gib", type=float, default=4.0)
     p.add_argument("--enforce-eager", action="store_true")
     p.add_argument("--kv-cache-dtype", default="auto", help="auto or fp8 (e4m3, no scale)")
+    p.add_argument("--quantization", default=None, help="fp8: linear weights in FP8 (on load)")
     p.add_argument("--enable-chunked-prefill", action="store_true",
                    help="prompts longer than the step's budget left are computed in chunks")
     p.add_argument("--enable-prefix-caching", action="store_true",
@@ -91,6 +92,7 @@ def run_engine(args, requests) -> tuple[float, float]:
               gpu_memory_utilization=args.gpu_memory_utilization,
               cpu_kv_cache_space_gib=args.cpu_kv_cache_space_gib, enforce_eager=args.enforce_eager,
               kv_cache_dtype=args.kv_cache_dtype, enable_prefix_caching=args.enable_prefix_caching,
+              quantization=args.quantization,
               enable_chunked_prefill=args.enable_chunked_prefill,
               scheduling_policy=args.scheduling_policy,
               skip_tokenizer_init=dummy, piecewise_graph_max_tokens=args.piecewise_graph_max_tokens,

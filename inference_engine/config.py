@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from inference_engine.model_executor.layers.quantization import QUANTIZATION_METHODS
 from inference_engine.pooling_params import PoolingType
 from inference_engine.spec_decode.config import SpeculativeConfig
 from inference_engine.transformers_utils.generation_config import default_sampling_values
@@ -42,6 +43,7 @@ class ModelConfig:
     # or a folder; the overrides (a dict or its JSON) win (transformers_utils/generation_config).
     generation_config: str = "auto"
     override_generation_config: dict | str | None = None
+    quantization: str | None = None  # "fp8": linear layers' weights in FP8, quantized on load
     hf_config: object = field(default=None, repr=False)
     torch_dtype: torch.dtype = field(default=torch.float32, init=False)
     sampling_defaults: dict = field(default_factory=dict, init=False)
@@ -52,6 +54,9 @@ class ModelConfig:
         if self.hf_config is None:
             self.hf_config = get_hf_config(self.model)
         self.load_format = resolve_load_format(self.model, self.load_format)
+        if self.quantization not in (None, *QUANTIZATION_METHODS):
+            raise ValueError(f"quantization {self.quantization!r} is not supported (supported: "
+                             f"{', '.join(QUANTIZATION_METHODS)})")
         self.torch_dtype = self._resolve_dtype()
         self.max_model_len = self._resolve_max_model_len()
         if self.served_model_name is None:

@@ -47,7 +47,7 @@ class LoRASlots:
         self.max_loras, self.max_rank = max_loras, max_rank
         out_size, in_size = layer.weight.shape
         width = len(self.slices) * max_loras * max_rank
-        like = {"dtype": layer.weight.dtype, "device": layer.weight.device}
+        like = {"dtype": layer.params_dtype, "device": layer.weight.device}
         self.a = torch.zeros(width, in_size, **like)
         self.b = torch.zeros(out_size, width, **like)
 

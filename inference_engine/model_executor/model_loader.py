@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from inference_engine.config import ModelConfig
+from inference_engine.model_executor.layers.quantization.fp8 import quantize_linear_layers
 from inference_engine.model_executor.loader import initialize_dummy_weights, iterate_weights
 from inference_engine.model_executor.models import get_model_class
 
@@ -21,4 +22,6 @@ def get_model(model_config: ModelConfig, device: torch.device) -> nn.Module:
     else:
         model.load_weights(iterate_weights(model_config.model, model_config.load_format,
                                            model_config.hf_config))
+    if model_config.quantization == "fp8":
+        quantize_linear_layers(model)
     return model.eval()

@@ -9,6 +9,7 @@ from torch import nn
 
 from inference_engine import ops
 from inference_engine.distributed.parallel_state import all_reduce, get_tp_rank, get_tp_world_size
+from inference_engine.model_executor.layers.quantization.fp8 import fp8_linear
 from inference_engine.ops._compiled import SKINNY_MAX_ROWS
 
 
@@ -38,12 +39,19 @@ class LinearBase(nn.Module):
             self.bias = nn.Parameter(torch.empty(output_size), requires_grad=False)
             self.bias.weight_loader = self.weight_loader
         self.lora = None  # LoRA slots (lora/layers.py), when the engine serves adapters
+        self.params_dtype = self.weight.dtype  # the activations' (an FP8 weight keeps it)
+        self.weight_scale = None  # [1, output_size] with an FP8 weight (quantization/fp8.py)
 
     def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor) -> None:
         param.data.copy_(loaded)
 
+    def matmul(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if self.weight_scale is not None:
+            return fp8_linear(x, self.weight, self.weight_scale, bias)
+        return linear(x, self.weight, bias)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = linear(x, self.weight, self.bias)
+        y = self.matmul(x, self.bias)
         return y if self.lora is None else self.lora.add_to(x, y)
 
 
@@ -115,7 +123,7 @@ class RowParallelLinear(LinearBase):
         param.data.copy_(loaded.narrow(1, self.tp_rank * size, size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = linear(x, self.weight)
+        y = self.matmul(x, None)
         if self.lora is not None:  # each rank's share of the delta, summed with the rest
             y = self.lora.add_to(x, y)
         y = all_reduce(y)

@@ -1,0 +1,2 @@
+"""Weight quantization applied when a model is loaded (vLLM's `--quantization`)."""
+QUANTIZATION_METHODS = ("fp8",)
