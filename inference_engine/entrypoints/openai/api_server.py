@@ -28,6 +28,7 @@ from inference_engine.entrypoints.openai.protocol import (ChatCompletionRequest,
                                                           ChatCompletionResponse,
                                                           CompletionRequest, CompletionResponse,
                                                           ErrorResponse)
+from inference_engine.entrypoints.openai.protocol_responses import ResponsesRequest
 from inference_engine.entrypoints.openai.protocol_utility import (DetokenizeRequest,
                                                                   DetokenizeResponse, ModelList,
                                                                   TokenizeRequest,
@@ -44,6 +45,7 @@ from inference_engine.entrypoints.openai.serving_embedding import (EmbeddingRequ
 from inference_engine.entrypoints.openai.serving_score import (OpenAIServingScore, RerankRequest,
                                                                RerankResponse, ScoreRequest,
                                                                ScoreResponse)
+from inference_engine.entrypoints.openai.serving_responses import OpenAIServingResponses
 from inference_engine.entrypoints.openai.serving_tokenization import OpenAIServingTokenization
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ def build_app(args: argparse.Namespace, engine=None) -> FastAPI:
             client, name, args.tool_call_parser if args.enable_auto_tool_choice else None,
             args.reasoning_parser, lora_requests=loras)
         state.serving_tokenization = OpenAIServingTokenization(client, name, lora_requests=loras)
+        state.serving_responses = OpenAIServingResponses(client, name, None, args.reasoning_parser,
+                                                         lora_requests=loras)
         state.serving_embedding = OpenAIServingEmbedding(client, name, lora_requests=loras)
         state.serving_score = OpenAIServingScore(client, name, lora_requests=loras)
         state.served_models = ServedModels(client, name, loras, args.allow_runtime_lora_updating)
@@ -150,6 +154,10 @@ async def create_score(request: ScoreRequest, raw_request: Request) -> Response:
     return await raw_request.app.state.serving_score.create_score(request, raw_request)
 
 
+async def create_response(request: ResponsesRequest, raw_request: Request) -> Response:
+    return await raw_request.app.state.serving_responses.create_response(request, raw_request)
+
+
 async def create_rerank(request: RerankRequest, raw_request: Request) -> Response:
     return await raw_request.app.state.serving_score.create_rerank(request, raw_request)
 
@@ -184,6 +192,7 @@ async def metrics(raw_request: Request) -> Response:
 _ROUTES = {
     "POST": [("/v1/completions", create_completion, CompletionResponse),
              ("/v1/chat/completions", create_chat_completion, ChatCompletionResponse),
+             ("/v1/responses", create_response, None),
              ("/v1/embeddings", create_embedding, EmbeddingResponse),
              *((path, create_score, ScoreResponse) for path in ("/score", "/v1/score")),
              *((path, create_rerank, RerankResponse)
