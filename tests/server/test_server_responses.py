@@ -66,3 +66,10 @@ def test_previous_response_id_is_refused(client, model):
     with pytest.raises(openai.BadRequestError) as error:
         client.responses.create(model=model, input="Hi", previous_response_id="resp_123")
     assert error.value.body["param"] == "previous_response_id"
+
+
+def test_tools_are_refused(client, model):
+    tool = {"type": "function", "name": "f", "parameters": {"type": "object", "properties": {}}}
+    with pytest.raises(openai.BadRequestError) as error:
+        client.responses.create(model=model, input="Hi", tools=[tool])
+    assert error.value.body["param"] == "tools"

@@ -35,6 +35,7 @@ class ResponsesRequest(OpenAIBaseModel):
     text: dict[str, Any] | None = None  # {"format": {"type": "text" | "json_object" | ...}}
     metadata: dict[str, str] | None = None
     user: str | None = None
+    tools: list[dict[str, Any]] | None = None  # refused when given: not served here yet
     # vLLM's extras, as in chat.
     top_k: int | None = None
     min_p: float | None = None

@@ -25,6 +25,9 @@ class OpenAIServingResponses(OpenAIServingChat):
             raise OpenAIError(400, "previous_response_id needs stored responses, which this "
                               "server does not keep: send the conversation as input",
                               param="previous_response_id")
+        if request.tools:
+            raise OpenAIError(400, "tools are not supported on /v1/responses yet: use "
+                              "/v1/chat/completions", param="tools")
         chat = request.to_chat_request()
         lora = self.check_model(chat.model)
         self.check_engine()
