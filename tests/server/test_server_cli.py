@@ -19,7 +19,8 @@ V1_ROUTES = [("GET", "/v1/models", None),
               {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}),
              ("POST", "/score", {"text_1": "Hi", "text_2": "Hello"}),
              ("POST", "/v2/rerank", {"query": "Hi", "documents": ["Hello"]}),
-             ("POST", "/reset_prefix_cache", None)]
+             ("POST", "/reset_prefix_cache", None),
+             ("POST", "/invocations", {"prompt": "Hi", "max_tokens": 1})]
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import ValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -162,6 +163,28 @@ async def create_rerank(request: RerankRequest, raw_request: Request) -> Respons
     return await raw_request.app.state.serving_score.create_rerank(request, raw_request)
 
 
+async def invocations(raw_request: Request) -> Response:
+    """SageMaker's route (vLLM's): a chat request ("messages"), a completion ("prompt") or an
+    embedding request ("input"), told apart by the body."""
+    try:
+        body = await raw_request.json()
+    except ValueError as exc:
+        raise OpenAIError(400, f"the body is no JSON: {exc}") from exc
+    kinds = [(key, model, handler) for key, model, handler in (
+        ("messages", ChatCompletionRequest, create_chat_completion),
+        ("prompt", CompletionRequest, create_completion),
+        ("input", EmbeddingRequest, create_embedding)) if isinstance(body, dict) and key in body]
+    if not kinds:
+        raise OpenAIError(400, "/invocations takes a chat (messages), completion (prompt) or "
+                          "embedding (input) request")
+    _, model, handler = kinds[0]
+    try:
+        request = model.model_validate(body)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
+    return await handler(request, raw_request)
+
+
 async def health(raw_request: Request) -> Response:
     """200 while the engine loop runs; 500 once it has died."""
     try:
@@ -197,12 +220,14 @@ _ROUTES = {
              *((path, create_score, ScoreResponse) for path in ("/score", "/v1/score")),
              *((path, create_rerank, RerankResponse)
                for path in ("/rerank", "/v1/rerank", "/v2/rerank")),
+             ("/invocations", invocations, None), ("/ping", health, None),
              ("/tokenize", tokenize, TokenizeResponse),
              ("/detokenize", detokenize, DetokenizeResponse),
              ("/reset_prefix_cache", reset_prefix_cache, None),
              ("/v1/load_lora_adapter", load_lora_adapter, None),
              ("/v1/unload_lora_adapter", unload_lora_adapter, None)],
     "GET": [("/v1/models", show_models, ModelList), ("/health", health, None),
+            ("/ping", health, None),  # SageMaker's health check (also POST)
             ("/version", version, None), ("/metrics", metrics, None)],
 }
 

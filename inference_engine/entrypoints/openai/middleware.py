@@ -51,7 +51,7 @@ class RequestIdMiddleware:
 
 
 # The routes an API key guards: the API's own, and those that compute or change the cache.
-GUARDED_PREFIXES = ("/v1", "/v2", "/score", "/rerank", "/reset_prefix_cache")
+GUARDED_PREFIXES = ("/v1", "/v2", "/score", "/rerank", "/reset_prefix_cache", "/invocations")
 
 
 class ApiKeyMiddleware:
