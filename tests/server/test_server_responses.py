@@ -1,6 +1,7 @@
 """POST /v1/responses (OpenAI's Responses API) through the official client: the answer of the
 chat endpoint for the same conversation (instructions as the system message), streamed as the
-API's events, text.format for JSON, and what a stateless server can't do refused."""
+API's events, text.format for JSON, function tools (a forced call, a call's output sent
+back), and what a stateless server can't do refused."""
 import json
 
 import openai
@@ -68,8 +69,44 @@ def test_previous_response_id_is_refused(client, model):
     assert error.value.body["param"] == "previous_response_id"
 
 
-def test_tools_are_refused(client, model):
-    tool = {"type": "function", "name": "f", "parameters": {"type": "object", "properties": {}}}
-    with pytest.raises(openai.BadRequestError) as error:
-        client.responses.create(model=model, input="Hi", tools=[tool])
-    assert error.value.body["param"] == "tools"
+WEATHER = {"type": "function", "name": "get_weather", "description": "The weather in a city.",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string",
+                                                                     "maxLength": 20}},
+                          "required": ["city"], "additionalProperties": False}}
+FORCED = {"type": "function", "name": "get_weather"}
+
+
+def test_a_forced_function_call(client, model):
+    response = client.responses.create(model=model, input="What is the weather in Paris?",
+                                       tools=[WEATHER], tool_choice=FORCED, temperature=0.0,
+                                       max_output_tokens=40)
+    calls = [item for item in response.output if item.type == "function_call"]
+    assert len(calls) == 1 and calls[0].name == "get_weather"
+    assert set(json.loads(calls[0].arguments)) == {"city"}
+    assert calls[0].call_id and calls[0].id.startswith("fc_")
+
+    streamed = list(client.responses.create(model=model, input="What is the weather in Paris?",
+                                            tools=[WEATHER], tool_choice=FORCED,
+                                            temperature=0.0, max_output_tokens=40, stream=True))
+    done = [e for e in streamed if e.type == "response.function_call_arguments.done"]
+    assert [e.arguments for e in done] == [calls[0].arguments]
+    final = streamed[-1].response.output
+    assert [item.type for item in final] == ["function_call"]
+
+
+def test_a_function_calls_output_goes_back_to_the_model(client, model):
+    response = client.responses.create(model=model, temperature=0.0, max_output_tokens=12,
+                                       tools=[WEATHER], tool_choice="none", input=[
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather",
+         "arguments": '{"city": "Paris"}'},
+        {"type": "function_call_output", "call_id": "call_1", "output": "Sunny, 21 C"}])
+    assert response.output[0].type == "message" and response.output_text
+
+
+def test_what_a_stateless_server_cant_take_is_refused(client, model):
+    for extra, param in [({"tools": [{"type": "web_search"}]}, "input"),
+                         ({"input": [{"type": "reasoning", "summary": []}]}, "input")]:
+        with pytest.raises(openai.BadRequestError) as error:
+            client.responses.create(model=model, **({"input": "Hi"} | extra))
+        assert error.value.body["param"] == param

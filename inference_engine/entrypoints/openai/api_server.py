@@ -80,8 +80,9 @@ def build_app(args: argparse.Namespace, engine=None) -> FastAPI:
             client, name, args.tool_call_parser if args.enable_auto_tool_choice else None,
             args.reasoning_parser, lora_requests=loras)
         state.serving_tokenization = OpenAIServingTokenization(client, name, lora_requests=loras)
-        state.serving_responses = OpenAIServingResponses(client, name, None, args.reasoning_parser,
-                                                         lora_requests=loras)
+        state.serving_responses = OpenAIServingResponses(
+            client, name, args.tool_call_parser if args.enable_auto_tool_choice else None,
+            args.reasoning_parser, lora_requests=loras)
         state.serving_embedding = OpenAIServingEmbedding(client, name, lora_requests=loras)
         state.serving_score = OpenAIServingScore(client, name, lora_requests=loras)
         state.served_models = ServedModels(client, name, loras, args.allow_runtime_lora_updating)

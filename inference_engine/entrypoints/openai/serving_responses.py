@@ -1,6 +1,6 @@
 """POST /v1/responses: OpenAI's Responses API over the chat path (the same template,
-sampling and structured outputs), answered as one output message, whole or as the API's
-stream of events (response.created, response.output_text.delta, ..., response.completed)."""
+sampling, structured outputs and tool calls), answered as output items (a message, function
+calls), whole or as the API's stream of events (response.created, ..., response.completed)."""
 import json
 import logging
 
@@ -8,6 +8,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from inference_engine.entrypoints.openai.protocol_responses import (ResponsesRequest,
+                                                                    function_call_item,
                                                                     message_item, new_id,
                                                                     response_body, usage_body)
 from inference_engine.entrypoints.openai.response_streams import (collect_final_outputs,
@@ -25,16 +26,18 @@ class OpenAIServingResponses(OpenAIServingChat):
             raise OpenAIError(400, "previous_response_id needs stored responses, which this "
                               "server does not keep: send the conversation as input",
                               param="previous_response_id")
-        if request.tools:
-            raise OpenAIError(400, "tools are not supported on /v1/responses yet: use "
-                              "/v1/chat/completions", param="tools")
-        chat = request.to_chat_request()
+        try:
+            chat = request.to_chat_request()
+        except (ValueError, KeyError) as exc:
+            raise OpenAIError(400, f"bad input: {exc}", param="input") from exc
         lora = self.check_model(chat.model)
         self.check_engine()
         response_id = new_id("resp")
-        prompt, prompt_ids = self.render_chat(chat.messages, None, True, False)
+        tools = [t.model_dump(exclude_none=True) for t in chat.tools or []] or None
+        prompt, prompt_ids = self.render_chat(chat.messages, None, True, False, None, tools)
         params = self.sampling_params(
             chat, self.max_tokens_for(len(prompt_ids), chat.max_tokens, "input"), None)
+        parser = self._tool_parser(chat)
         logger.info("%s: %d input tokens, max_output_tokens=%d, stream=%s", response_id,
                     len(prompt_ids), params.max_tokens, request.stream)
         kind = RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY
@@ -42,23 +45,26 @@ class OpenAIServingResponses(OpenAIServingChat):
             self.generate(chat, response_id, (prompt, prompt_ids), params, kind, lora))
         model = self.response_model(chat.model)
         if request.stream:
-            return StreamingResponse(self._events(request, response_id, model, outputs),
+            return StreamingResponse(self._events(request, response_id, model, outputs, parser),
                                      media_type="text/event-stream")
         final = await collect_final_outputs(outputs, raw_request)
         if final is None:
             return Response(status_code=499)  # nobody is listening any more
         output, completion = final[0], final[0].outputs[0]
-        _, text = self._split_reasoning(completion.text)
         status, reason = self._status(completion.finish_reason)
+        items = self._output_items(completion.text, parser, new_id("msg"), status)
         return JSONResponse(response_body(
-            request, response_id, model, status, [message_item(new_id("msg"), text, status)],
+            request, response_id, model, status, items,
             usage_body(len(output.prompt_token_ids), len(completion.token_ids)), reason))
 
-    def _split_reasoning(self, text: str) -> tuple[str | None, str]:
-        if self.reasoning_parser is None:
-            return None, text
-        reasoning, answer = self.reasoning_parser().split(text)
-        return reasoning, answer or ""
+    def _output_items(self, text: str, parser, message_id: str, status: str) -> list[dict]:
+        """The answer's text as a message item (none when the model only called tools), then
+        its function calls."""
+        if self.reasoning_parser is not None:
+            text = self.reasoning_parser().split(text)[1] or ""
+        content, calls = parser.parse(text) if parser is not None else (text, [])
+        items = [message_item(message_id, content or "", status)] if content or not calls else []
+        return items + [function_call_item(call) for call in calls]
 
     @staticmethod
     def _status(finish_reason: str | None) -> tuple[str, str | None]:
@@ -66,9 +72,10 @@ class OpenAIServingResponses(OpenAIServingChat):
             return "incomplete", "max_output_tokens"
         return "completed", None
 
-    async def _events(self, request: ResponsesRequest, response_id: str, model: str, outputs):
-        """The Responses stream: the response created, the message and its text part opened,
-        the text's deltas, everything closed, the response completed (with usage)."""
+    async def _events(self, request: ResponsesRequest, response_id: str, model: str, outputs,
+                      parser):
+        """The Responses stream. Plain text streams as it comes; with tools or a reasoning
+        parser the items are known only at the end, and are sent then, whole."""
         number = 0
 
         def event(kind: str, **fields) -> str:
@@ -77,15 +84,14 @@ class OpenAIServingResponses(OpenAIServingChat):
             body = {"type": kind, "sequence_number": number - 1, **fields}
             return f"event: {kind}\ndata: {json.dumps(body)}\n\n"
 
+        live = parser is None and self.reasoning_parser is None
         message_id = new_id("msg")
         begun = response_body(request, response_id, model, "in_progress", [], None)
         yield event("response.created", response=begun)
         yield event("response.in_progress", response=begun)
-        yield event("response.output_item.added", output_index=0,
-                    item=message_item(message_id, "", "in_progress") | {"content": []})
-        part = {"type": "output_text", "text": "", "annotations": []}
-        yield event("response.content_part.added", item_id=message_id, output_index=0,
-                    content_index=0, part=part)
+        if live:
+            for piece in _open_message(event, message_id, 0):
+                yield piece
         text, num_tokens, num_prompt, finish_reason = "", 0, 0, None
         try:
             async for _, output in outputs:
@@ -93,28 +99,55 @@ class OpenAIServingResponses(OpenAIServingChat):
                 for c in output.outputs:
                     num_tokens += len(c.token_ids)
                     finish_reason = c.finish_reason or finish_reason
-                    if c.text and self.reasoning_parser is None:
-                        text += c.text
+                    text += c.text
+                    if c.text and live:
                         yield event("response.output_text.delta", item_id=message_id,
                                     output_index=0, content_index=0, delta=c.text)
-                    elif c.text:
-                        text += c.text  # the answer is known only at the end: sent then
         except Exception as exc:  # noqa: BLE001 - the stream reports it in OpenAI's shape
             yield event("error", message=engine_error(exc).info.message)
             return
-        if self.reasoning_parser is not None:
-            _, text = self._split_reasoning(text)
-            if text:
-                yield event("response.output_text.delta", item_id=message_id, output_index=0,
-                            content_index=0, delta=text)
         status, reason = self._status(finish_reason)
-        yield event("response.output_text.done", item_id=message_id, output_index=0,
-                    content_index=0, text=text)
-        yield event("response.content_part.done", item_id=message_id, output_index=0,
-                    content_index=0, part=part | {"text": text})
-        item = message_item(message_id, text, status)
-        yield event("response.output_item.done", output_index=0, item=item)
-        done = response_body(request, response_id, model, status, [item],
+        items = self._output_items(text, parser, message_id, status)
+        for index, item in enumerate(items):
+            if not live or index > 0:
+                for piece in _open_item(event, item, index):
+                    yield piece
+            for piece in _close_item(event, item, index):
+                yield piece
+        done = response_body(request, response_id, model, status, items,
                              usage_body(num_prompt, num_tokens), reason)
         yield event("response.completed" if status == "completed" else "response.incomplete",
                     response=done)
+
+
+def _open_message(event, message_id: str, index: int):
+    item = message_item(message_id, "", "in_progress") | {"content": []}
+    yield event("response.output_item.added", output_index=index, item=item)
+    yield event("response.content_part.added", item_id=message_id, output_index=index,
+                content_index=0, part={"type": "output_text", "text": "", "annotations": []})
+
+
+def _open_item(event, item: dict, index: int):
+    """An item sent whole: opened, then its content as one delta."""
+    if item["type"] == "message":
+        yield from _open_message(event, item["id"], index)
+        yield event("response.output_text.delta", item_id=item["id"], output_index=index,
+                    content_index=0, delta=item["content"][0]["text"])
+        return
+    yield event("response.output_item.added", output_index=index,
+                item=item | {"arguments": "", "status": "in_progress"})
+    yield event("response.function_call_arguments.delta", item_id=item["id"],
+                output_index=index, delta=item["arguments"])
+
+
+def _close_item(event, item: dict, index: int):
+    if item["type"] == "message":
+        part = item["content"][0]
+        yield event("response.output_text.done", item_id=item["id"], output_index=index,
+                    content_index=0, text=part["text"])
+        yield event("response.content_part.done", item_id=item["id"], output_index=index,
+                    content_index=0, part=part)
+    else:
+        yield event("response.function_call_arguments.done", item_id=item["id"],
+                    output_index=index, arguments=item["arguments"])
+    yield event("response.output_item.done", output_index=index, item=item)
