@@ -45,6 +45,7 @@ class RequestOutput:
     finished: bool
     metrics: RequestMetrics | None = None
     embedding: list[float] | None = None  # an embedding request's result (no completions)
+    num_cached_tokens: int = 0  # prompt tokens found in the prefix cache (not computed)
 
     @classmethod
     def from_seq_group(cls, group: SequenceGroup) -> "RequestOutput":
@@ -66,7 +67,7 @@ class RequestOutput:
         if group.pooling_params is not None:
             outputs = []
         return cls(group.request_id, group.prompt, group.prompt_token_ids, group.prompt_logprobs,
-                   outputs, finished, group.metrics, group.embedding)
+                   outputs, finished, group.metrics, group.embedding, group.num_cached_tokens)
 
 
 @dataclass
@@ -128,7 +129,8 @@ class OutputCursor:
                                                  c.cumulative_logprob, c.finish_reason,
                                                  c.stop_reason))
             return RequestOutput(final.request_id, final.prompt, final.prompt_token_ids,
-                                 final.prompt_logprobs, completions, True, final.metrics)
+                                 final.prompt_logprobs, completions, True, final.metrics,
+                                 num_cached_tokens=final.num_cached_tokens)
         group = self.group
         if group.sampling_params.best_of > group.sampling_params.n:
             return None
@@ -146,7 +148,8 @@ class OutputCursor:
         if not completions:
             return None
         return RequestOutput(group.request_id, group.prompt, group.prompt_token_ids,
-                             group.prompt_logprobs, completions, False, group.metrics)
+                             group.prompt_logprobs, completions, False, group.metrics,
+                             num_cached_tokens=group.num_cached_tokens)
 
     def _cut(self, index: int, sent: tuple[int, int], token_ids: list[int], text: str,
              logprobs: list[dict[int, Logprob]] | None, cumulative_logprob: float | None,

@@ -172,6 +172,11 @@ class SequenceGroup:
         return all(seq.is_finished for seq in self.seqs)
 
     @property
+    def num_cached_tokens(self) -> int:
+        """Prompt tokens the prefix cache held when the request's first sequence was admitted."""
+        return self.seqs[0].num_cached_tokens
+
+    @property
     def is_first_prefill(self) -> bool:
         """True until the request's first token is sampled: then `best_of` copies are forked."""
         return len(self.seqs) == 1 and not self.seqs[0].output_token_ids

@@ -1,7 +1,7 @@
 """A server with chunked prefill and prefix caching on: a long prompt streamed in chunks of a
 64-token budget gives the text of the default server (whole prompts), no empty chunk while its
 prefill runs, and /metrics counts the prompt tokens a repeated prompt did not compute (none
-after POST /reset_prefix_cache)."""
+after POST /reset_prefix_cache), and usage reports them as cached_tokens."""
 import httpx
 import openai
 import pytest
@@ -71,3 +71,24 @@ def test_a_cache_salt_keeps_a_tenants_cached_prompts_its_own(model, chunked_serv
     assert hits_of("a") > 0
     empty = httpx.post(chunked_server.url + "/v1/completions", json={**body, "cache_salt": ""})
     assert empty.status_code == 400 and empty.json()["error"]["param"] == "cache_salt"
+
+
+def test_usage_counts_the_cached_prompt_tokens(model, chunked_server):
+    """OpenAI's usage.prompt_tokens_details.cached_tokens: the prompt tokens the prefix cache
+    held (all but the block of the last token, the second time), streamed usage too."""
+    chunked = openai.OpenAI(base_url=chunked_server.url + "/v1", api_key="unused", max_retries=0,
+                            timeout=120)
+    prompt = "A prompt about cached tokens, long enough for several blocks of them. " * 6
+    assert httpx.post(chunked_server.url + "/reset_prefix_cache").status_code == 200
+    first = chunked.completions.create(model=model, prompt=prompt, **GREEDY)
+    assert first.usage.prompt_tokens_details.cached_tokens == 0
+    again = chunked.completions.create(model=model, prompt=prompt, **GREEDY)
+    cached = again.usage.prompt_tokens_details.cached_tokens
+    assert first.usage.prompt_tokens - 16 <= cached < first.usage.prompt_tokens
+    chunks = list(chunked.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": prompt}], stream=True,
+        stream_options={"include_usage": True}, **GREEDY))
+    chat_again = chunked.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": prompt}], **GREEDY)
+    assert chat_again.usage.prompt_tokens_details.cached_tokens > 0
+    assert chunks[-1].usage.prompt_tokens_details is not None

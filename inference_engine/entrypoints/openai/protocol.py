@@ -36,10 +36,29 @@ def _without_none(fields: dict, name: str) -> dict:
     return fields
 
 
+class PromptTokensDetails(OpenAIBaseModel):
+    cached_tokens: int = 0  # found in the prefix cache, not computed
+
+
 class UsageInfo(OpenAIBaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    prompt_tokens_details: PromptTokensDetails | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_missing_details(self, handler):
+        # Embeddings and scores have no cached-token count: their usage stays as it was.
+        out = handler(self)
+        if out.get("prompt_tokens_details") is None:
+            out.pop("prompt_tokens_details", None)
+        return out
+
+    @classmethod
+    def of(cls, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0):
+        return cls(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                   total_tokens=prompt_tokens + completion_tokens,
+                   prompt_tokens_details=PromptTokensDetails(cached_tokens=cached_tokens))
 
 
 class StreamOptions(OpenAIBaseModel):

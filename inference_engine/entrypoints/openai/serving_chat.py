@@ -168,7 +168,7 @@ class OpenAIServingChat(OpenAIServing):
                                            model=model, usage=usage))
 
         text_chunk = ChatTextChunks(request_id, created, model)
-        num_prompt_tokens = num_tokens = 0
+        num_prompt_tokens = num_tokens = num_cached = 0
         choice_tokens: dict[int, int] = {}  # per choice index (continuous_usage_stats)
         tool_streams: dict[int, ToolCallStream] = {}
         reasoning_streams: dict[int, ReasoningStream] = {}
@@ -178,6 +178,7 @@ class OpenAIServingChat(OpenAIServing):
                           for index in range(request.n))
             async for _, output in outputs:  # deltas: only choices with something new
                 num_prompt_tokens = len(output.prompt_token_ids)
+                num_cached = output.num_cached_tokens
                 events = []  # sent in one write: each write passes every middleware
                 for c in output.outputs:
                     num_tokens += len(c.token_ids)
@@ -219,9 +220,7 @@ class OpenAIServingChat(OpenAIServing):
                 if events:
                     yield "".join(events)
             if request.include_usage and num_prompt_tokens:
-                yield chunk([], UsageInfo(prompt_tokens=num_prompt_tokens,
-                                          completion_tokens=num_tokens,
-                                          total_tokens=num_prompt_tokens + num_tokens))
+                yield chunk([], UsageInfo.of(num_prompt_tokens, num_tokens, num_cached))
         except Exception as exc:
             yield engine_error(exc).to_sse()
         yield SSE_DONE
@@ -245,7 +244,5 @@ def _plain_message(message: ChatMessage) -> dict:
 
 
 def _usage(output: RequestOutput) -> UsageInfo:
-    prompt = len(output.prompt_token_ids)
-    completion = sum(len(c.token_ids) for c in output.outputs)
-    return UsageInfo(prompt_tokens=prompt, completion_tokens=completion,
-                     total_tokens=prompt + completion)
+    return UsageInfo.of(len(output.prompt_token_ids),
+                        sum(len(c.token_ids) for c in output.outputs), output.num_cached_tokens)

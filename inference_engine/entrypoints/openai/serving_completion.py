@@ -109,11 +109,13 @@ class OpenAIServingCompletion(OpenAIServing):
         text_chunk = CompletionTextChunks(request_id, created, model)
         sent_chars: dict[int, int] = {}  # per choice index, the echoed prompt included
         num_prompt_tokens: dict[int, int] = {}  # per prompt that produced output
+        num_cached: dict[int, int] = {}
         num_tokens = 0
         choice_tokens: dict[int, int] = {}  # per choice index (continuous_usage_stats)
         try:
             async for i, output in outputs:
                 num_prompt_tokens[i] = len(output.prompt_token_ids)
+                num_cached[i] = output.num_cached_tokens
                 events = []
                 for c in output.outputs:
                     index = i * request.n + c.index
@@ -136,9 +138,8 @@ class OpenAIServingCompletion(OpenAIServing):
                 if events:
                     yield "".join(events)
             if request.include_usage:
-                prompt_tokens = sum(num_prompt_tokens.values())
-                usage = UsageInfo(prompt_tokens=prompt_tokens, completion_tokens=num_tokens,
-                                  total_tokens=prompt_tokens + num_tokens)
+                usage = UsageInfo.of(sum(num_prompt_tokens.values()), num_tokens,
+                                     sum(num_cached.values()))
                 yield sse(CompletionChunk(id=request_id, created=created,
                                           model=model, choices=[],
                                           usage=usage))
@@ -148,7 +149,7 @@ class OpenAIServingCompletion(OpenAIServing):
 
 
 def _usage(outputs) -> UsageInfo:
-    prompt = sum(len(o.prompt_token_ids) for o in outputs)
-    completion = sum(len(c.token_ids) for o in outputs for c in o.outputs)
-    return UsageInfo(prompt_tokens=prompt, completion_tokens=completion,
-                     total_tokens=prompt + completion)
+    outputs = list(outputs)
+    return UsageInfo.of(sum(len(o.prompt_token_ids) for o in outputs),
+                        sum(len(c.token_ids) for o in outputs for c in o.outputs),
+                        sum(o.num_cached_tokens for o in outputs))

@@ -55,7 +55,8 @@ class OpenAIServingResponses(OpenAIServingChat):
         items = self._output_items(completion.text, parser, new_id("msg"), status)
         return JSONResponse(response_body(
             request, response_id, model, status, items,
-            usage_body(len(output.prompt_token_ids), len(completion.token_ids)), reason))
+            usage_body(len(output.prompt_token_ids), len(completion.token_ids),
+                       output.num_cached_tokens), reason))
 
     def _output_items(self, text: str, parser, message_id: str, status: str) -> list[dict]:
         """The answer's text as a message item (none when the model only called tools), then
@@ -92,10 +93,10 @@ class OpenAIServingResponses(OpenAIServingChat):
         if live:
             for piece in _open_message(event, message_id, 0):
                 yield piece
-        text, num_tokens, num_prompt, finish_reason = "", 0, 0, None
+        text, num_tokens, num_prompt, num_cached, finish_reason = "", 0, 0, 0, None
         try:
             async for _, output in outputs:
-                num_prompt = len(output.prompt_token_ids)
+                num_prompt, num_cached = len(output.prompt_token_ids), output.num_cached_tokens
                 for c in output.outputs:
                     num_tokens += len(c.token_ids)
                     finish_reason = c.finish_reason or finish_reason
@@ -115,7 +116,7 @@ class OpenAIServingResponses(OpenAIServingChat):
             for piece in _close_item(event, item, index):
                 yield piece
         done = response_body(request, response_id, model, status, items,
-                             usage_body(num_prompt, num_tokens), reason)
+                             usage_body(num_prompt, num_tokens, num_cached), reason)
         yield event("response.completed" if status == "completed" else "response.incomplete",
                     response=done)
 
