@@ -3,8 +3,11 @@ one token with its 2 x beam_width most likely continuations, and keeps the beam_
 extensions per prompt. Beams are plain requests, so with prefix caching on
 (`enable_prefix_caching=True`) a step computes only each beam's new token; without it, each
 step computes every beam's whole sequence again."""
+import asyncio
 from dataclasses import dataclass, field
 
+from inference_engine.outputs import CompletionOutput, RequestOutput, RequestOutputKind
+from inference_engine.sampling_params import SamplingParams
 from inference_engine.sequence import Logprob
 
 
@@ -79,8 +82,7 @@ class BeamSearch:
         self.steps = 0
         self._live: list[tuple[int, BeamSearchSequence]] = []
 
-    def step_params(self):
-        from inference_engine.sampling_params import SamplingParams
+    def step_params(self) -> SamplingParams:
         return SamplingParams(max_tokens=1, logprobs=2 * self.params.beam_width,
                               temperature=self.params.temperature, ignore_eos=True,
                               detokenize=False)
@@ -139,9 +141,6 @@ async def stream_beam_search(client, request_id: str, prompt: str | None, prompt
     """The server's beam search over `client` (an AsyncLLMEngine): yields one RequestOutput,
     finished, whose completions are the best beams, best first, with only their generated
     tokens and text (vLLM's server); `logprobs` keeps each token's top ones."""
-    import asyncio
-
-    from inference_engine.outputs import CompletionOutput, RequestOutput, RequestOutputKind
     engine = client.engine
     search = BeamSearch([prompt_ids], params, engine.eos_token_id,
                         engine.config.model_config.max_model_len)
