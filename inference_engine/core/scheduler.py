@@ -202,6 +202,8 @@ class Scheduler:
             out.num_prefill_tokens += seq.num_computed_tokens - start
 
     def _schedule_decodes(self, out: SchedulerOutputs) -> None:
+        drafter = (self.drafter if self.drafter is not None
+                   and self.drafter.enabled(len(self.running)) else None)
         running: deque[SequenceGroup] = deque()
         while self.running:
             group = self.running.popleft()
@@ -213,10 +215,10 @@ class Scheduler:
                 running.append(group)  # it finishes when that token is read
                 continue
             drafts = {}
-            if self.drafter is not None:  # what the step's token budget leaves after the rest
+            if drafter is not None:  # what the step's token budget leaves after the rest
                 budget = (self.config.max_num_batched_tokens - out.num_decode_tokens
                           - len(seqs) - len(self.running))
-                drafts = self.drafter.drafts(group, seqs, budget)
+                drafts = drafter.drafts(group, seqs, budget)
                 if not self.block_manager.can_append_slots(
                         group, max(map(len, drafts.values()), default=0)):
                     drafts = {}  # no blocks to spare for them: decode without

@@ -20,6 +20,11 @@ class Drafter:
     def __init__(self, config: SpeculativeConfig, max_model_len: int):
         self.proposer = NgramProposer(config)
         self.max_model_len = max_model_len
+        self.disable_by_batch_size = config.disable_by_batch_size
+
+    def enabled(self, num_running: int) -> bool:
+        """Whether a step with `num_running` requests drafts at all."""
+        return self.disable_by_batch_size is None or num_running < self.disable_by_batch_size
 
     def drafts(self, group: SequenceGroup, seqs: list[Sequence], budget: int
                ) -> dict[int, list[int]]:

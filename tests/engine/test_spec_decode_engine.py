@@ -115,3 +115,23 @@ def test_async_scheduling_is_refused_with_drafts(embedded_path):
         args.create_engine_config()
     config = EngineArgs(speculative_config='{"num_speculative_tokens": 2}').create_engine_config()
     assert config.async_scheduling is False and config.speculative_config.num_speculative_tokens == 2
+
+
+def test_no_drafts_while_the_batch_is_large(llm):
+    """disable_by_batch_size (vLLM's): no drafts while that many requests run; here 3, so the
+    five prompts draft only once all but two have finished, and give the same tokens."""
+    params = SamplingParams(temperature=0.0, max_tokens=16 * 2, ignore_eos=True)
+    lengths = [SamplingParams(temperature=0.0, max_tokens=n, ignore_eos=True)
+               for n in (8, 8, 8, 32, 32)]
+    expected = completions(llm.generate(PROMPTS, lengths, use_tqdm=False))
+    spec = LLM(dtype="float32", max_model_len=2048, cpu_kv_cache_space_gib=0.5,
+               speculative_config={"num_speculative_tokens": 3, "disable_by_batch_size": 3})
+    try:
+        assert completions(spec.generate(PROMPTS, lengths, use_tqdm=False)) == expected
+        engine = spec.llm_engine
+        drafted = engine.num_draft_tokens_total
+        assert 0 < drafted <= 3 * 24 * 2  # only the two long ones, after the first 8 steps
+        spec.generate(PROMPTS[:3], params, use_tqdm=False)
+        assert engine.num_draft_tokens_total == drafted  # three running: no drafts at all
+    finally:
+        spec.shutdown()

@@ -46,6 +46,7 @@ def test_config_parsing_and_checks():
     for bad, match in [('{"method": "eagle"}', "not supported"), ("{nope", "no JSON"),
                        ('{"num_speculative_tokens": 0}', "at least 1"),
                        ('{"prompt_lookup_min": 3, "prompt_lookup_max": 2}', "prompt_lookup"),
-                       ('{"draft_model": "x"}', "unknown"), ("[1]", "JSON object")]:
+                       ('{"draft_model": "x"}', "unknown"), ("[1]", "JSON object"),
+                       ('{"disable_by_batch_size": 0}', "disable_by_batch_size")]:
         with pytest.raises(ValueError, match=match):
             SpeculativeConfig.parse(bad)
