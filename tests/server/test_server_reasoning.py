@@ -1,7 +1,7 @@
 """A server with --reasoning-parser qwen3 (and the hermes tool parser): the thinking comes back
 as reasoning_content, the answer as content, calls after the thinking as tool_calls; streamed
 alike. The small model does not think by itself, so a regex makes it write a reasoning model's
-answer."""
+answer. On /v1/responses the thinking is a reasoning item before the message."""
 import json
 
 import openai
@@ -71,3 +71,19 @@ def test_a_thinking_stream_sends_every_tokens_logprobs(thinking_client, model):
               for e in c.choices[0].logprobs.content]
     assert len(tokens) == chunks[-1].usage.completion_tokens
     assert "".join(tokens).startswith("<think>Two and two.</think>It is four.")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_responses_put_the_thinking_in_a_reasoning_item(thinking_client, model, stream):
+    kwargs = {"model": model, "input": "What is 2 + 2?", "temperature": 0,
+              "max_output_tokens": 120, "extra_body": {"structured_outputs": {"regex": THOUGHT}}}
+    if stream:
+        events = list(thinking_client.responses.create(stream=True, **kwargs))
+        response = events[-1].response
+        assert [e.type for e in events if e.type == "response.output_item.done"] == [
+            "response.output_item.done"] * 2
+    else:
+        response = thinking_client.responses.create(**kwargs)
+    assert [item.type for item in response.output] == ["reasoning", "message"]
+    assert response.output[0].content[0].text == "Two and two."
+    assert response.output_text == "It is four."

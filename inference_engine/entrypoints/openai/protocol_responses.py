@@ -81,6 +81,7 @@ class ResponsesRequest(OpenAIBaseModel):
     min_p: float | None = None
     repetition_penalty: float | None = None
     seed: int | None = None
+    structured_outputs: dict[str, Any] | None = None  # {"json" | "regex" | ...: ...}
 
     def to_chat_request(self) -> ChatCompletionRequest:
         """The same generation as a chat completion: `instructions` first, as a system
@@ -102,6 +103,7 @@ class ResponsesRequest(OpenAIBaseModel):
             temperature=self.temperature, top_p=self.top_p, stream=self.stream, user=self.user,
             top_k=self.top_k, min_p=self.min_p, repetition_penalty=self.repetition_penalty,
             seed=self.seed, response_format=response_format, tools=tools,
+            structured_outputs=self.structured_outputs,
             tool_choice=tool_choice, parallel_tool_calls=self.parallel_tool_calls)
 
 
@@ -144,3 +146,9 @@ def function_call_item(call) -> dict:
     return {"type": "function_call", "id": new_id("fc"), "call_id": call.id,
             "name": call.function.name, "arguments": call.function.arguments,
             "status": "completed"}
+
+
+def reasoning_item(text: str) -> dict:
+    """A reasoning model's thinking as a Responses output item."""
+    return {"type": "reasoning", "id": new_id("rs"), "summary": [], "status": "completed",
+            "content": [{"type": "reasoning_text", "text": text}]}

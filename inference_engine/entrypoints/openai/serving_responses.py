@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from inference_engine.entrypoints.openai.protocol_responses import (ResponsesRequest,
                                                                     function_call_item,
                                                                     message_item, new_id,
+                                                                    reasoning_item,
                                                                     response_body, usage_body)
 from inference_engine.entrypoints.openai.response_streams import (collect_final_outputs,
                                                                   merge_async_iterators)
@@ -59,12 +60,15 @@ class OpenAIServingResponses(OpenAIServingChat):
                        output.num_cached_tokens), reason))
 
     def _output_items(self, text: str, parser, message_id: str, status: str) -> list[dict]:
-        """The answer's text as a message item (none when the model only called tools), then
-        its function calls."""
+        """A reasoning model's thinking as a reasoning item, the answer's text as a message
+        item (none when the model only called tools), then its function calls."""
+        items = []
         if self.reasoning_parser is not None:
-            text = self.reasoning_parser().split(text)[1] or ""
-        content, calls = parser.parse(text) if parser is not None else (text, [])
-        items = [message_item(message_id, content or "", status)] if content or not calls else []
+            reasoning, text = self.reasoning_parser().split(text)
+            items += [reasoning_item(reasoning)] if reasoning else []
+        content, calls = parser.parse(text or "") if parser is not None else (text or "", [])
+        if content or not calls:
+            items.append(message_item(message_id, content or "", status))
         return items + [function_call_item(call) for call in calls]
 
     @staticmethod
@@ -135,6 +139,9 @@ def _open_item(event, item: dict, index: int):
         yield event("response.output_text.delta", item_id=item["id"], output_index=index,
                     content_index=0, delta=item["content"][0]["text"])
         return
+    if item["type"] == "reasoning":
+        yield event("response.output_item.added", output_index=index, item=item)
+        return
     yield event("response.output_item.added", output_index=index,
                 item=item | {"arguments": "", "status": "in_progress"})
     yield event("response.function_call_arguments.delta", item_id=item["id"],
@@ -148,7 +155,7 @@ def _close_item(event, item: dict, index: int):
                     content_index=0, text=part["text"])
         yield event("response.content_part.done", item_id=item["id"], output_index=index,
                     content_index=0, part=part)
-    else:
+    elif item["type"] == "function_call":
         yield event("response.function_call_arguments.done", item_id=item["id"],
                     output_index=index, arguments=item["arguments"])
     yield event("response.output_item.done", output_index=index, item=item)
