@@ -11,6 +11,8 @@ from inference_engine.lora.request import LoRARequest
 from inference_engine.outputs import EmbeddingRequestOutput, RequestOutput
 from inference_engine.pooling_params import PoolingParams
 from inference_engine.sampling_params import SamplingParams
+from inference_engine.scoring import (ScoringOutput, ScoringRequestOutput, cosine,
+                                      score_pairs)
 
 PromptType = str | dict  # text, or {"prompt_token_ids": [...]} / {"prompt": "..."}, either
 # with "cache_salt": "..." (prefix-cache sharing only with prompts of the same salt)
@@ -99,6 +101,19 @@ class LLM:
         outputs = self.generate(prompts, pooling_params or PoolingParams(), prompt_token_ids,
                                 use_tqdm)
         return [EmbeddingRequestOutput.from_output(out) for out in outputs]
+
+    def score(self, text_1: str | list[str], text_2: str | list[str],
+              use_tqdm: bool = True) -> list[ScoringRequestOutput]:
+        """vLLM's scoring for embedding models: the cosine similarity of each pair's
+        normalized embeddings, one text_1 against every text_2 or text_1[i] against
+        text_2[i]."""
+        pairs = score_pairs(text_1, text_2)
+        texts = list(dict.fromkeys(t for pair in pairs for t in pair))
+        embedded = dict(zip(texts, self.embed(texts, PoolingParams(), use_tqdm=use_tqdm)))
+        return [ScoringRequestOutput(
+            str(next(self._ids)), ScoringOutput(cosine(embedded[a].outputs.embedding,
+                                                       embedded[b].outputs.embedding)),
+            embedded[a].prompt_token_ids + embedded[b].prompt_token_ids) for a, b in pairs]
 
     def chat(self, messages: list[dict] | list[list[dict]],
              sampling_params: SamplingParams | Sequence[SamplingParams] | None = None,

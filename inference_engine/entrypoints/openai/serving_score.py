@@ -20,6 +20,7 @@ from inference_engine.entrypoints.openai.protocol import UsageInfo
 from inference_engine.entrypoints.openai.serving_embedding import OpenAIServingEmbedding
 from inference_engine.entrypoints.openai.serving_engine import OpenAIError
 from inference_engine.pooling_params import PoolingParams
+from inference_engine.scoring import ScoreInputError, cosine, score_pairs
 
 
 class ScoreRequest(OpenAIBaseModel):
@@ -77,17 +78,11 @@ class RerankResponse(OpenAIBaseModel):
 
 class OpenAIServingScore(OpenAIServingEmbedding):
     async def create_score(self, request: ScoreRequest, raw_request: Request) -> Response:
-        firsts = [request.text_1] if isinstance(request.text_1, str) else request.text_1
-        seconds = [request.text_2] if isinstance(request.text_2, str) else request.text_2
-        if not firsts or not seconds:
-            raise OpenAIError(400, "text_1 and text_2 must not be empty",
-                              param="text_1" if not firsts else "text_2")
-        if len(firsts) == 1:
-            firsts = firsts * len(seconds)
-        if len(firsts) != len(seconds):
-            raise OpenAIError(400, f"text_1 has {len(firsts)} texts and text_2 {len(seconds)}: "
-                              "give one text_1, or as many as text_2", param="text_1")
-        scores = await self._similarities(request, raw_request, list(zip(firsts, seconds)))
+        try:
+            pairs = score_pairs(request.text_1, request.text_2)
+        except ScoreInputError as exc:
+            raise OpenAIError(400, str(exc), param=exc.param) from exc
+        scores = await self._similarities(request, raw_request, pairs)
         if scores is None:
             return Response(status_code=499)
         similarities, tokens = scores
@@ -128,5 +123,5 @@ class OpenAIServingScore(OpenAIServingEmbedding):
         if embeddings is None:
             return None
         of = dict(zip(texts, embeddings))
-        scores = [sum(x * y for x, y in zip(of[a], of[b])) for a, b in pairs]
+        scores = [cosine(of[a], of[b]) for a, b in pairs]
         return scores, sum(len(ids) for _, ids in prompts)
