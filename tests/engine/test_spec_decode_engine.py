@@ -135,3 +135,16 @@ def test_no_drafts_while_the_batch_is_large(llm):
         assert engine.num_draft_tokens_total == drafted  # three running: no drafts at all
     finally:
         spec.shutdown()
+
+
+def test_parallel_samples_share_blocks_and_draft_apart(llm, spec3):
+    """n and best_of: the samples share their prompt's blocks until each writes (copy on
+    write of the block a step writes first, drafts' blocks their own)."""
+    greedy = SamplingParams(n=2, temperature=0.0, max_tokens=30)
+    assert completions(spec3.generate(PROMPTS[:2], greedy, use_tqdm=False)) == \
+        completions(llm.generate(PROMPTS[:2], greedy, use_tqdm=False))
+    seeded = SamplingParams(n=3, best_of=4, temperature=0.7, seed=7, max_tokens=40)
+    first = completions(spec3.generate(PROMPTS[:2], seeded, use_tqdm=False))
+    assert len(first) == 6
+    assert completions(spec3.generate(PROMPTS[:2], seeded, use_tqdm=False)) == first
+    assert all_blocks_free(spec3)
