@@ -67,8 +67,8 @@ class LLMEngine:
         # Running totals that engine/metrics.py turns into Prometheus counters.
         self.num_prompt_tokens_total = 0
         self.num_generation_tokens_total = 0
-        self.num_draft_tokens_total = 0  # speculative decoding: drafts checked, drafts kept
-        self.num_accepted_tokens_total = 0
+        # Speculative decoding: sequence steps with drafts, drafts checked, drafts kept.
+        self.num_drafts_total = self.num_draft_tokens_total = self.num_accepted_tokens_total = 0
         self.device = self.executor.driver.device
         self.async_scheduling = config.async_scheduling
         self.in_flight: StepInFlight | None = None  # launched, not yet processed
@@ -200,6 +200,7 @@ class LLMEngine:
         sched = step.sched
         self._process_model_outputs(sched, result)
         self.num_prompt_tokens_total += sched.num_prefill_tokens
+        self.num_drafts_total += len(sched.spec_tokens)
         self.num_draft_tokens_total += sum(map(len, sched.spec_tokens.values()))
         self.scheduler.free_finished_seq_groups()
         outputs = []

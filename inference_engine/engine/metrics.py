@@ -62,6 +62,8 @@ class Metrics:
                                             "Prompt tokens looked up in the prefix cache.")
         self.prefix_cache_hits = counter("prefix_cache_hits_total",
                                          "Prompt tokens found in the prefix cache (not computed).")
+        self.spec_decode_drafts = counter(
+            "spec_decode_num_drafts_total", "Speculative decoding: sequence steps with drafts.")
         self.spec_decode_draft_tokens = counter(
             "spec_decode_num_draft_tokens_total", "Speculative decoding: draft tokens checked.")
         self.spec_decode_accepted_tokens = counter(
@@ -111,6 +113,7 @@ class Stats:
     num_preemptions_total: int
     prefix_cache_queries_total: int = 0
     prefix_cache_hits_total: int = 0
+    drafts_total: int = 0
     draft_tokens_total: int = 0
     accepted_tokens_total: int = 0
 
@@ -122,7 +125,8 @@ class Stats:
                    blocks.usage, engine.num_prompt_tokens_total,
                    engine.num_generation_tokens_total, scheduler.num_preemptions_total,
                    blocks.prefix_cache_queries, blocks.prefix_cache_hits,
-                   engine.num_draft_tokens_total, engine.num_accepted_tokens_total)
+                   engine.num_drafts_total, engine.num_draft_tokens_total,
+                   engine.num_accepted_tokens_total)
 
 
 class StatLogger:
@@ -144,6 +148,7 @@ class StatLogger:
         m.num_preemptions.inc(stats.num_preemptions_total - last.num_preemptions_total)
         m.prefix_cache_queries.inc(stats.prefix_cache_queries_total - last.prefix_cache_queries_total)
         m.prefix_cache_hits.inc(stats.prefix_cache_hits_total - last.prefix_cache_hits_total)
+        m.spec_decode_drafts.inc(stats.drafts_total - last.drafts_total)
         m.spec_decode_draft_tokens.inc(stats.draft_tokens_total - last.draft_tokens_total)
         m.spec_decode_accepted_tokens.inc(stats.accepted_tokens_total - last.accepted_tokens_total)
         if num_aborted:
@@ -206,6 +211,8 @@ class StatLogger:
         drafts = stats.draft_tokens_total - last.draft_tokens_total
         if drafts:
             accepted = stats.accepted_tokens_total - last.accepted_tokens_total
-            logger.info("speculative decoding: %.1f%% of %d draft tokens accepted",
-                        100 * accepted / drafts, drafts)
+            rounds = max(stats.drafts_total - last.drafts_total, 1)
+            logger.info("speculative decoding: %.1f%% of %d draft tokens accepted, %.2f tokens "
+                        "a step with drafts", 100 * accepted / drafts, drafts,
+                        1 + accepted / rounds)
         self._last_logged = stats

@@ -14,7 +14,8 @@ from inference_engine.sequence import RequestMetrics
 
 
 def engine_state(running=0, waiting=0, usage=0.0, prompt=0, generated=0, preemptions=0,
-                 cache_queries=0, cache_hits=0, lora_config=None, drafts=0, accepted=0):
+                 cache_queries=0, cache_hits=0, lora_config=None, drafts=0, accepted=0,
+                 rounds=0):
     """`running` and `waiting`: counts, or lists of (scripted) request groups."""
     blocks = SimpleNamespace(usage=usage, prefix_cache_queries=cache_queries,
                              prefix_cache_hits=cache_hits)
@@ -23,7 +24,8 @@ def engine_state(running=0, waiting=0, usage=0.0, prompt=0, generated=0, preempt
                                 block_manager=blocks, num_preemptions_total=preemptions)
     return SimpleNamespace(scheduler=scheduler, num_prompt_tokens_total=prompt,
                            num_generation_tokens_total=generated,
-                           num_draft_tokens_total=drafts, num_accepted_tokens_total=accepted,
+                           num_drafts_total=rounds, num_draft_tokens_total=drafts,
+                           num_accepted_tokens_total=accepted,
                            config=SimpleNamespace(lora_config=lora_config))
 
 
@@ -54,7 +56,8 @@ def value(registry, name, **labels):
 def test_gauges_and_counters_follow_the_engine(registry, stat_logger):
     stat_logger.log(engine_state(running=2, waiting=1, usage=0.25, prompt=10, generated=2), [])
     stat_logger.log(engine_state(running=1, usage=0.5, prompt=10, generated=5, preemptions=1,
-                                 cache_queries=40, cache_hits=16, drafts=12, accepted=7), [],
+                                 cache_queries=40, cache_hits=16, drafts=12, accepted=7,
+                                 rounds=4), [],
                    num_aborted=2)
     assert value(registry, "num_requests_running") == 1
     assert value(registry, "num_requests_waiting") == 0
@@ -64,6 +67,7 @@ def test_gauges_and_counters_follow_the_engine(registry, stat_logger):
     assert value(registry, "num_preemptions_total") == 1
     assert value(registry, "prefix_cache_queries_total") == 40
     assert value(registry, "prefix_cache_hits_total") == 16
+    assert value(registry, "spec_decode_num_drafts_total") == 4
     assert value(registry, "spec_decode_num_draft_tokens_total") == 12
     assert value(registry, "spec_decode_num_accepted_tokens_total") == 7
     assert value(registry, "request_success_total", finished_reason="abort") == 2
@@ -111,6 +115,14 @@ def test_prefix_cache_hit_rate_is_logged_when_prompts_were_looked_up(stat_logger
     with caplog.at_level(logging.INFO, logger="inference_engine.engine.metrics"):
         stat_logger.log(engine_state(prompt=50, cache_queries=200, cache_hits=150), [])
     assert caplog.records[-1].getMessage() == "prefix cache hit rate: 75.0% of 200 prompt tokens"
+
+
+def test_draft_acceptance_is_logged_with_speculative_decoding(stat_logger, caplog):
+    stat_logger.log_interval = 0.0
+    with caplog.at_level(logging.INFO, logger="inference_engine.engine.metrics"):
+        stat_logger.log(engine_state(generated=30, drafts=40, accepted=10, rounds=10), [])
+    assert caplog.records[-1].getMessage() == (
+        "speculative decoding: 25.0% of 40 draft tokens accepted, 2.00 tokens a step with drafts")
 
 
 def test_lora_requests_info_names_the_running_and_waiting_adapters(registry, stat_logger):

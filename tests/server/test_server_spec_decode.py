@@ -40,6 +40,7 @@ def test_answers_are_the_default_servers_and_drafts_are_counted(client, model, s
             model=model, messages=messages, **GREEDY).choices[0].message.content
     drafts = metric(spec_server.url, "spec_decode_num_draft_tokens_total")
     assert 0 < metric(spec_server.url, "spec_decode_num_accepted_tokens_total") <= drafts
+    assert 0 < metric(spec_server.url, "spec_decode_num_drafts_total") <= drafts
 
 
 def test_a_bad_speculative_config_is_a_usage_error(capsys):
