@@ -52,13 +52,7 @@ class OpenAIServingChat(OpenAIServing):
         request_id = f"chatcmpl-{raw_request.state.request_id}"
         if request.top_logprobs is not None and not request.logprobs:
             raise OpenAIError(400, "top_logprobs needs logprobs=true", param="top_logprobs")
-        tools = [t.model_dump(exclude_none=True) for t in request.tools or []] or None
-        prompt, prompt_ids = self.render_chat(request.messages, request.chat_template,
-                                              request.add_generation_prompt,
-                                              request.continue_final_message,
-                                              request.chat_template_kwargs, tools)
-        if request.truncate_prompt_tokens is not None:  # the conversation's last tokens
-            prompt_ids = prompt_ids[-request.truncate_prompt_tokens:]
+        prompt, prompt_ids = self.render_request(request)
         max_tokens = (request.max_completion_tokens if request.max_completion_tokens is not None
                       else request.max_tokens)
         params = self.sampling_params(
@@ -118,6 +112,18 @@ class OpenAIServingChat(OpenAIServing):
         if made_calls and finish_reason == "stop" and not isinstance(parser, ForcedToolParser):
             return "tool_calls"
         return finish_reason
+
+    def render_request(self, request: ChatCompletionRequest) -> tuple[str, list[int]]:
+        """A chat request's prompt (text and token ids): its messages and tools through the
+        chat template, cut to its last truncate_prompt_tokens."""
+        tools = [t.model_dump(exclude_none=True) for t in request.tools or []] or None
+        prompt, prompt_ids = self.render_chat(request.messages, request.chat_template,
+                                              request.add_generation_prompt,
+                                              request.continue_final_message,
+                                              request.chat_template_kwargs, tools)
+        if request.truncate_prompt_tokens is not None:  # the conversation's last tokens
+            prompt_ids = prompt_ids[-request.truncate_prompt_tokens:]
+        return prompt, prompt_ids
 
     def render_chat(self, messages: list[ChatMessage], chat_template: str | None,
                     add_generation_prompt: bool, continue_final_message: bool,

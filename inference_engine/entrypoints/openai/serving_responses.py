@@ -34,8 +34,7 @@ class OpenAIServingResponses(OpenAIServingChat):
         lora = self.check_model(chat.model)
         self.check_engine()
         response_id = new_id("resp")
-        tools = [t.model_dump(exclude_none=True) for t in chat.tools or []] or None
-        prompt, prompt_ids = self.render_chat(chat.messages, None, True, False, None, tools)
+        prompt, prompt_ids = self.render_request(chat)
         params = self.sampling_params(
             chat, self.max_tokens_for(len(prompt_ids), chat.max_tokens, "input"), None)
         parser = self._tool_parser(chat)
