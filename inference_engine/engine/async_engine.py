@@ -17,7 +17,10 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
+from inference_engine.engine.admission import Admission, AdmissionLimits
 from inference_engine.engine.arg_utils import EngineArgs
+from inference_engine.engine.errors import AsyncEngineDeadError, EngineOverloadedError
+from inference_engine.engine.idle_memory import release_free_memory
 from inference_engine.engine.request_tracker import RequestTracker
 from inference_engine.lora.request import LoRARequest
 from inference_engine.outputs import OutputCursor, RequestOutput, RequestOutputKind
@@ -25,8 +28,8 @@ from inference_engine.sampling_params import SamplingParams
 
 logger = logging.getLogger(__name__)
 
-class AsyncEngineDeadError(RuntimeError):
-    """The background loop has stopped; the engine takes no more requests."""
+# Seconds without a request after which the memory a burst used is given back.
+IDLE_BEFORE_RELEASE_S = 1.0
 
 
 class AsyncLLMEngine:
@@ -38,12 +41,15 @@ class AsyncLLMEngine:
 
     `stat_logger`, if given, is called after every pass of the loop as
     `stat_logger.log(engine, outputs, num_aborted)`, `outputs` being those of the requests
-    that finished in the pass (see engine/metrics.py).
+    that finished in the pass (see engine/metrics.py). `limits` bound what may wait (see
+    engine/admission.py); callers ask `check_admission` before they add requests.
     """
 
-    def __init__(self, engine, stat_logger=None):
+    def __init__(self, engine, stat_logger=None, limits: AdmissionLimits | None = None):
         self.engine = engine
         self.stat_logger = stat_logger
+        self.limits = limits or AdmissionLimits()
+        self._admission = Admission(self.limits)
         self._tracker: RequestTracker | None = None
         self._loop_task: asyncio.Task | None = None
         self._error: BaseException | None = None
@@ -74,6 +80,33 @@ class AsyncLLMEngine:
     @property
     def num_open_requests(self) -> int:
         return len(self._tracker) if self._tracker is not None else 0
+
+    @property
+    def num_waiting_requests(self) -> int:
+        """Requests not yet in a step: queued for the loop, or in the engine's waiting queue."""
+        queued = self._tracker.num_new if self._tracker is not None else 0
+        return queued + self.engine.get_num_waiting_requests()
+
+    def check_admission(self, num_requests: int = 1) -> None:
+        """Raises EngineOverloadedError if `num_requests` more can't be taken now (the waiting
+        queue is full, or the server is shutting down); AsyncEngineDeadError if the loop died."""
+        if self.errored:
+            raise self._dead_error()
+        self._admission.check(self.num_waiting_requests, num_requests)
+
+    async def drain(self, timeout: float) -> None:
+        """For a shutdown: refuses new requests, lets the open ones finish for up to `timeout`
+        seconds, then ends those left with EngineOverloadedError (a streamed answer then
+        closes with an error event rather than being cut)."""
+        self._admission.draining = True
+        deadline = time.monotonic() + timeout
+        while self.num_open_requests and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.num_open_requests:
+            logger.warning("shutting down: aborting %d request(s) still open after %g s",
+                           self.num_open_requests, timeout)
+            self._tracker.abort_all(EngineOverloadedError(
+                f"the server is shutting down; the request was stopped after {timeout:g} s"))
 
     def start(self) -> None:
         """Starts the background loop on the running event loop."""
@@ -129,6 +162,11 @@ class AsyncLLMEngine:
         finally:
             self.abort(request_id)
 
+    def compile_structured_output(self, params: SamplingParams):
+        """Compiles the request's constraint (SamplingParamsError if it is invalid); safe from
+        any thread, and cached for the engine's own compile at add_request."""
+        return self.engine.structured_outputs.compile(params)
+
     async def reset_prefix_cache(self) -> None:
         """Forgets every cached prompt prefix (requests running now keep their blocks)."""
         await self._between_steps(self.engine.reset_prefix_cache)
@@ -158,9 +196,16 @@ class AsyncLLMEngine:
     async def _run_loop(self) -> None:
         tracker = self._tracker
         try:
+            worked = False  # since memory was last given back
             while True:
                 if not self.engine.has_unfinished_requests():
-                    await tracker.wait_for_work()
+                    idle_for = IDLE_BEFORE_RELEASE_S if worked else None
+                    if not await tracker.wait_for_work(idle_for):
+                        await asyncio.get_running_loop().run_in_executor(
+                            self._executor, release_free_memory)
+                        worked = False
+                        continue
+                worked = True
                 await self._step_once(tracker)
         except asyncio.CancelledError:
             self._error = RuntimeError("the engine was shut down")
@@ -172,6 +217,8 @@ class AsyncLLMEngine:
             tracker.fail_all(self._dead_error())
 
     async def _step_once(self, tracker: RequestTracker) -> None:
+        if self.limits.queue_timeout is not None:
+            self._give_up_queued(tracker, self.limits.queue_timeout)
         new, aborted = tracker.get_new_and_aborted_requests()
         for stream, kwargs in new:
             try:
@@ -189,9 +236,15 @@ class AsyncLLMEngine:
             loop = asyncio.get_running_loop()
             outputs = await loop.run_in_executor(
                 self._executor, functools.partial(self.engine.step, finished_only=True))
-            tracker.process_step(outputs)
+            tracker.process_step(outputs, self.limits.stream_stall_timeout)
         if self.stat_logger is not None:
             try:
                 self.stat_logger.log(self.engine, outputs, len(aborted))
             except Exception:  # a metrics bug must not take the engine down with it
                 logger.exception("recording engine stats failed")
+
+    def _give_up_queued(self, tracker: RequestTracker, timeout: float) -> None:
+        """Aborts the requests that waited over `timeout` seconds without being scheduled."""
+        for request_id in self.engine.unscheduled_request_ids(time.time() - timeout):
+            tracker.abort_request(request_id, EngineOverloadedError(
+                f"the request waited over {timeout:g} s in the queue (--queue-timeout)"))

@@ -165,6 +165,17 @@ class LLMEngine:
     def get_num_unfinished_requests(self) -> int:
         return self.scheduler.get_num_unfinished_seq_groups()
 
+    def get_num_waiting_requests(self) -> int:
+        """Requests queued for a step (new ones, and preempted ones to resume)."""
+        return len(self.scheduler.waiting)
+
+    def unscheduled_request_ids(self, arrived_before: float) -> list[str]:
+        """The waiting requests that arrived before `arrived_before` (time.time()) and were
+        never scheduled: those a queue timeout gives up."""
+        return [g.request_id for g in self.scheduler.waiting
+                if g.metrics.first_scheduled_time is None
+                and g.metrics.arrival_time < arrived_before]
+
     def step(self, finished_only: bool = False) -> list[RequestOutput]:
         """Runs one scheduling step and returns the state of every request whose new tokens it
         processed (only of those that finished, for callers that do not stream: building the
@@ -264,6 +275,10 @@ class LLMEngine:
         if self.stop_checker.check_token(seq, params):
             if seq.detokenizer is not None and params.include_stop_str_in_output:
                 seq.detokenizer.add_token(sample.token_id, check_stop=False)
+            return
+        if seq.grammar is not None and seq.grammar.is_terminated():
+            # Its stop token, which ignore_eos let through: a finished grammar has no next mask.
+            seq.status = SequenceStatus.FINISHED_STOPPED
             return
         if seq.detokenizer is not None:
             at_min = len(seq.output_token_ids) >= params.min_tokens

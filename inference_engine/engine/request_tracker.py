@@ -1,8 +1,10 @@
 """The async engine's side of its requests: a stream per request, and the tracker where callers
 queue new requests and aborts for the loop to apply between steps (engine/async_engine.py)."""
 import asyncio
+import time
 from collections import deque
 
+from inference_engine.engine.errors import StreamStalledError
 from inference_engine.outputs import OutputCursor, RequestOutput, RequestOutputKind
 
 _END = object()  # closes a stream without an error
@@ -20,6 +22,9 @@ class AsyncStream:
         self.output_kind = output_kind
         self.cursor: OutputCursor | None = None  # set once the engine has taken the request
         self.finished = False
+        # Since when (time.monotonic()) outputs wait that the reader has not taken; None when
+        # it has taken them all. A reader taking some but not all counts as reading.
+        self.unread_since: float | None = None
         self._items: deque = deque()
         self._waiter: asyncio.Future | None = None
 
@@ -33,6 +38,8 @@ class AsyncStream:
             self._push(_END if error is None else error)
 
     def _push(self, item) -> None:
+        if not self._items:
+            self.unread_since = time.monotonic()
         self._items.append(item)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
@@ -48,6 +55,7 @@ class AsyncStream:
             finally:
                 self._waiter = None
         item = self._items.popleft()
+        self.unread_since = time.monotonic() if self._items else None
         if item is _END:
             raise StopAsyncIteration
         if isinstance(item, BaseException):
@@ -77,19 +85,34 @@ class RequestTracker:
         self._work.set()
         return stream
 
-    def abort_request(self, request_id: str) -> None:
-        """Closes the request's stream; the loop drops it from the engine before the next step."""
+    @property
+    def num_new(self) -> int:
+        """Requests added since the loop last took the new ones."""
+        return len(self._new)
+
+    def abort_request(self, request_id: str, error: BaseException | None = None) -> None:
+        """Closes the request's stream (ending it with `error`, if given); the loop drops it
+        from the engine before the next step."""
         stream = self._streams.pop(request_id, None)
         if stream is None:
             return  # finished or aborted already
-        stream.finish()
+        stream.finish(error)
         self._aborted.add(request_id)
         self._work.set()
 
-    def process_step(self, finished: list[RequestOutput]) -> None:
+    def abort_all(self, error: BaseException) -> None:
+        """Aborts every open request, ending its stream with `error` (the engine lives on)."""
+        for request_id in list(self._streams):
+            self.abort_request(request_id, error)
+
+    def process_step(self, finished: list[RequestOutput],
+                     stall_timeout: float | None = None) -> None:
         """Hands every open stream its output of the step that just ended; `finished` holds the
-        engine's outputs of the requests that finished in it (of aborted ones: ignored)."""
+        engine's outputs of the requests that finished in it (of aborted ones: ignored). A
+        stream whose reader has left outputs untaken for over `stall_timeout` seconds is
+        aborted."""
         final = {output.request_id: output for output in finished}
+        stalled_before = time.monotonic() - stall_timeout if stall_timeout else None
         for request_id, stream in list(self._streams.items()):
             if stream.cursor is None:
                 continue  # not in the engine yet
@@ -99,6 +122,11 @@ class RequestTracker:
             if request_id in final:
                 del self._streams[request_id]
                 stream.finish()
+            elif (stalled_before is not None and stream.unread_since is not None
+                  and stream.unread_since < stalled_before):
+                self.abort_request(request_id, StreamStalledError(
+                    f"request {request_id} aborted: its outputs were not read for over "
+                    f"{stall_timeout:g} s"))
 
     def fail_request(self, request_id: str, error: BaseException) -> None:
         stream = self._streams.pop(request_id, None)
@@ -120,5 +148,10 @@ class RequestTracker:
         self._work.clear()
         return new, aborted
 
-    async def wait_for_work(self) -> None:
-        await self._work.wait()
+    async def wait_for_work(self, timeout: float | None = None) -> bool:
+        """Waits until a request is added or aborted; False if `timeout` seconds pass first."""
+        try:
+            await asyncio.wait_for(self._work.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True

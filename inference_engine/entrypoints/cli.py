@@ -1,14 +1,13 @@
 """`inference-engine`: `generate` runs one prompt or chat message offline, `serve` starts the
-OpenAI-compatible server."""
+OpenAI-compatible server. A Ctrl-C before the server runs (while torch imports, or the model
+loads) ends it with one line, not a traceback."""
 import argparse
 import logging
 import sys
 
-from inference_engine.engine.arg_utils import EngineArgs
-from inference_engine.entrypoints.openai.cli_args import add_serve_parser
-
 
 def _generate(args: argparse.Namespace) -> None:
+    from inference_engine.engine.arg_utils import EngineArgs
     from inference_engine.entrypoints.llm import LLM
     from inference_engine.sampling_params import SamplingParams
     llm = LLM(**vars(EngineArgs.from_cli_args(args)))
@@ -22,6 +21,16 @@ def _generate(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(asctime)s %(name)s: %(message)s")
+    try:
+        _run(argv)
+    except KeyboardInterrupt:
+        logging.getLogger("inference_engine").error("interrupted")
+        sys.exit(130)
+
+
+def _run(argv: list[str] | None) -> None:
+    from inference_engine.engine.arg_utils import EngineArgs
+    from inference_engine.entrypoints.openai.cli_args import add_serve_parser
     parser = argparse.ArgumentParser(prog="inference-engine")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="complete one prompt or answer one chat message")

@@ -19,7 +19,8 @@ over ranks of (x_r A_r^T) B^T is (x A^T) B^T.
 import torch
 
 from inference_engine.lora.context import get_lora_context
-from inference_engine.model_executor.layers.linear import (LinearBase, MergedColumnParallelLinear,
+from inference_engine.model_executor.layers.linear import (ColumnParallelLinear, LinearBase,
+                                                           MergedColumnParallelLinear,
                                                            QKVParallelLinear, RowParallelLinear)
 
 
@@ -38,6 +39,21 @@ def checkpoint_slice_sizes(layer: LinearBase) -> list[int]:
         kv = layer.num_kv_heads * layer.tp_size // layer.kv_replicas * layer.head_size
         return [layer.num_heads * layer.tp_size * layer.head_size, kv, kv]
     return list(layer.output_sizes)
+
+
+def checkpoint_shapes(layer: LinearBase) -> dict:
+    """The whole (unsharded) [out, in] that an adapter's B and A must cover for each piece
+    set_slot takes: {shard id: (out, in)}, and None for a fused layer taken as one."""
+    out_size, in_size = layer.weight.shape
+    if isinstance(layer, RowParallelLinear):
+        in_size *= layer.tp_size
+    slices = slices_of(layer)
+    if slices == [None]:
+        if isinstance(layer, ColumnParallelLinear):
+            out_size *= layer.tp_size
+        return {None: (out_size, in_size)}
+    sizes = checkpoint_slice_sizes(layer)
+    return {None: (sum(sizes), in_size), **{s: (size, in_size) for s, size in zip(slices, sizes)}}
 
 
 class LoRASlots:

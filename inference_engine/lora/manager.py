@@ -2,8 +2,9 @@
 recently used out first), and copied into one of the max_loras device slots when a step needs
 them (a slot whose adapter the step does not use gives way, least recently used first).
 
-`add` loads and checks an adapter when the engine first sees it, so that a bad adapter fails its
-request, not a step; a step's `context` puts its adapters in slots and builds the mask.
+`add` loads and checks an adapter when the engine first sees it (its files, then its shapes
+against the layers), so that a bad adapter fails its request, not a step; a step's `context`
+puts its adapters in slots and builds the mask.
 """
 from collections import OrderedDict
 
@@ -12,7 +13,7 @@ from torch import nn
 
 from inference_engine.lora.adapter import LoRAAdapter, LoRAError, load_adapter
 from inference_engine.lora.context import LoRAContext
-from inference_engine.lora.layers import LoRASlots
+from inference_engine.lora.layers import LoRASlots, checkpoint_shapes
 from inference_engine.lora.request import LoRARequest
 from inference_engine.model_executor.layers.linear import LinearBase
 
@@ -37,13 +38,28 @@ class LoRAManager:
             self.on_host.move_to_end(request.lora_int_id)
             return
         adapter = load_adapter(request.lora_path, self.packed_modules, self.max_rank)
-        unknown = sorted(set(adapter.modules) - set(self.layers))
-        if unknown:
-            raise LoRAError(f"{request.lora_path}: the adapter's module(s) {unknown[:3]} are not "
-                            "linear layers of this model")
+        self._check_fits(request.lora_path, adapter)
         self.on_host[request.lora_int_id] = adapter
         while len(self.on_host) > self.max_cpu_loras:  # (a slot keeps its copy)
             self.on_host.popitem(last=False)
+
+    def _check_fits(self, path: str, adapter: LoRAAdapter) -> None:
+        """Every piece names a linear layer of this model and has its sizes, which set_slot (in
+        a step, where a failure is the engine's) takes for granted."""
+        unknown = sorted(set(adapter.modules) - set(self.layers))
+        if unknown:
+            raise LoRAError(f"{path}: the adapter's module(s) {unknown[:3]} are not linear "
+                            "layers of this model")
+        for name, pieces in adapter.modules.items():
+            shapes = checkpoint_shapes(self.layers[name])
+            for shard, (a, b) in pieces.items():
+                out_size, in_size = shapes[shard]
+                if a.shape[1] != in_size or b.shape[0] != out_size:
+                    where = name if shard is None else f"{name} (slice {shard})"
+                    raise LoRAError(
+                        f"{path}: {where}: lora_A is {list(a.shape)} and lora_B "
+                        f"{list(b.shape)}; this model's layer takes lora_A [r, {in_size}] and "
+                        f"lora_B [{out_size}, r]")
 
     def remove(self, lora_id: int) -> None:
         """Forgets the adapter; a request that still uses it reads it again from disk."""

@@ -1,6 +1,7 @@
 """The engine's side of structured outputs: each constrained sequence gets its matcher at
 add_request and feeds it every token it samples."""
 import logging
+import threading
 
 from inference_engine.sampling_params import SamplingParams, SamplingParamsError
 from inference_engine.sequence import Sequence, SequenceStatus
@@ -14,6 +15,8 @@ class StructuredOutputManager:
         self.vocab_size = vocab_size
         self.eos_token_id = eos_token_id
         self._backend = None  # xgrammar is imported by the first request that needs it
+        # The server compiles on its offload threads while the engine compiles on its own.
+        self._backend_lock = threading.Lock()
 
     def compile(self, params: SamplingParams):
         """The request's constraint compiled (xgrammar caches it: the server checks a request
@@ -22,9 +25,10 @@ class StructuredOutputManager:
         if self.tokenizer is None:
             raise SamplingParamsError("structured_outputs", "structured outputs need the "
                                       "tokenizer (skip_tokenizer_init is set)")
-        if self._backend is None:
-            from inference_engine.structured_output.backend import GrammarBackend
-            self._backend = GrammarBackend(self.tokenizer, self.vocab_size)
+        with self._backend_lock:
+            if self._backend is None:
+                from inference_engine.structured_output.backend import GrammarBackend
+                self._backend = GrammarBackend(self.tokenizer, self.vocab_size)
         return self._backend.compile(params.structured_outputs)
 
     def start(self, seq: Sequence, params: SamplingParams) -> None:

@@ -25,8 +25,13 @@ class CacheEngine:
                  device: torch.device):
         self.layers = attention_layers(model)
         first = self.layers[0]
-        self.kv_cache = torch.empty(2, len(self.layers), num_blocks, block_size, first.num_kv_heads,
-                                    first.head_size, dtype=dtype, device=device)
+        # In host memory, written now: an untouched page costs nothing until a request writes
+        # it, so the process would grow during a burst and stay grown (the pages are its cache),
+        # and the memory that --cpu-kv-cache-space-gib asks for would be found missing mid-run
+        # rather than at start. A device allocation is committed at once anyway.
+        allocate = torch.zeros if torch.device(device).type == "cpu" else torch.empty
+        self.kv_cache = allocate(2, len(self.layers), num_blocks, block_size, first.num_kv_heads,
+                                 first.head_size, dtype=dtype, device=device)
         for i, layer in enumerate(self.layers):
             layer.k_cache, layer.v_cache = self.kv_cache[0, i], self.kv_cache[1, i]
 

@@ -1,11 +1,15 @@
 """AsyncLLMEngine's contract, on a scripted engine (no model): streams in each output kind,
-aborts, per-request errors, and the dead state."""
+aborts, per-request errors, the dead state, and its admission limits (a bounded waiting
+queue, readers that stop reading, draining for a shutdown)."""
 import asyncio
 import threading
 
 import pytest
 
-from inference_engine.engine.async_engine import AsyncEngineDeadError, AsyncLLMEngine
+from inference_engine.engine.admission import AdmissionLimits
+from inference_engine.engine.async_engine import AsyncLLMEngine
+from inference_engine.engine.errors import (AsyncEngineDeadError, EngineOverloadedError,
+                                            StreamStalledError)
 from inference_engine.outputs import RequestOutput, RequestOutputKind
 from inference_engine.sampling_params import SamplingParams
 from inference_engine.sequence import Sequence, SequenceGroup, SequenceStatus
@@ -33,6 +37,7 @@ class ScriptedEngine:
         self.aborted: list[str] = []
         self.fail = False
         self.thread_names: set[str] = set()
+        self.num_waiting = 0  # what get_num_waiting_requests says
 
     def add_request(self, request_id, prompt, params, prompt_token_ids=None, arrival_time=None,
                     priority=0, lora_request=None, cache_salt=None):
@@ -53,6 +58,9 @@ class ScriptedEngine:
 
     def has_unfinished_requests(self) -> bool:
         return bool(self.requests)
+
+    def get_num_waiting_requests(self) -> int:
+        return self.num_waiting
 
     def step(self, finished_only: bool = False) -> list[RequestOutput]:
         self.thread_names.add(threading.current_thread().name)
@@ -182,5 +190,61 @@ def test_shutdown_ends_open_streams_with_an_error():
         await engine.shutdown()
         with pytest.raises(AsyncEngineDeadError):
             await task
+
+    run(main())
+
+
+def test_admission_refuses_requests_past_the_waiting_bound():
+    scripted = ScriptedEngine()
+    engine = AsyncLLMEngine(scripted, limits=AdmissionLimits(max_waiting_requests=4))
+    scripted.num_waiting = 3
+    engine.check_admission(1)
+    with pytest.raises(EngineOverloadedError, match="3 requests are waiting"):
+        engine.check_admission(2)
+    AsyncLLMEngine(scripted).check_admission(10**6)  # no bound by default
+    with pytest.raises(ValueError, match="positive"):
+        AdmissionLimits(queue_timeout=0)
+
+
+def test_a_stream_nobody_reads_is_aborted_after_the_stall_timeout():
+    async def main():
+        scripted = ScriptedEngine(length=10**6)
+        engine = AsyncLLMEngine(scripted, limits=AdmissionLimits(stream_stall_timeout=0.3))
+        stream = engine.generate("r", "p", PARAMS, output_kind=RequestOutputKind.DELTA)
+        await anext(stream)
+        reader = engine.generate("read", "p", PARAMS, output_kind=RequestOutputKind.DELTA)
+        stalled = asyncio.get_running_loop().time()
+        while "r" in scripted.requests:  # a reader that keeps up is never stalled
+            await anext(reader)
+        assert asyncio.get_running_loop().time() - stalled >= 0.3
+        assert scripted.aborted == ["r"] and "read" in scripted.requests
+        with pytest.raises(StreamStalledError):  # what was pending, then the error
+            async for _ in stream:
+                pass
+        await reader.aclose()
+        await engine.shutdown()
+
+    run(main())
+
+
+def test_drain_refuses_new_requests_then_ends_the_open_ones_with_an_error():
+    async def main():
+        scripted = ScriptedEngine(length=10**6)
+        engine = AsyncLLMEngine(scripted)
+        task = asyncio.create_task(collect(engine, "r"))
+        while not scripted.requests:
+            await asyncio.sleep(0.01)
+        drain = asyncio.create_task(engine.drain(0.2))
+        await asyncio.sleep(0)
+        with pytest.raises(EngineOverloadedError, match="shutting down"):
+            engine.check_admission()
+        assert not task.done()  # the open request runs on until the drain timeout
+        with pytest.raises(EngineOverloadedError, match="shutting down"):
+            await task
+        await drain
+        while scripted.requests:
+            await asyncio.sleep(0.01)
+        assert scripted.aborted == ["r"] and engine.num_open_requests == 0
+        await engine.shutdown()
 
     run(main())

@@ -6,19 +6,12 @@ import time
 
 import httpx
 
-from utils.server import wait_until
+from utils.server import engine_idle, wait_until
 
 LONG = {"max_tokens": 400, "extra_body": {"ignore_eos": True}}
 PROMPTS = ["Once upon a time", "The capital of France is", "def fibonacci(n):",
            "My favourite food is", "1, 2, 3, 4,", "The weather today", "Dear Sir or Madam,",
            "In the beginning"]
-
-
-def engine_idle(server) -> bool:
-    """No request left in the engine and every KV block free."""
-    engine = server.engine_client.engine
-    free = engine.scheduler.block_manager.get_num_free_blocks()
-    return not engine.has_unfinished_requests() and free == engine.config.cache_config.num_blocks
 
 
 def engine_busy(server) -> bool:

@@ -1,6 +1,6 @@
-"""The real `inference-engine serve` in a subprocess: --api-key on every /v1 route (and score,
-rerank, the prefix-cache reset), --served-model-name (two names: both answer), request ids on
-log lines, and a graceful stop on SIGTERM."""
+"""The real `inference-engine serve` in a subprocess: --api-key on every route but the open
+ones (health, ping, metrics, version), --served-model-name (two names: both answer), request ids
+on log lines, and a graceful stop on SIGTERM."""
 import signal
 import threading
 
@@ -13,14 +13,22 @@ from utils.server import SERVER_ARGS, ServerProcess, wait_until
 API_KEY = "test-key-123"
 NAME = "served-under-another-name"
 ALIAS = "and-a-second-name"
-V1_ROUTES = [("GET", "/v1/models", None),
-             ("POST", "/v1/completions", {"prompt": "Hi", "max_tokens": 1}),
-             ("POST", "/v1/chat/completions",
-              {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}),
-             ("POST", "/score", {"text_1": "Hi", "text_2": "Hello"}),
-             ("POST", "/v2/rerank", {"query": "Hi", "documents": ["Hello"]}),
-             ("POST", "/reset_prefix_cache", None),
-             ("POST", "/invocations", {"prompt": "Hi", "max_tokens": 1})]
+GUARDED_ROUTES = [("GET", "/v1/models", None),
+                  ("POST", "/v1/completions", {"prompt": "Hi", "max_tokens": 1}),
+                  ("POST", "/v1/chat/completions",
+                   {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}),
+                  ("POST", "/v1/responses", {"input": "Hi", "max_output_tokens": 1}),
+                  ("POST", "/v1/embeddings", {"input": "Hi"}),
+                  ("POST", "/score", {"text_1": "Hi", "text_2": "Hello"}),
+                  ("POST", "/v2/rerank", {"query": "Hi", "documents": ["Hello"]}),
+                  ("POST", "/reset_prefix_cache", None),
+                  ("POST", "/invocations", {"prompt": "Hi", "max_tokens": 1}),
+                  # Tokenizing runs a chat template: as costly as any API route.
+                  ("POST", "/tokenize", {"messages": [{"role": "user", "content": "Hi"}]}),
+                  ("POST", "/detokenize", {"tokens": [1, 2]}),
+                  ("GET", "/openapi.json", None), ("GET", "/docs", None)]
+OPEN_ROUTES = [("GET", "/health"), ("GET", "/version"), ("GET", "/metrics"), ("GET", "/ping"),
+               ("POST", "/ping")]
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +47,10 @@ def bearer(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
 
 
-@pytest.mark.parametrize("method, path, body", V1_ROUTES)
+@pytest.mark.parametrize("method, path, body", GUARDED_ROUTES)
 @pytest.mark.parametrize("headers", [{}, bearer("wrong"), {"Authorization": API_KEY}],
                          ids=["missing", "wrong", "not bearer"])
-def test_v1_routes_need_the_key(cli_server, method, path, body, headers):
+def test_routes_need_the_key(cli_server, method, path, body, headers):
     response = httpx.request(method, cli_server.url + path, json=body, headers=headers)
     assert response.status_code == 401
     error = response.json()["error"]
@@ -50,8 +58,8 @@ def test_v1_routes_need_the_key(cli_server, method, path, body, headers):
     assert error["code"] == "invalid_api_key"
 
 
-@pytest.mark.parametrize("method, path, body", V1_ROUTES)
-def test_v1_routes_work_with_the_key(cli_server, method, path, body):
+@pytest.mark.parametrize("method, path, body", GUARDED_ROUTES)
+def test_routes_work_with_the_key(cli_server, method, path, body):
     response = httpx.request(method, cli_server.url + path, json=body, headers=bearer(API_KEY),
                              timeout=60)
     assert response.status_code == 200, response.text
@@ -61,8 +69,9 @@ def test_auth_comes_before_parsing_and_other_routes_are_open(cli_server):
     malformed = httpx.post(cli_server.url + "/v1/completions", content=b"{",
                            headers={"content-type": "application/json"})
     assert malformed.status_code == 401
-    for path in ("/health", "/version", "/metrics"):
-        assert httpx.get(cli_server.url + path).status_code == 200
+    assert httpx.get(cli_server.url + "/no/such/route").status_code == 401
+    for method, path in OPEN_ROUTES:
+        assert httpx.request(method, cli_server.url + path).status_code == 200, path
 
 
 def test_openai_client_with_and_without_the_key(cli_server):

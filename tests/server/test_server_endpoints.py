@@ -1,5 +1,5 @@
 """The small endpoints (models, health, version, tokenize, detokenize, metrics, the OpenAPI
-schema), request ids and CORS."""
+schema), request ids."""
 import importlib.util
 from pathlib import Path
 
@@ -61,14 +61,3 @@ def test_every_response_carries_a_request_id(server, model):
         assert len(response.headers["x-request-id"]) == 32
     first, second = (httpx.get(server.url + "/version") for _ in range(2))
     assert first.headers["x-request-id"] != second.headers["x-request-id"]
-
-
-def test_cors_preflight_and_headers(server):
-    preflight = httpx.options(server.url + "/v1/chat/completions", headers={
-        "Origin": "http://example.com", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization,content-type"})
-    assert preflight.status_code == 200
-    assert preflight.headers["access-control-allow-origin"] == "*"
-    response = httpx.get(server.url + "/v1/models", headers={"Origin": "http://example.com"})
-    assert response.headers["access-control-allow-origin"] == "*"
-    assert "x-request-id" in response.headers["access-control-expose-headers"].lower()

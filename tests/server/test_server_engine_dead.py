@@ -36,6 +36,9 @@ class FailingEngine:
     def has_unfinished_requests(self) -> bool:
         return bool(self.request_ids)
 
+    def get_num_waiting_requests(self) -> int:
+        return 0
+
     def step(self, finished_only: bool = False):
         self.fail.wait(timeout=120)
         raise RuntimeError("injected fault in step()")

@@ -11,7 +11,8 @@ import httpx
 import uvicorn
 
 # Small enough to load quickly and to make over-long prompts cheap to build.
-SERVER_ARGS = ["--max-model-len", "512", "--cpu-kv-cache-space-gib", "0.25", "--dtype", "float32"]
+SERVER_ARGS = ["--max-model-len", "512", "--cpu-kv-cache-space-gib", "0.25", "--dtype", "float32",
+               "--trust-request-chat-template"]
 STARTUP_TIMEOUT = 300.0
 
 
@@ -34,6 +35,13 @@ def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "c
         time.sleep(interval)
 
 
+def engine_idle(server) -> bool:
+    """No request left in a ServerThread's engine and every KV block free."""
+    engine = server.engine_client.engine
+    free = engine.scheduler.block_manager.get_num_free_blocks()
+    return not engine.has_unfinished_requests() and free == engine.config.cache_config.num_blocks
+
+
 class ServerThread:
     """`build_app(args, engine)` under uvicorn in a daemon thread, on a socket bound up front
     (so no other process can take the port in between)."""
@@ -41,14 +49,15 @@ class ServerThread:
     def __init__(self, cli_args: list[str], engine=None):
         from inference_engine.entrypoints.openai.api_server import build_app
         from inference_engine.entrypoints.openai.cli_args import make_arg_parser
+        from inference_engine.entrypoints.openai.launcher import uvicorn_config
         self.args = make_arg_parser().parse_args(cli_args)
         self.app = build_app(self.args, engine)
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
         self.port = self._socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=5)
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(uvicorn_config(self.app, self.args, log_level="warning",
+                                                    timeout_graceful_shutdown=5))
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._socket]},
                                         daemon=True, name=f"server-{self.port}")
 
@@ -80,8 +89,8 @@ class ServerThread:
 class ServerProcess:
     """`python -m inference_engine.entrypoints.cli serve ...` on a free port; output in `log`."""
 
-    def __init__(self, cli_args: list[str], log_path: str):
-        self.port = free_port()
+    def __init__(self, cli_args: list[str], log_path: str, port: int | None = None):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         command = [sys.executable, "-m", "inference_engine.entrypoints.cli", "serve",

@@ -68,12 +68,17 @@ def make_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     parser.add_argument("--api-key", default=os.environ.get("INFERENCE_ENGINE_API_KEY"),
                         help="require `Authorization: Bearer KEY` on every /v1 route "
                              "(default: $INFERENCE_ENGINE_API_KEY)")
-    parser.add_argument("--allowed-origins", type=_json_list, default=["*"],
-                        help='CORS origins, a JSON list (default: ["*"])')
-    parser.add_argument("--allowed-methods", type=_json_list, default=["*"])
-    parser.add_argument("--allowed-headers", type=_json_list, default=["*"])
+    parser.add_argument("--allowed-origins", type=_json_list, default=[],
+                        help='origins whose pages may call the API from a browser (CORS), a '
+                             'JSON list such as \'["https://app.example.com"]\' or \'["*"]\' '
+                             "(default: none; CORS is off)")
+    parser.add_argument("--allowed-methods", type=_json_list, default=["*"],
+                        help="CORS methods, a JSON list (with --allowed-origins)")
+    parser.add_argument("--allowed-headers", type=_json_list, default=["*"],
+                        help="CORS request headers, a JSON list (with --allowed-origins)")
     parser.add_argument("--allow-credentials", action="store_true",
                         help="allow CORS requests with credentials")
+    _add_limit_args(parser)
     parser.add_argument("--log-stats-interval", type=float, default=5.0,
                         help="seconds between throughput log lines (see --disable-log-stats)")
     parser.add_argument("--shutdown-timeout", type=float, default=30.0,
@@ -106,6 +111,48 @@ def make_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     return parser
 
 
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+    return parse
+
+
+def _add_limit_args(parser: argparse.ArgumentParser) -> None:
+    """What a request may cost the server: refused (4xx or 503) beyond these."""
+    limits = parser.add_argument_group("request limits")
+    limits.add_argument("--max-request-body-bytes", type=_positive(int), default=8 << 20,
+                        help="answer 413 to a request body over this many bytes (default: "
+                             "8 MiB)")
+    limits.add_argument("--http-header-timeout", type=_positive(float), default=10.0,
+                        help="close a connection whose request headers take longer than this "
+                             "many seconds to arrive")
+    limits.add_argument("--http-body-timeout", type=_positive(float), default=30.0,
+                        help="answer 408 to a request body not received within this many "
+                             "seconds")
+    limits.add_argument("--max-waiting-requests", type=int, default=None,
+                        help="refuse new requests (503 with Retry-After) while this many wait "
+                             "for their first step (default: 8 x --max-num-seqs; 0: no limit)")
+    limits.add_argument("--queue-timeout", type=_positive(float), default=None,
+                        help="give up a request (503) not scheduled within this many seconds "
+                             "(default: never)")
+    limits.add_argument("--stream-stall-timeout", type=_positive(float), default=60.0,
+                        help="abort a request whose client has read none of its stream for "
+                             "this many seconds")
+    limits.add_argument("--max-prompt-bytes", type=_positive(int), default=None,
+                        help="refuse (400) a prompt or chat message over this many bytes "
+                             "before tokenizing it (default: 32 x --max-model-len, at least "
+                             "1 MiB)")
+    limits.add_argument("--trust-request-chat-template", action="store_true",
+                        help="let requests bring their own chat_template (rendered in a "
+                             "sandboxed process, within --request-chat-template-timeout); "
+                             "otherwise such requests are refused (400)")
+    limits.add_argument("--request-chat-template-timeout", type=_positive(float), default=5.0,
+                        help="seconds a request's own chat template may take to render")
+
+
 def engine_args_from(args: argparse.Namespace) -> EngineArgs:
     """The engine settings of parsed serve flags; a positional model wins over --model."""
     engine_args = EngineArgs.from_cli_args(args)
@@ -123,5 +170,5 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from inference_engine.entrypoints.openai.api_server import run_server
+    from inference_engine.entrypoints.openai.launcher import run_server
     run_server(args)

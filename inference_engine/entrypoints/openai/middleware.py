@@ -7,7 +7,7 @@ from contextvars import ContextVar
 
 from starlette.datastructures import Headers, MutableHeaders
 
-from inference_engine.entrypoints.openai.serving_engine import OpenAIError
+from inference_engine.entrypoints.openai.errors import OpenAIError
 
 logger = logging.getLogger("inference_engine.entrypoints.openai.api_server")
 # The id of the HTTP request being served, for log lines (each request runs in its own context).
@@ -50,13 +50,14 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
-# The routes an API key guards: the API's own, and those that compute or change the cache.
-GUARDED_PREFIXES = ("/v1", "/v2", "/score", "/rerank", "/reset_prefix_cache", "/invocations")
+# The routes open without the API key: what probes and scrapers read, and nothing that computes
+# on a request's content. Every other path needs the key, unknown ones included.
+OPEN_PATHS = frozenset({"/health", "/ping", "/metrics", "/version"})
 
 
 class ApiKeyMiddleware:
-    """401 on every guarded route without `Authorization: Bearer <key>` (CORS preflights
-    pass)."""
+    """401 on every route but the open ones without `Authorization: Bearer <key>` (CORS
+    preflights pass)."""
 
     def __init__(self, app, api_key: str):
         self.app = app
@@ -64,7 +65,7 @@ class ApiKeyMiddleware:
 
     async def __call__(self, scope, receive, send):
         if (scope["type"] == "http" and scope["method"] != "OPTIONS"
-                and scope["path"].startswith(GUARDED_PREFIXES)):
+                and scope["path"] not in OPEN_PATHS):
             given = Headers(scope=scope).get("authorization", "").encode()
             if not secrets.compare_digest(given, self.expected):
                 error = OpenAIError(401, "Incorrect or missing API key; send it as "

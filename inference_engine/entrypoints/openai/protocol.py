@@ -7,11 +7,12 @@ what it adds.
 import time
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_serializer
+from pydantic import ConfigDict, Field, model_serializer, model_validator
 
-from inference_engine.entrypoints.openai.base import OpenAIBaseModel
+from inference_engine.entrypoints.openai.base import OpenAIBaseModel, RequestFieldError
 from inference_engine.entrypoints.openai.structured_request import StructuredOutputsRequest
-from inference_engine.entrypoints.openai.tool_calls import (ChatTool, DeltaToolCall, ToolCall,
+from inference_engine.entrypoints.openai.tool_calls import (ChatTool, DeltaToolCall,
+                                                             MessageToolCall, ToolCall,
                                                              ToolChoice, forced_tool_mode,
                                                              forced_tool_schema)
 from inference_engine.beam_search import BeamSearchParams
@@ -71,7 +72,7 @@ class SamplingRequest(StructuredOutputsRequest):
     model: str | None = None
     n: int = 1
     best_of: int | None = None
-    temperature: float | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)  # OpenAI's range
     top_p: float | None = None
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
@@ -98,7 +99,14 @@ class SamplingRequest(StructuredOutputsRequest):
     truncate_prompt_tokens: int | None = Field(default=None, ge=1)  # keep the last k
     prompt_logprobs: int | None = Field(default=None, ge=0, le=20)  # non-streamed answers
     use_beam_search: bool = False  # n beams; temperature unset: 0 (candidates by likelihood)
-    length_penalty: float = 1.0
+    length_penalty: float = Field(default=1.0, ge=-10, le=10)  # beams: score / length^p
+
+    @model_validator(mode="after")
+    def _stream_options_need_stream(self):
+        if self.stream_options is not None and not self.stream:
+            raise RequestFieldError(("stream_options",),
+                                    "stream_options is only allowed when stream is true")
+        return self
 
     @property
     def include_usage(self) -> bool:
@@ -148,11 +156,13 @@ class CompletionRequest(SamplingRequest):
 
 
 class ChatMessage(OpenAIBaseModel):
-    """One message; `content` may be text or a list of `{"type": "text", "text": ...}` parts."""
+    """One message; `content` may be text or a list of `{"type": "text", "text": ...}` parts.
+    Roles are OpenAI's, plus Llama 3's `ipython` (tool results in its templates)."""
     model_config = ConfigDict(extra="allow")
-    role: str
+    role: Literal["system", "developer", "user", "assistant", "tool", "function", "ipython"]
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
+    tool_calls: list[MessageToolCall] | None = None
 
 
 class ChatCompletionRequest(SamplingRequest):

@@ -6,17 +6,24 @@ import time
 import uuid
 from typing import Any
 
-from inference_engine.entrypoints.openai.base import OpenAIBaseModel
+from inference_engine.entrypoints.openai.base import OpenAIRequest
 from inference_engine.entrypoints.openai.protocol import ChatCompletionRequest
 
 
 def _text(content: str | list | None) -> str:
-    """A message's text: itself, or its input_text / output_text parts joined."""
+    """A message's text: itself, or its input_text / output_text parts joined. A ValueError
+    says what is not text."""
     if content is None or isinstance(content, str):
         return content or ""
-    return "".join(part.get("text", "") for part in content
-                   if isinstance(part, dict) and part.get("type") in
-                   ("input_text", "output_text", "text"))
+    if not isinstance(content, list):
+        raise ValueError("content must be text or a list of parts, got "
+                         f"{type(content).__name__}")
+    texts = [part.get("text", "") for part in content
+             if isinstance(part, dict) and part.get("type") in
+             ("input_text", "output_text", "text")]
+    if not all(isinstance(text, str) for text in texts):
+        raise ValueError("a text part's text must be a string")
+    return "".join(texts)
 
 
 def chat_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -60,7 +67,7 @@ def chat_tools(tools: list[dict[str, Any]] | None, tool_choice) -> tuple[list | 
     return chat, tool_choice
 
 
-class ResponsesRequest(OpenAIBaseModel):
+class ResponsesRequest(OpenAIRequest):
     model: str | None = None
     input: str | list[dict[str, Any]]
     instructions: str | None = None
@@ -93,6 +100,8 @@ class ResponsesRequest(OpenAIBaseModel):
             else []
         messages += chat_messages(items)
         fmt = (self.text or {}).get("format") or {"type": "text"}
+        if not isinstance(fmt, dict):
+            raise ValueError(f"text.format must be an object, got {type(fmt).__name__}")
         response_format = dict(fmt)
         if fmt.get("type") == "json_schema":  # flat here, nested in chat's response_format
             response_format = {"type": "json_schema", "json_schema": {

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from inference_engine.entrypoints.openai.base import OpenAIBaseModel
+from inference_engine.entrypoints.openai.base import OpenAIBaseModel, OpenAIRequest
 from inference_engine.entrypoints.openai.protocol import ChatMessage
 
 
@@ -23,7 +23,7 @@ class ModelList(OpenAIBaseModel):
     data: list[ModelCard]
 
 
-class TokenizeRequest(OpenAIBaseModel):
+class TokenizeRequest(OpenAIRequest):
     """POST /tokenize: a `prompt`, or chat `messages` rendered by the chat template."""
     model: str | None = None
     prompt: str | None = None
@@ -40,7 +40,7 @@ class TokenizeResponse(OpenAIBaseModel):
     tokens: list[int]
 
 
-class DetokenizeRequest(OpenAIBaseModel):
+class DetokenizeRequest(OpenAIRequest):
     model: str | None = None
     tokens: list[int]
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 from fastapi import Request
 
-from inference_engine.entrypoints.openai.serving_engine import engine_error
+from inference_engine.entrypoints.openai.errors import engine_error
 from inference_engine.outputs import RequestOutput
 
 
@@ -62,6 +62,42 @@ async def _wait_for_disconnect(raw_request: Request) -> None:
     # The body has been read, so the next ASGI message can only be the disconnect.
     while (await raw_request.receive())["type"] != "http.disconnect":
         pass
+
+
+async def started_stream(outputs: AsyncGenerator, raw_request: Request
+                         ) -> AsyncIterator | None:
+    """`outputs` once the first has come, or None if the client left before (the requests are
+    then aborted). A stream answers 200 only when its request has run: one refused or given up
+    while queued (overloaded, a queue timeout) answers with its own status instead."""
+    first = asyncio.ensure_future(anext(outputs, _NOTHING))
+    watcher = asyncio.create_task(_wait_for_disconnect(raw_request))
+    try:
+        await asyncio.wait({first, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not first.done():
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        await outputs.aclose()
+        return None
+    try:
+        item = first.result()
+    except Exception as exc:
+        await outputs.aclose()
+        raise engine_error(exc) from exc
+    return outputs if item is _NOTHING else _prepended(item, outputs)
+
+
+_NOTHING = object()
+
+
+async def _prepended(item, outputs: AsyncGenerator) -> AsyncIterator:
+    try:
+        yield item
+        async for item in outputs:
+            yield item
+    finally:
+        await outputs.aclose()
 
 
 async def collect_final_outputs(outputs: AsyncIterator[tuple[int, RequestOutput]],

@@ -5,7 +5,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-import jinja2
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
@@ -19,9 +18,10 @@ from inference_engine.entrypoints.openai.protocol import (AssistantMessage, Chat
                                                           DeltaMessage, TopLogprob, UsageInfo)
 from inference_engine.entrypoints.openai.response_streams import (SSE_DONE,
                                                                   collect_final_outputs,
-                                                                  merge_async_iterators, sse)
-from inference_engine.entrypoints.openai.serving_engine import (OpenAIError, OpenAIServing,
-                                                                engine_error)
+                                                                  merge_async_iterators, sse,
+                                                                  started_stream)
+from inference_engine.entrypoints.openai.errors import OpenAIError, engine_error
+from inference_engine.entrypoints.openai.serving_engine import OpenAIServing
 from inference_engine.entrypoints.openai.reasoning import REASONING_PARSERS, ReasoningStream
 from inference_engine.entrypoints.openai.text_chunks import ChatTextChunks
 from inference_engine.entrypoints.openai.tool_calls import template_messages
@@ -40,8 +40,8 @@ class OpenAIServingChat(OpenAIServing):
     (returned as reasoning_content)."""
 
     def __init__(self, engine, served_model_name: str, tool_call_parser: str | None = None,
-                 reasoning_parser: str | None = None, lora_requests: dict | None = None):
-        super().__init__(engine, served_model_name, lora_requests)
+                 reasoning_parser: str | None = None, *, prep, lora_requests: dict | None = None):
+        super().__init__(engine, served_model_name, prep=prep, lora_requests=lora_requests)
         self.auto_tool_parser = TOOL_PARSERS[tool_call_parser] if tool_call_parser else None
         self.reasoning_parser = REASONING_PARSERS[reasoning_parser] if reasoning_parser else None
 
@@ -52,20 +52,24 @@ class OpenAIServingChat(OpenAIServing):
         request_id = f"chatcmpl-{raw_request.state.request_id}"
         if request.top_logprobs is not None and not request.logprobs:
             raise OpenAIError(400, "top_logprobs needs logprobs=true", param="top_logprobs")
-        prompt, prompt_ids = self.render_request(request)
+        prompt, prompt_ids = await self.render_request(request)
         max_tokens = (request.max_completion_tokens if request.max_completion_tokens is not None
                       else request.max_tokens)
-        params = self.sampling_params(
+        params = await self.sampling_params(
             request, self.max_tokens_for(len(prompt_ids), max_tokens, "messages"),
             (request.top_logprobs or 0) if request.logprobs else None, request.prompt_logprobs)
         parser = self._tool_parser(request)  # after the params, which check the tool choice
         logger.info("%s: %d prompt tokens, n=%d, max_tokens=%d, stream=%s", request_id,
                     len(prompt_ids), request.n, params.max_tokens, request.stream)
         kind = RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY
+        self.check_engine()
         outputs = merge_async_iterators(
             self.generate(request, request_id, (prompt, prompt_ids), params, kind, lora))
         created = int(time.time())
         if request.stream:
+            outputs = await started_stream(outputs, raw_request)
+            if outputs is None:
+                return Response(status_code=499)  # nobody is listening any more
             return StreamingResponse(self._stream(request, request_id, created, outputs, parser),
                                      media_type="text/event-stream")
         final = await collect_final_outputs(outputs, raw_request)
@@ -113,38 +117,32 @@ class OpenAIServingChat(OpenAIServing):
             return "tool_calls"
         return finish_reason
 
-    def render_request(self, request: ChatCompletionRequest) -> tuple[str, list[int]]:
+    async def render_request(self, request: ChatCompletionRequest) -> tuple[str, list[int]]:
         """A chat request's prompt (text and token ids): its messages and tools through the
         chat template, cut to its last truncate_prompt_tokens."""
         tools = [t.model_dump(exclude_none=True) for t in request.tools or []] or None
-        prompt, prompt_ids = self.render_chat(request.messages, request.chat_template,
-                                              request.add_generation_prompt,
-                                              request.continue_final_message,
-                                              request.chat_template_kwargs, tools)
+        prompt, prompt_ids = await self.render_chat(request.messages, request.chat_template,
+                                                    request.add_generation_prompt,
+                                                    request.continue_final_message,
+                                                    request.chat_template_kwargs, tools)
         if request.truncate_prompt_tokens is not None:  # the conversation's last tokens
             prompt_ids = prompt_ids[-request.truncate_prompt_tokens:]
         return prompt, prompt_ids
 
-    def render_chat(self, messages: list[ChatMessage], chat_template: str | None,
-                    add_generation_prompt: bool, continue_final_message: bool,
-                    chat_template_kwargs: dict | None = None,
-                    tools: list[dict] | None = None) -> tuple[str, list[int]]:
+    async def render_chat(self, messages: list[ChatMessage], chat_template: str | None,
+                          add_generation_prompt: bool, continue_final_message: bool,
+                          chat_template_kwargs: dict | None = None,
+                          tools: list[dict] | None = None) -> tuple[str, list[int]]:
         """The prompt text and token ids of a conversation (and the tools, for templates that
-        describe them to the model)."""
-        if self.tokenizer is None:
-            raise OpenAIError(400, "chat needs the tokenizer (skip_tokenizer_init is set)")
+        describe them to the model); `chat_template` is the request's own, if any."""
         conversation = template_messages([_plain_message(m) for m in messages])
-        try:
-            text = self.tokenizer.apply_chat_template(
-                conversation, chat_template=chat_template, tokenize=False, tools=tools,
-                # Continuing the last message means not opening a new one.
-                add_generation_prompt=add_generation_prompt and not continue_final_message,
-                continue_final_message=continue_final_message, **(chat_template_kwargs or {}))
-        except (jinja2.TemplateError, ValueError, TypeError, KeyError) as exc:
-            raise OpenAIError(400, f"the chat template could not render the messages: {exc}",
-                              param="chat_template" if chat_template else "messages") from exc
+        text = await self.prep.render_chat(
+            conversation, chat_template, tools,
+            # Continuing the last message means not opening a new one.
+            add_generation_prompt and not continue_final_message, continue_final_message,
+            chat_template_kwargs)
         # The template writes the special tokens (BOS included) itself.
-        ids = self.encode(text, add_special_tokens=False)
+        ids = await self.prep.encode(text, "messages", add_special_tokens=False)
         self.check_token_ids(ids, "messages")
         return text, ids
 

@@ -16,9 +16,10 @@ from inference_engine.entrypoints.openai.protocol import (CompletionChoice, Comp
                                                           CompletionResponse, UsageInfo)
 from inference_engine.entrypoints.openai.response_streams import (SSE_DONE,
                                                                   collect_final_outputs,
-                                                                  merge_async_iterators, sse)
-from inference_engine.entrypoints.openai.serving_engine import (OpenAIError, OpenAIServing,
-                                                                engine_error)
+                                                                  merge_async_iterators, sse,
+                                                                  started_stream)
+from inference_engine.entrypoints.openai.errors import OpenAIError, engine_error
+from inference_engine.entrypoints.openai.serving_engine import OpenAIServing
 from inference_engine.entrypoints.openai.text_chunks import CompletionTextChunks
 from inference_engine.outputs import CompletionOutput, RequestOutput, RequestOutputKind
 from inference_engine.sequence import Logprob
@@ -37,20 +38,27 @@ class OpenAIServingCompletion(OpenAIServing):
         if request.suffix:
             raise OpenAIError(400, "suffix is not supported", param="suffix")
         request_id = f"cmpl-{raw_request.state.request_id}"
-        prompts = self.prompts_of(request.prompt, "prompt", request.truncate_prompt_tokens)
+        prompts = await self.prompts_of(request.prompt, "prompt",
+                                        request.truncate_prompt_tokens)
         wanted = [k for k in (request.logprobs if request.echo else None, request.prompt_logprobs)
                   if k is not None]
         prompt_logprobs = max(wanted) if wanted else None
-        params = [self.sampling_params(request, self.max_tokens_for(len(ids), request.max_tokens),
-                                       request.logprobs, prompt_logprobs) for _, ids in prompts]
+        params = [await self.sampling_params(request, self.max_tokens_for(len(ids),
+                                                                          request.max_tokens),
+                                             request.logprobs, prompt_logprobs)
+                  for _, ids in prompts]
         logger.info("%s: %d prompt(s), n=%d, max_tokens=%s, stream=%s", request_id, len(prompts),
                     request.n, params[0].max_tokens, request.stream)
         kind = RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY
+        self.check_engine(len(prompts))
         outputs = merge_async_iterators(*[
             self.generate(request, f"{request_id}-{i}", prompt, p, kind, lora)
             for i, (prompt, p) in enumerate(zip(prompts, params))])
         created = int(time.time())
         if request.stream:
+            outputs = await started_stream(outputs, raw_request)
+            if outputs is None:
+                return Response(status_code=499)  # nobody is listening any more
             return StreamingResponse(self._stream(request, request_id, created, prompts, outputs),
                                      media_type="text/event-stream")
         final = await collect_final_outputs(outputs, raw_request)

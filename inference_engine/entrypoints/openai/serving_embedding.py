@@ -10,16 +10,17 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 
-from inference_engine.entrypoints.openai.base import OpenAIBaseModel
+from inference_engine.entrypoints.openai.base import OpenAIBaseModel, OpenAIRequest
 from inference_engine.entrypoints.openai.protocol import UsageInfo
 from inference_engine.entrypoints.openai.response_streams import (collect_final_outputs,
                                                                   merge_async_iterators)
-from inference_engine.entrypoints.openai.serving_engine import OpenAIError, OpenAIServing
+from inference_engine.entrypoints.openai.errors import OpenAIError
+from inference_engine.entrypoints.openai.serving_engine import OpenAIServing
 from inference_engine.outputs import RequestOutputKind
 from inference_engine.pooling_params import PoolingParams
 
 
-class EmbeddingRequest(OpenAIBaseModel):
+class EmbeddingRequest(OpenAIRequest):
     model: str | None = None
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] = "float"
@@ -52,7 +53,7 @@ class OpenAIServingEmbedding(OpenAIServing):
             raise OpenAIError(400, f"dimensions must be at most the model's hidden size "
                               f"{hidden_size}, got {request.dimensions}", param="dimensions")
         self.check_priority(request.priority)
-        prompts = self.prompts_of(request.input, "input", request.truncate_prompt_tokens)
+        prompts = await self.prompts_of(request.input, "input", request.truncate_prompt_tokens)
         embeddings = await self.embed(f"embd-{raw_request.state.request_id}", prompts,
                                       PoolingParams(dimensions=request.dimensions),
                                       request.priority, lora, raw_request)
@@ -74,6 +75,7 @@ class OpenAIServingEmbedding(OpenAIServing):
                 raise OpenAIError(400, f"an input is {len(ids)} tokens; this model's maximum "
                                   f"context length is {self.max_model_len}", param="input",
                                   code="context_length_exceeded")
+        self.check_engine(len(prompts), "input")
         outputs = merge_async_iterators(*[
             self.engine.generate(f"{request_id}-{i}", text, params, ids,
                                  RequestOutputKind.FINAL_ONLY, priority, lora)

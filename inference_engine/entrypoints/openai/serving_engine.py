@@ -1,17 +1,15 @@
-"""What the OpenAI endpoints share: OpenAI-shaped errors, the model check, prompt validation,
-sampling parameters, and starting a prompt's request (response_streams.py answers with its
-outputs)."""
-import json
+"""What the OpenAI endpoints share: the model check, prompt validation, sampling parameters,
+and starting a prompt's request (response_streams.py answers with its outputs)."""
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi.responses import JSONResponse
-
 from inference_engine.beam_search import stream_beam_search
-from inference_engine.engine.async_engine import AsyncEngineDeadError, AsyncLLMEngine
+from inference_engine.engine.async_engine import AsyncLLMEngine
+from inference_engine.engine.errors import AsyncEngineDeadError, EngineOverloadedError
 from inference_engine.engine.detokenizer import decode_token
-from inference_engine.entrypoints.openai.protocol import (ErrorInfo, ErrorResponse,
-                                                          SamplingRequest, UsageInfo)
+from inference_engine.entrypoints.openai.errors import OpenAIError, engine_error
+from inference_engine.entrypoints.openai.protocol import SamplingRequest, UsageInfo
+from inference_engine.entrypoints.openai.request_prep import RequestPrep
 from inference_engine.lora.request import LoRARequest
 from inference_engine.outputs import RequestOutput, RequestOutputKind
 from inference_engine.sampling_params import SamplingParams, SamplingParamsError
@@ -19,44 +17,14 @@ from inference_engine.sampling_params import SamplingParams, SamplingParamsError
 logger = logging.getLogger(__name__)
 
 
-class OpenAIError(Exception):
-    """An error to answer with OpenAI's body `{"error": {message, type, param, code}}`."""
-
-    def __init__(self, status_code: int, message: str, param: str | None = None,
-                 code: str | None = None, type: str | None = None):
-        super().__init__(message)
-        self.status_code = status_code
-        self.info = ErrorInfo(message=message, param=param, code=code,
-                              type=type or ("invalid_request_error" if status_code < 500
-                                            else "server_error"))
-
-    def to_response(self) -> JSONResponse:
-        return JSONResponse(ErrorResponse(error=self.info).model_dump(),
-                            status_code=self.status_code)
-
-    def to_sse(self) -> str:
-        return f"data: {json.dumps(ErrorResponse(error=self.info).model_dump())}\n\n"
-
-
-def engine_error(exc: BaseException) -> OpenAIError:
-    """The OpenAI error for an exception raised while a request ran in the engine."""
-    if isinstance(exc, OpenAIError):
-        return exc
-    if isinstance(exc, AsyncEngineDeadError):
-        return OpenAIError(500, str(exc), code="engine_dead")
-    if isinstance(exc, ValueError):  # the engine rejected the request itself
-        return OpenAIError(400, str(exc), param=getattr(exc, "param", None))
-    logger.error("request failed: %r", exc, exc_info=exc)
-    return OpenAIError(500, f"internal error: {exc!r}")
-
-
 class OpenAIServing:
     """Base of the endpoint classes: the engine, the served model and the checks they share."""
 
-    def __init__(self, engine: AsyncLLMEngine, served_model_name: str,
+    def __init__(self, engine: AsyncLLMEngine, served_model_name: str, *, prep: RequestPrep,
                  lora_requests: dict[str, LoRARequest] | None = None):
         self.engine = engine
         self.served_model_name = served_model_name
+        self.prep = prep  # tokenizing and rendering, off the event loop
         self.model_aliases = engine.config.model_config.served_model_aliases
         # The adapters served, by name: the dict the server shares (adapters come and go).
         self.lora_requests = lora_requests if lora_requests is not None else {}
@@ -82,9 +50,17 @@ class OpenAIServing:
         known = model in self.lora_requests or model in self.model_aliases
         return model if known else self.served_model_name
 
-    def check_engine(self) -> None:
-        if self.engine.errored:
-            raise engine_error(AsyncEngineDeadError("the engine loop has stopped"))
+    def check_engine(self, num_requests: int = 1, param: str = "prompt") -> None:
+        """Raises the OpenAI error (500 engine dead, 503 overloaded) if the engine can't take
+        `num_requests` more now; 400 if it never could (more than may wait at once)."""
+        bound = self.engine.limits.max_waiting_requests
+        if bound is not None and num_requests > bound:
+            raise OpenAIError(400, f"a request may start at most {bound} sequences at once "
+                              f"(--max-waiting-requests), this one {num_requests}", param=param)
+        try:
+            self.engine.check_admission(num_requests)
+        except (AsyncEngineDeadError, EngineOverloadedError) as exc:
+            raise engine_error(exc) from exc
 
     def prompt_logprobs_json(self, output: RequestOutput,
                              k: int | None) -> list[dict | None] | None:
@@ -128,8 +104,9 @@ class OpenAIServing:
             raise OpenAIError(400, f"token ids must be in [0, {self.vocab_size}); got {bad[:5]}",
                               param=param)
 
-    def prompts_of(self, prompt: str | list[str] | list[int] | list[list[int]],
-                   param: str, truncate: int | None = None) -> list[tuple[str | None, list[int]]]:
+    async def prompts_of(self, prompt: str | list[str] | list[int] | list[list[int]],
+                         param: str, truncate: int | None = None
+                         ) -> list[tuple[str | None, list[int]]]:
         """(text or None, token ids) of each prompt of a request's field `param`: a text, a list
         of texts, token ids, or lists of token ids; only the last `truncate` tokens of a longer
         one (vLLM's truncate_prompt_tokens; its text is then None: not what runs)."""
@@ -139,18 +116,13 @@ class OpenAIServing:
             raise OpenAIError(400, f"{param} must not be empty", param=param)
         prompts = []
         for item in prompt:
-            ids = self.encode(item) if isinstance(item, str) else list(item)
+            ids = await self.prep.encode(item, param) if isinstance(item, str) else list(item)
             text = item if isinstance(item, str) else None
             if truncate is not None and len(ids) > truncate:
                 ids, text = ids[-truncate:], None
             self.check_token_ids(ids, param)
             prompts.append((text, ids))
         return prompts
-
-    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        if self.tokenizer is None:
-            raise OpenAIError(400, "text prompts need the tokenizer (skip_tokenizer_init is set)")
-        return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
 
     def max_tokens_for(self, num_prompt_tokens: int, max_tokens: int | None,
                        prompt_word: str = "prompt") -> int | None:
@@ -171,9 +143,9 @@ class OpenAIServing:
         rest = self.max_model_len - num_prompt_tokens
         return min(rest, self.sampling_defaults.get("max_tokens", rest))
 
-    def sampling_params(self, request: SamplingRequest, max_tokens: int | None,
-                        logprobs: int | None, prompt_logprobs: int | None = None
-                        ) -> SamplingParams:
+    async def sampling_params(self, request: SamplingRequest, max_tokens: int | None,
+                              logprobs: int | None, prompt_logprobs: int | None = None
+                              ) -> SamplingParams:
         self._check_engine_limits(request)
         if request.stream and request.best_of is not None and request.best_of > request.n:
             raise OpenAIError(400, "best_of > n is not supported with stream", param="best_of")
@@ -187,7 +159,7 @@ class OpenAIServing:
                 if request.use_beam_search:  # the beams' candidates would ignore it
                     raise OpenAIError(400, "use_beam_search does not keep to structured outputs "
                                       "(nor forced tool calls)", param="use_beam_search")
-                self.engine.engine.structured_outputs.compile(params)
+                await self.prep.run(self.engine.compile_structured_output, params)
             return params
         except SamplingParamsError as exc:
             raise OpenAIError(400, str(exc), param=exc.param) from exc
@@ -211,7 +183,9 @@ class OpenAIServing:
         """Values SamplingParams accepts but this engine can't run: token ids outside the
         vocabulary, or more sequences than a step schedules (they would never run)."""
         for token_id, bias in (request.logit_bias or {}).items():
-            if not token_id.lstrip("-").isdigit() or not 0 <= int(token_id) < self.vocab_size:
+            # ASCII digits only: str.isdigit() also takes "³", which int() refuses.
+            if (not (token_id.isascii() and token_id.isdigit())
+                    or not 0 <= int(token_id) < self.vocab_size):
                 raise OpenAIError(400, f"logit_bias keys must be token ids in "
                                   f"[0, {self.vocab_size}); got {token_id!r}", param="logit_bias")
             if not -100 <= bias <= 100:

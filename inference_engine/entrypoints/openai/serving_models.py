@@ -1,18 +1,18 @@
 """GET /v1/models, and the LoRA adapters served under their own names: those given at the start
 (--lora-modules) and, with --allow-runtime-lora-updating, those loaded and unloaded while
 serving (POST /v1/load_lora_adapter and /v1/unload_lora_adapter, as vLLM's)."""
-from inference_engine.entrypoints.openai.base import OpenAIBaseModel
+from inference_engine.entrypoints.openai.base import OpenAIRequest
 from inference_engine.entrypoints.openai.protocol_utility import ModelCard, ModelList
-from inference_engine.entrypoints.openai.serving_engine import OpenAIError
+from inference_engine.entrypoints.openai.errors import OpenAIError
 from inference_engine.lora.request import LoRARequest
 
 
-class LoadLoRAAdapterRequest(OpenAIBaseModel):
+class LoadLoRAAdapterRequest(OpenAIRequest):
     lora_name: str
     lora_path: str
 
 
-class UnloadLoRAAdapterRequest(OpenAIBaseModel):
+class UnloadLoRAAdapterRequest(OpenAIRequest):
     lora_name: str
 
 

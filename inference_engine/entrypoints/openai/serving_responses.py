@@ -13,9 +13,10 @@ from inference_engine.entrypoints.openai.protocol_responses import (ResponsesReq
                                                                     reasoning_item,
                                                                     response_body, usage_body)
 from inference_engine.entrypoints.openai.response_streams import (collect_final_outputs,
-                                                                  merge_async_iterators)
+                                                                  merge_async_iterators,
+                                                                  started_stream)
 from inference_engine.entrypoints.openai.serving_chat import OpenAIServingChat
-from inference_engine.entrypoints.openai.serving_engine import OpenAIError, engine_error
+from inference_engine.entrypoints.openai.errors import OpenAIError, engine_error
 from inference_engine.outputs import RequestOutputKind
 
 logger = logging.getLogger(__name__)
@@ -34,17 +35,21 @@ class OpenAIServingResponses(OpenAIServingChat):
         lora = self.check_model(chat.model)
         self.check_engine()
         response_id = new_id("resp")
-        prompt, prompt_ids = self.render_request(chat)
-        params = self.sampling_params(
+        prompt, prompt_ids = await self.render_request(chat)
+        params = await self.sampling_params(
             chat, self.max_tokens_for(len(prompt_ids), chat.max_tokens, "input"), None)
         parser = self._tool_parser(chat)
         logger.info("%s: %d input tokens, max_output_tokens=%d, stream=%s", response_id,
                     len(prompt_ids), params.max_tokens, request.stream)
         kind = RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY
+        self.check_engine()
         outputs = merge_async_iterators(
             self.generate(chat, response_id, (prompt, prompt_ids), params, kind, lora))
         model = self.response_model(chat.model)
         if request.stream:
+            outputs = await started_stream(outputs, raw_request)
+            if outputs is None:
+                return Response(status_code=499)  # nobody is listening any more
             return StreamingResponse(self._events(request, response_id, model, outputs, parser),
                                      media_type="text/event-stream")
         final = await collect_final_outputs(outputs, raw_request)

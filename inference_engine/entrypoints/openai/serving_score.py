@@ -15,15 +15,15 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 
-from inference_engine.entrypoints.openai.base import OpenAIBaseModel
+from inference_engine.entrypoints.openai.base import OpenAIBaseModel, OpenAIRequest
 from inference_engine.entrypoints.openai.protocol import UsageInfo
 from inference_engine.entrypoints.openai.serving_embedding import OpenAIServingEmbedding
-from inference_engine.entrypoints.openai.serving_engine import OpenAIError
+from inference_engine.entrypoints.openai.errors import OpenAIError
 from inference_engine.pooling_params import PoolingParams
 from inference_engine.scoring import ScoreInputError, cosine, score_pairs
 
 
-class ScoreRequest(OpenAIBaseModel):
+class ScoreRequest(OpenAIRequest):
     model: str | None = None
     text_1: str | list[str]
     text_2: str | list[str]
@@ -46,7 +46,7 @@ class ScoreResponse(OpenAIBaseModel):
     usage: UsageInfo
 
 
-class RerankRequest(OpenAIBaseModel):
+class RerankRequest(OpenAIRequest):
     model: str | None = None
     query: str
     documents: list[str]
@@ -116,7 +116,7 @@ class OpenAIServingScore(OpenAIServingEmbedding):
         self.check_engine()
         self.check_priority(request.priority)
         texts = list(dict.fromkeys(text for pair in pairs for text in pair))
-        prompts = [self.prompts_of(text, "input", request.truncate_prompt_tokens)[0]
+        prompts = [(await self.prompts_of(text, "input", request.truncate_prompt_tokens))[0]
                    for text in texts]
         embeddings = await self.embed(f"score-{raw_request.state.request_id}", prompts,
                                       PoolingParams(), request.priority, lora, raw_request)

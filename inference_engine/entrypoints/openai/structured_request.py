@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from inference_engine.entrypoints.openai.base import OpenAIBaseModel
+from inference_engine.entrypoints.openai.base import OpenAIBaseModel, OpenAIRequest
 from inference_engine.sampling_params import SamplingParamsError
 
 
@@ -21,7 +21,7 @@ class ResponseFormat(OpenAIBaseModel):
     json_schema: JsonSchemaFormat | None = None
 
 
-class StructuredOutputsRequest(OpenAIBaseModel):
+class StructuredOutputsRequest(OpenAIRequest):
     """Each field names one kind of constraint; a request may give one."""
     response_format: ResponseFormat | None = None
     # {"json" | "regex" | "choice" | "grammar" | "json_object": ...}

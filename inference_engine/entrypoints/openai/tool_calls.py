@@ -12,7 +12,7 @@ import json
 import uuid
 from typing import Any, Literal
 
-from pydantic import Field, model_serializer
+from pydantic import ConfigDict, Field, model_serializer
 
 from inference_engine.entrypoints.openai.base import OpenAIBaseModel
 from inference_engine.sampling_params import SamplingParamsError
@@ -28,6 +28,22 @@ class FunctionDefinition(OpenAIBaseModel):
 class ChatTool(OpenAIBaseModel):
     type: Literal["function"] = "function"
     function: FunctionDefinition
+
+
+class CalledFunction(OpenAIBaseModel):
+    """The function of a call in an earlier assistant message: its arguments as JSON text
+    (OpenAI's), or an object."""
+    model_config = ConfigDict(extra="allow")
+    name: str
+    arguments: str | dict[str, Any] = "{}"
+
+
+class MessageToolCall(OpenAIBaseModel):
+    """A call in an earlier assistant message (`messages[i].tool_calls`)."""
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    type: Literal["function"] = "function"
+    function: CalledFunction
 
 
 class NamedFunction(OpenAIBaseModel):
