@@ -17,6 +17,7 @@
 #   sweep throughput-hf serving serving-split serving-profile tp tp-70b tp-any
 #   (throughput-extra: EXTRA_ARGS added, log named throughput_$EXTRA_NAME)
 #   (serving: RATES="4 16 inf" by default; SERVER_ARGS are added to the server's flags)
+#   (serving-ab: the same on OLD_TREE and this tree, alternating: see serving_ab.sh)
 #   (tp-any: TP=4 PRESET=llama2-70b by default; e.g. TP=8 PRESET=bloom-176b; EXTRA_ARGS are
 #    added to benchmark_throughput, e.g. EXTRA_ARGS=--async-scheduling)
 #   (attn-resident: RESIDENT="1 4 5" rebuilds decode attention for each and runs attn-mix on
@@ -164,6 +165,8 @@ for step in $STEPS; do
     throughput-hf) run throughput_hf python benchmarks/benchmark_throughput.py --preset llama3-8b \
                      --load-format dummy --workload "$WL" --num-prompts 100 --compare-hf ;;
     serving) run serving bash benchmarks/serving_job.sh "$OUT" "$WL" ${RATES:-} ;;
+    serving-ab) run serving_ab_steps bash benchmarks/serving_ab.sh "$OUT" "${OLD_TREE:?}" \
+                  ${RATES:-} ;;  # OLD_TREE: an older tree, unpacked (serving_ab.sh)
     serving-split) for ms in ${SWITCH_MS:-5 0.5}; do  # TPOT at 16 req/s and the server's host split
                      run "serving_split_gil_${ms}ms" python tests/utils/serving_overhead.py \
                        --client sdk --request-rate 16 --switch-interval-ms "$ms" --workload "$WL" \

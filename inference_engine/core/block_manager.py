@@ -212,6 +212,11 @@ class BlockSpaceManager:
         return self.allocator.num_free
 
     @property
+    def num_cached_blocks(self) -> int:
+        """Blocks that hold a cached prefix (in use or not)."""
+        return len(self.allocator.cached.key_of)
+
+    @property
     def usage(self) -> float:
         """Fraction of blocks in use, 0..1."""
         total = self.allocator.num_blocks

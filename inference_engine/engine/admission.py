@@ -7,8 +7,8 @@ from inference_engine.engine.errors import EngineOverloadedError
 
 @dataclass(frozen=True, slots=True)
 class AdmissionLimits:
-    """`max_waiting_requests`: new requests are refused while that many wait for their first
-    step (None: no bound). `queue_timeout`: a request never scheduled within that many
+    """`max_waiting_requests`: new requests are refused while that many wait beyond the ones a
+    step runs (None: no bound). `queue_timeout`: a request never scheduled within that many
     seconds is given up. `stream_stall_timeout`: a request whose reader has taken none of its
     pending outputs for that many seconds is aborted (a client that stopped reading its
     stream). Each is off when None."""
@@ -32,9 +32,10 @@ class Admission:
         self.draining = False
 
     def check(self, num_waiting: int, num_new: int) -> None:
+        """`num_waiting`: how many would wait with the `num_new` requests taken."""
         if self.draining:
             raise EngineOverloadedError("the server is shutting down")
         bound = self.limits.max_waiting_requests
-        if bound is not None and num_waiting + num_new > bound:
-            raise EngineOverloadedError(f"{num_waiting} requests are waiting, at most {bound} "
-                                        "may (--max-waiting-requests)")
+        if bound is not None and num_waiting > bound:
+            raise EngineOverloadedError(f"{num_waiting - num_new} requests are waiting, at most "
+                                        f"{bound} may (--max-waiting-requests)")

@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from inference_engine.engine.admission import Admission, AdmissionLimits
 from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.engine.errors import AsyncEngineDeadError, EngineOverloadedError
-from inference_engine.engine.idle_memory import release_free_memory
 from inference_engine.engine.request_tracker import RequestTracker
 from inference_engine.lora.request import LoRARequest
 from inference_engine.outputs import OutputCursor, RequestOutput, RequestOutputKind
@@ -81,18 +80,18 @@ class AsyncLLMEngine:
     def num_open_requests(self) -> int:
         return len(self._tracker) if self._tracker is not None else 0
 
-    @property
-    def num_waiting_requests(self) -> int:
-        """Requests not yet in a step: queued for the loop, or in the engine's waiting queue."""
+    def num_waiting_requests(self, num_new: int = 0) -> int:
+        """Of the requests queued for the loop, in the engine and `num_new` more, those a step
+        can't run yet (beyond its max_num_seqs): those that would wait for others to finish."""
         queued = self._tracker.num_new if self._tracker is not None else 0
-        return queued + self.engine.get_num_waiting_requests()
+        return self.engine.get_num_waiting_requests(queued + num_new)
 
     def check_admission(self, num_requests: int = 1) -> None:
         """Raises EngineOverloadedError if `num_requests` more can't be taken now (the waiting
         queue is full, or the server is shutting down); AsyncEngineDeadError if the loop died."""
         if self.errored:
             raise self._dead_error()
-        self._admission.check(self.num_waiting_requests, num_requests)
+        self._admission.check(self.num_waiting_requests(num_requests), num_requests)
 
     async def drain(self, timeout: float) -> None:
         """For a shutdown: refuses new requests, lets the open ones finish for up to `timeout`
@@ -202,7 +201,7 @@ class AsyncLLMEngine:
                     idle_for = IDLE_BEFORE_RELEASE_S if worked else None
                     if not await tracker.wait_for_work(idle_for):
                         await asyncio.get_running_loop().run_in_executor(
-                            self._executor, release_free_memory)
+                            self._executor, self.engine.release_idle_memory)
                         worked = False
                         continue
                 worked = True

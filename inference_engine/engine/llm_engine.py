@@ -13,16 +13,18 @@ import torch
 from inference_engine.config import EngineConfig
 from inference_engine.core.scheduler import Scheduler, SchedulerOutputs
 from inference_engine.engine.arg_utils import EngineArgs
+from inference_engine.engine.idle_memory import release_free_memory
 from inference_engine.engine.request_checks import RequestChecks
 from inference_engine.engine.step_in_flight import StepInFlight, needs_host_tokens
 from inference_engine.engine.stop_checker import StopChecker
+from inference_engine.engine.token_appender import TokenAppender
 from inference_engine.executor import create_executor
 from inference_engine.lora.request import LoRARequest
-from inference_engine.model_executor.device_samples import Sample, SamplerOutput
+from inference_engine.model_executor.device_samples import SamplerOutput
 from inference_engine.outputs import RequestOutput
 from inference_engine.pooling_params import PoolingParams
 from inference_engine.sampling_params import SamplingParams
-from inference_engine.sequence import Logprob, Sequence, SequenceGroup, SequenceStatus
+from inference_engine.sequence import Sequence, SequenceGroup, SequenceStatus
 from inference_engine.structured_output.manager import StructuredOutputManager
 
 logger = logging.getLogger(__name__)
@@ -58,10 +60,11 @@ class LLMEngine:
         logger.info("KV cache: %d blocks of %d tokens", num_blocks, config.cache_config.block_size)
         self.scheduler = Scheduler(config.scheduler_config, config.cache_config,
                                    config.lora_config, config.speculative_config)
-        self.stop_checker = StopChecker(mc.max_model_len, self.eos_token_id)
         self.checks = RequestChecks(config, self.tokenizer)
         self.structured_outputs = StructuredOutputManager(self.tokenizer, mc.hf_config.vocab_size,
                                                           self.eos_token_id)
+        self.appender = TokenAppender(StopChecker(mc.max_model_len, self.eos_token_id),
+                                      self.structured_outputs, self.tokenizer)
         self.seq_counter = itertools.count()
         self.requests: dict[str, SequenceGroup] = {}
         # Running totals that engine/metrics.py turns into Prometheus counters.
@@ -151,6 +154,16 @@ class LLMEngine:
         """Forgets every cached prompt prefix (with --enable-prefix-caching)."""
         self.scheduler.block_manager.reset_prefix_cache()
 
+    def release_idle_memory(self) -> None:
+        """With no request in the engine: frees the host memory a burst left (engine/
+        idle_memory.py), the KV cache's too unless cached prefixes still hold blocks."""
+        release_free_memory()
+        blocks = self.scheduler.block_manager
+        if (not self.has_unfinished_requests()
+                and blocks.get_num_free_blocks() == self.config.cache_config.num_blocks
+                and not blocks.num_cached_blocks):
+            self.executor.release_kv_memory()
+
     def check_health(self) -> None:
         """Raises if a worker rank is gone."""
         self.executor.check_health()
@@ -165,9 +178,11 @@ class LLMEngine:
     def get_num_unfinished_requests(self) -> int:
         return self.scheduler.get_num_unfinished_seq_groups()
 
-    def get_num_waiting_requests(self) -> int:
-        """Requests queued for a step (new ones, and preempted ones to resume)."""
-        return len(self.scheduler.waiting)
+    def get_num_waiting_requests(self, num_new: int = 0) -> int:
+        """Of the requests in the engine and `num_new` more, those beyond the max_num_seqs that
+        a step runs: those that would wait for others to finish."""
+        num_open = self.scheduler.get_num_unfinished_seq_groups() + num_new
+        return max(0, num_open - self.config.scheduler_config.max_num_seqs)
 
     def unscheduled_request_ids(self, arrived_before: float) -> list[str]:
         """The waiting requests that arrived before `arrived_before` (time.time()) and were
@@ -236,7 +251,8 @@ class LLMEngine:
     def _process_model_outputs(self, sched: SchedulerOutputs, result: SamplerOutput) -> None:
         now = time.time()
         for pr, logprobs in zip(result.meta.prompt_rows, result.prompt_logprobs):
-            pr.group.prompt_logprobs = [None] + [self._decode_logprobs(d) for d in logprobs]
+            pr.group.prompt_logprobs = [None] + [self.appender.decode_logprobs(d)
+                                                  for d in logprobs]
         drafts_ended = set()  # sequences that got their last token of the step
         for i, (row, samples) in enumerate(zip(result.meta.rows, result.samples)):
             group, seq = row.group, row.seq
@@ -263,36 +279,6 @@ class LLMEngine:
                                                       group.sampling_params, i).detokenizer
                 self.scheduler.block_manager.fork(seq, child)
                 group.seqs.append(child)
-                self._append(group, child, sample)
-            self._append(group, seq, samples[0])
-
-    def _append(self, group: SequenceGroup, seq: Sequence, sample: Sample) -> None:
-        params = group.sampling_params
-        seq.append_token(sample.token_id, sample.logprob, self._decode_logprobs(sample.top_logprobs))
-        self.num_generation_tokens_total += 1
-        if seq.grammar is not None and not self.structured_outputs.accept(seq, sample.token_id):
-            return
-        if self.stop_checker.check_token(seq, params):
-            if seq.detokenizer is not None and params.include_stop_str_in_output:
-                seq.detokenizer.add_token(sample.token_id, check_stop=False)
-            return
-        if seq.grammar is not None and seq.grammar.is_terminated():
-            # Its stop token, which ignore_eos let through: a finished grammar has no next mask.
-            seq.status = SequenceStatus.FINISHED_STOPPED
-            return
-        if seq.detokenizer is not None:
-            at_min = len(seq.output_token_ids) >= params.min_tokens
-            matched = seq.detokenizer.add_token(sample.token_id, check_stop=at_min)
-            if matched is not None:
-                seq.status, seq.stop_reason = SequenceStatus.FINISHED_STOPPED, matched
-                return
-        self.stop_checker.check_length(seq, params)
-
-    def _decode_logprobs(self, entries: dict[int, Logprob] | None) -> dict[int, Logprob] | None:
-        if entries is None or self.tokenizer is None:
-            return entries
-        from inference_engine.engine.detokenizer import decode_token
-        for token_id, lp in entries.items():
-            lp.decoded_token = decode_token(self.tokenizer, token_id)
-        return entries
-
+                self.appender.append(child, group.sampling_params, sample)
+            self.appender.append(seq, group.sampling_params, samples[0])
+            self.num_generation_tokens_total += len(samples)

@@ -59,6 +59,9 @@ class ExecutorBase:
             logits, hidden = logits
         return self.driver.sample(logits, meta, hidden)
 
+    def release_kv_memory(self) -> None:
+        self._run_workers("release_kv_memory")
+
     def add_lora(self, request) -> None:
         """Reads and checks a LoRA adapter on every rank: on the driver first, so that a bad
         adapter fails its request alone (a failure on the remote ranks kills the engine)."""

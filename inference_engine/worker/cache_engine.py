@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from inference_engine import ops
+from inference_engine.engine.idle_memory import release_pages
 from inference_engine.model_executor.layers.attention import Attention
 from inference_engine.model_executor.sampling_metadata import device_tensor
 
@@ -25,15 +26,15 @@ class CacheEngine:
                  device: torch.device):
         self.layers = attention_layers(model)
         first = self.layers[0]
-        # In host memory, written now: an untouched page costs nothing until a request writes
-        # it, so the process would grow during a burst and stay grown (the pages are its cache),
-        # and the memory that --cpu-kv-cache-space-gib asks for would be found missing mid-run
-        # rather than at start. A device allocation is committed at once anyway.
-        allocate = torch.zeros if torch.device(device).type == "cpu" else torch.empty
-        self.kv_cache = allocate(2, len(self.layers), num_blocks, block_size, first.num_kv_heads,
-                                 first.head_size, dtype=dtype, device=device)
+        self.kv_cache = torch.empty(2, len(self.layers), num_blocks, block_size, first.num_kv_heads,
+                                    first.head_size, dtype=dtype, device=device)
         for i, layer in enumerate(self.layers):
             layer.k_cache, layer.v_cache = self.kv_cache[0, i], self.kv_cache[1, i]
+
+    def release_memory(self) -> None:
+        """While no block holds anything: a host cache's written pages go back to the system
+        (see engine/idle_memory.py); a device cache keeps its memory."""
+        release_pages(self.kv_cache)
 
     def copy_blocks(self, blocks_to_copy: list[tuple[int, int]]) -> None:
         if not blocks_to_copy:

@@ -75,6 +75,10 @@ class Worker:
                hidden: torch.Tensor | None = None) -> DeviceSamples:
         return self.model_runner.sample(logits, meta, hidden)
 
+    def release_kv_memory(self) -> None:
+        """The KV cache's memory back to the system while no block is in use (host caches)."""
+        self.model_runner.cache_engine.release_memory()
+
     def add_lora(self, request) -> None:
         """Reads and checks a LoRA adapter (lora.LoRARequest) on this rank."""
         self.model_runner.lora_manager.add(request)

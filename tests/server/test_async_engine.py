@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from inference_engine.engine.admission import AdmissionLimits
-from inference_engine.engine.async_engine import AsyncLLMEngine
+from inference_engine.engine.async_engine import IDLE_BEFORE_RELEASE_S, AsyncLLMEngine
 from inference_engine.engine.errors import (AsyncEngineDeadError, EngineOverloadedError,
                                             StreamStalledError)
 from inference_engine.outputs import RequestOutput, RequestOutputKind
@@ -38,6 +38,7 @@ class ScriptedEngine:
         self.fail = False
         self.thread_names: set[str] = set()
         self.num_waiting = 0  # what get_num_waiting_requests says
+        self.num_releases = 0  # calls of release_idle_memory
 
     def add_request(self, request_id, prompt, params, prompt_token_ids=None, arrival_time=None,
                     priority=0, lora_request=None, cache_salt=None):
@@ -59,8 +60,11 @@ class ScriptedEngine:
     def has_unfinished_requests(self) -> bool:
         return bool(self.requests)
 
-    def get_num_waiting_requests(self) -> int:
-        return self.num_waiting
+    def get_num_waiting_requests(self, num_new: int = 0) -> int:
+        return self.num_waiting + num_new
+
+    def release_idle_memory(self):
+        self.num_releases += 1
 
     def step(self, finished_only: bool = False) -> list[RequestOutput]:
         self.thread_names.add(threading.current_thread().name)
@@ -245,6 +249,24 @@ def test_drain_refuses_new_requests_then_ends_the_open_ones_with_an_error():
         while scripted.requests:
             await asyncio.sleep(0.01)
         assert scripted.aborted == ["r"] and engine.num_open_requests == 0
+        await engine.shutdown()
+
+    run(main())
+
+
+def test_memory_is_released_once_after_a_second_idle():
+    async def main():
+        scripted = ScriptedEngine()
+        engine = AsyncLLMEngine(scripted)
+        await collect(engine, "r")
+        assert scripted.num_releases == 0  # not while requests come
+        await asyncio.sleep(IDLE_BEFORE_RELEASE_S + 0.5)
+        assert scripted.num_releases == 1
+        await asyncio.sleep(IDLE_BEFORE_RELEASE_S + 0.5)
+        assert scripted.num_releases == 1  # once per burst, not every second
+        await collect(engine, "again")
+        await asyncio.sleep(IDLE_BEFORE_RELEASE_S + 0.5)
+        assert scripted.num_releases == 2
         await engine.shutdown()
 
     run(main())

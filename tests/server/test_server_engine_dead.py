@@ -36,8 +36,11 @@ class FailingEngine:
     def has_unfinished_requests(self) -> bool:
         return bool(self.request_ids)
 
-    def get_num_waiting_requests(self) -> int:
+    def get_num_waiting_requests(self, num_new: int = 0) -> int:
         return 0
+
+    def release_idle_memory(self):
+        pass
 
     def step(self, finished_only: bool = False):
         self.fail.wait(timeout=120)

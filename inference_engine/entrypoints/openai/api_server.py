@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 # The waiting queue's default bound, per request a step may run (--max-num-seqs).
 WAITING_PER_SEQ = 8
 MAX_OFFLOAD_THREADS = 4
-DEFAULT_MAX_PENDING_JOBS = 1024  # with no waiting bound: still not without end
+DEFAULT_MAX_PENDING_JOBS = 4096  # with no waiting bound: still not without end
 
 
 def build_app(args: argparse.Namespace, engine=None) -> FastAPI:
@@ -63,8 +63,11 @@ def build_app(args: argparse.Namespace, engine=None) -> FastAPI:
         interval = float("inf") if args.disable_log_stats else args.log_stats_interval
         client = AsyncLLMEngine(llm_engine, StatLogger(metrics, interval),
                                 admission_limits(args, config))
+        # As many may be prepared at once as the engine would take.
+        waiting = client.limits.max_waiting_requests
         prep = request_prep(args, llm_engine.tokenizer, config.model_config.max_model_len,
-                            client.limits.max_waiting_requests)
+                            (waiting or DEFAULT_MAX_PENDING_JOBS)
+                            + config.scheduler_config.max_num_seqs)
         name = config.model_config.served_model_name
         tool_parser = args.tool_call_parser if args.enable_auto_tool_choice else None
         common = {"prep": prep, "lora_requests": loras}
@@ -132,12 +135,11 @@ def admission_limits(args: argparse.Namespace, config) -> AdmissionLimits:
 
 
 def request_prep(args: argparse.Namespace, tokenizer, max_model_len: int,
-                 max_pending: int | None) -> RequestPrep:
-    """The offload threads, the prompt size limit and (if trusted) the request-template
-    sandbox."""
+                 max_pending: int) -> RequestPrep:
+    """The offload threads (at most `max_pending` jobs at once), the prompt size limit and (if
+    trusted) the request-template sandbox."""
     max_bytes = args.max_prompt_bytes or default_max_prompt_bytes(max_model_len)
-    pool = OffloadPool(min(MAX_OFFLOAD_THREADS, os.cpu_count() or 1),
-                       max_pending or DEFAULT_MAX_PENDING_JOBS)
+    pool = OffloadPool(min(MAX_OFFLOAD_THREADS, os.cpu_count() or 1), max_pending)
     sandbox = (ChatTemplateSandbox(args.request_chat_template_timeout, max_bytes)
                if args.trust_request_chat_template else None)
     return RequestPrep(tokenizer, pool, max_bytes, sandbox)

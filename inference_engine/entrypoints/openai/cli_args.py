@@ -134,7 +134,8 @@ def _add_limit_args(parser: argparse.ArgumentParser) -> None:
                              "seconds")
     limits.add_argument("--max-waiting-requests", type=int, default=None,
                         help="refuse new requests (503 with Retry-After) while this many wait "
-                             "for their first step (default: 8 x --max-num-seqs; 0: no limit)")
+                             "beyond the --max-num-seqs a step runs (default: 8 x "
+                             "--max-num-seqs; 0: no limit)")
     limits.add_argument("--queue-timeout", type=_positive(float), default=None,
                         help="give up a request (503) not scheduled within this many seconds "
                              "(default: never)")

@@ -54,9 +54,10 @@ class OpenAIServing:
         """Raises the OpenAI error (500 engine dead, 503 overloaded) if the engine can't take
         `num_requests` more now; 400 if it never could (more than may wait at once)."""
         bound = self.engine.limits.max_waiting_requests
-        if bound is not None and num_requests > bound:
-            raise OpenAIError(400, f"a request may start at most {bound} sequences at once "
-                              f"(--max-waiting-requests), this one {num_requests}", param=param)
+        if bound is not None and num_requests > bound + self.max_num_seqs:
+            raise OpenAIError(400, f"a request may start at most {bound + self.max_num_seqs} "
+                              "sequences at once (--max-num-seqs plus --max-waiting-requests), "
+                              f"this one {num_requests}", param=param)
         try:
             self.engine.check_admission(num_requests)
         except (AsyncEngineDeadError, EngineOverloadedError) as exc:
