@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from inference_engine.model_executor.layers.quantization import QUANTIZATION_METHODS
 from inference_engine.pooling_params import PoolingType
 from inference_engine.spec_decode.config import SpeculativeConfig
 from inference_engine.transformers_utils.generation_config import default_sampling_values
@@ -49,6 +48,8 @@ class ModelConfig:
     sampling_defaults: dict = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
+        # The model's own packages, imported here: they read this module's configs.
+        from inference_engine.model_executor.layers.quantization import QUANTIZATION_METHODS
         from inference_engine.model_executor.loader import resolve_load_format
         from inference_engine.transformers_utils.config import get_hf_config
         if self.hf_config is None:

@@ -4,7 +4,7 @@ import enum
 import math
 from dataclasses import dataclass
 
-from inference_engine.sampling_params import SamplingParamsError
+from inference_engine.errors import SamplingParamsError
 
 
 class PoolingType(str, enum.Enum):

@@ -1,11 +1,53 @@
 """Sampling parameters of one request, checked on construction (vLLM's names and defaults)."""
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from inference_engine.structured_output import StructuredOutputsParams
+from inference_engine.errors import SamplingParamsError
 
 _GREEDY_EPS = 1e-5
+STRUCTURED_OUTPUT_KINDS = ("json", "regex", "choice", "grammar", "json_object")
+
+
+@dataclass
+class StructuredOutputsParams:
+    """What a request's output must match (vLLM's; its older name was GuidedDecodingParams;
+    structured_output/ compiles and enforces it). Exactly one of: `json`, a JSON schema (a dict
+    or its text); `regex`; `choice`, strings one of which the output is; `grammar`, EBNF as
+    llama.cpp's GBNF writes it; `json_object`, any JSON object."""
+    json: str | dict | None = None
+    regex: str | None = None
+    choice: list[str] | None = None
+    grammar: str | None = None
+    json_object: bool = False
+
+    def __post_init__(self) -> None:
+        given = [k for k in STRUCTURED_OUTPUT_KINDS if getattr(self, k) not in (None, False)]
+        if len(given) != 1:
+            raise SamplingParamsError(
+                "structured_outputs", "structured outputs need exactly one of json, regex, "
+                f"choice, grammar or json_object; got {', '.join(given) or 'none'}")
+        if self.choice is not None and (not self.choice or not all(
+                isinstance(c, str) and c for c in self.choice)):
+            raise SamplingParamsError("structured_outputs",
+                                      "choice must be a non-empty list of non-empty strings")
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in STRUCTURED_OUTPUT_KINDS if getattr(self, k) not in (None, False))
+
+    @classmethod
+    def from_value(cls, value: "StructuredOutputsParams | dict") -> "StructuredOutputsParams":
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, dict):
+            raise SamplingParamsError("structured_outputs", "structured_outputs must be a "
+                                      f"StructuredOutputsParams or a dict, got {type(value)}")
+        unknown = set(value) - set(STRUCTURED_OUTPUT_KINDS)
+        if unknown:
+            raise SamplingParamsError("structured_outputs", "unknown structured_outputs field(s) "
+                                      f"{', '.join(sorted(unknown))}; expected one of "
+                                      f"{', '.join(STRUCTURED_OUTPUT_KINDS)}")
+        return cls(**value)
 
 
 @dataclass
@@ -45,7 +87,7 @@ class SamplingParams:
     spaces_between_special_tokens: bool = True
     detokenize: bool = True
     output_kind: str = field(default="cumulative")
-    structured_outputs: "StructuredOutputsParams | dict[str, Any] | None" = None
+    structured_outputs: StructuredOutputsParams | dict[str, Any] | None = None
     allowed_token_ids: list[int] | None = None
     bad_words: list[str] | None = None
     # The bad words' token sequences, set by the engine from its tokenizer.
@@ -53,7 +95,6 @@ class SamplingParams:
 
     def __post_init__(self) -> None:
         if self.structured_outputs is not None:
-            from inference_engine.structured_output import StructuredOutputsParams
             self.structured_outputs = StructuredOutputsParams.from_value(self.structured_outputs)
         if self.best_of is None:
             self.best_of = self.n
@@ -124,11 +165,3 @@ class SamplingParams:
     def needs_penalties(self) -> bool:
         return (self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
                 or self.repetition_penalty != 1.0)
-
-
-class SamplingParamsError(ValueError):
-    """A sampling parameter is out of range; `param` names the field (for OpenAI error bodies)."""
-
-    def __init__(self, param: str, message: str):
-        super().__init__(message)
-        self.param = param

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from bandwidth import copy_bandwidth_gbs, graph_time_us, print_table
 from inference_engine import ops
-from inference_engine.ops._compiled import SKINNY_ENV, SKINNY_MAX_ROWS
+from inference_engine.envs import SKINNY_MATMUL
+from inference_engine.ops._compiled import SKINNY_MAX_ROWS
 
 # (name, out_features, in_features, per layer): Llama-3-8B, one GPU rank.
 SHAPES = [("qkv", 6144, 4096, True), ("o", 4096, 4096, True), ("gate_up", 28672, 4096, True),
@@ -52,7 +53,7 @@ def main() -> None:
     args = parse_args()
     torch.manual_seed(0)
     read_gbs, copy_gbs = read_bandwidth_gbs(), copy_bandwidth_gbs("cuda")
-    os.environ.pop(SKINNY_ENV, None)  # on unless switched off
+    os.environ.pop(SKINNY_MATMUL, None)  # on unless switched off
     kernels = {"cublas": F.linear, "cublaslt": F.linear, "skinny": ops.skinny_matmul}
     runs = [(kernel, m) for kernel in args.kernels for m in args.rows
             if kernel != "skinny" or m <= SKINNY_MAX_ROWS]

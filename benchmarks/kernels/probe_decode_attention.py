@@ -71,7 +71,7 @@ def time_case(args, case, choice, copy_gbs, query, key_cache, value_cache, table
         us = time_us(run, "cuda", iters=50)
         if args.check:
             expected = out.clone()
-            with mock.patch.dict(os.environ, {_compiled.KERNEL_ENV: "simt"}):
+            with mock.patch.dict(os.environ, {_compiled.PAGED_ATTENTION_KERNEL: "simt"}):
                 run()
             error = (out.float() - expected.float()).abs().max().item()
             print(f"{case} ({choice}): max |tensor cores - CUDA cores| = {error:.3g}")

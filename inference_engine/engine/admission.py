@@ -2,7 +2,7 @@
 retried by the clients) instead of queueing for minutes and holding memory meanwhile."""
 from dataclasses import dataclass
 
-from inference_engine.engine.errors import EngineOverloadedError
+from inference_engine.errors import EngineOverloadedError
 
 
 @dataclass(frozen=True, slots=True)

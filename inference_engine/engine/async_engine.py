@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from inference_engine.engine.admission import Admission, AdmissionLimits
 from inference_engine.engine.arg_utils import EngineArgs
-from inference_engine.engine.errors import AsyncEngineDeadError, EngineOverloadedError
+from inference_engine.errors import AsyncEngineDeadError, EngineOverloadedError
 from inference_engine.engine.request_tracker import RequestTracker
 from inference_engine.lora.request import LoRARequest
 from inference_engine.outputs import OutputCursor, RequestOutput, RequestOutputKind

@@ -2,7 +2,8 @@
 the problem; a SamplingParamsError names the field too), and the bad words it tokenizes."""
 from inference_engine.config import EngineConfig
 from inference_engine.model_executor.token_restrictions import bad_words_token_ids
-from inference_engine.sampling_params import SamplingParams, SamplingParamsError
+from inference_engine.errors import SamplingParamsError
+from inference_engine.sampling_params import SamplingParams
 
 
 class RequestChecks:

@@ -4,7 +4,7 @@ import asyncio
 import time
 from collections import deque
 
-from inference_engine.engine.errors import StreamStalledError
+from inference_engine.errors import StreamStalledError
 from inference_engine.outputs import OutputCursor, RequestOutput, RequestOutputKind
 
 _END = object()  # closes a stream without an error

@@ -28,9 +28,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
 
 
+def _serve(args: argparse.Namespace) -> None:
+    from inference_engine.entrypoints.openai.launcher import run_server
+    run_server(args)
+
+
 def _run(argv: list[str] | None) -> None:
     from inference_engine.engine.arg_utils import EngineArgs
-    from inference_engine.entrypoints.openai.cli_args import add_serve_parser
+    from inference_engine.entrypoints.openai.cli_args import make_arg_parser
     parser = argparse.ArgumentParser(prog="inference-engine")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="complete one prompt or answer one chat message")
@@ -41,7 +46,9 @@ def _run(argv: list[str] | None) -> None:
     gen.add_argument("--temperature", type=float, default=0.0)
     EngineArgs.add_cli_args(gen)
     gen.set_defaults(func=_generate)
-    add_serve_parser(sub)
+    serve = sub.add_parser("serve", help="start the OpenAI-compatible server")
+    make_arg_parser(serve)
+    serve.set_defaults(func=_serve)
     args = parser.parse_args(argv)
     args.func(args)
 

@@ -5,10 +5,10 @@ and positions, int32 block tables and lengths); conversions below are no-ops whe
 already passes those.
 """
 import functools
-import os
 
 import torch
 
+from inference_engine import envs
 from inference_engine.ops.attention import FP8_DTYPE, to_cache_dtype
 from inference_engine.ops.layernorm import rms_norm_ref
 
@@ -43,7 +43,6 @@ _V1_MAX_LOGITS = 8192
 # Where csrc/gpu/paged_attention_kernels.cu (use_mma_kernel) runs the tensor-core kernel: CUDA
 # sm_80+, 16-bit, these head sizes, unless INFERENCE_ENGINE_PAGED_ATTENTION_KERNEL=simt.
 _MMA_HEAD_SIZES = (64, 128)
-KERNEL_ENV = "INFERENCE_ENGINE_PAGED_ATTENTION_KERNEL"
 # Head sizes the GPU decode kernel is instantiated for (csrc/gpu/paged_attention_kernels.cu); a
 # model with another one decodes with the next backend there, Triton (the CPU kernel takes any).
 GPU_HEAD_SIZES = (64, 80, 96, 112, 128, 256)
@@ -54,13 +53,12 @@ GPU_HEAD_SIZES = (64, 80, 96, 112, 128, 256)
 # 91-92 % of an H100's read bandwidth where cuBLAS reads them at 86-87 % (one decode step of
 # Llama-3-8B, 1-8 rows); INFERENCE_ENGINE_SKINNY_MATMUL=0 turns it off.
 SKINNY_MAX_ROWS = 8
-SKINNY_ENV = "INFERENCE_ENGINE_SKINNY_MATMUL"
 
 
 def skinny_matmul_takes(x: torch.Tensor, weight: torch.Tensor,
                         bias: torch.Tensor | None = None) -> bool:
     """Whether the compiled few-row matmul has a kernel for this call."""
-    return (x.is_cuda and os.environ.get(SKINNY_ENV) != "0" and x.dim() == 2
+    return (x.is_cuda and not envs.is_off(envs.SKINNY_MATMUL) and x.dim() == 2
             and 1 <= x.shape[0] <= SKINNY_MAX_ROWS and x.dtype in (torch.float16, torch.bfloat16)
             and weight.dtype == x.dtype and weight.shape[0] % 16 == 0 and weight.shape[1] % 128 == 0
             and torch.version.hip is None and _has_tensor_core_mma(x.device.index))
@@ -190,7 +188,7 @@ def decode_kernel(query: torch.Tensor, key_cache: torch.Tensor | None = None) ->
     if device.type != "cuda":
         return device.type + suffix
     if (torch.version.hip is None and query.dtype in (torch.float16, torch.bfloat16)
-            and query.shape[-1] in _MMA_HEAD_SIZES and os.environ.get(KERNEL_ENV) != "simt"
+            and query.shape[-1] in _MMA_HEAD_SIZES and envs.get(envs.PAGED_ATTENTION_KERNEL) != "simt"
             and _has_tensor_core_mma(device.index)):
         return "cuda_mma" + suffix
     return "cuda" + suffix

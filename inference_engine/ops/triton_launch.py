@@ -14,9 +14,10 @@ Under the interpreter (TRITON_INTERPRET=1, CPU tests) the JIT returns no compile
 call takes the JIT path. INFERENCE_ENGINE_TRITON_JIT_LAUNCH=1 sends every call through the JIT,
 for measuring the difference in one run (benchmarks/gpu_job.sh throughput-jit-launch).
 """
-import os
 
 import torch
+
+from inference_engine import envs
 
 
 def _arg_class(arg):
@@ -39,7 +40,7 @@ class CompiledLaunch:
     def __init__(self, kernel):
         self.kernel = kernel
         self.compiled: dict = {}
-        self.through_jit = os.environ.get("INFERENCE_ENGINE_TRITON_JIT_LAUNCH") == "1"
+        self.through_jit = envs.is_on(envs.TRITON_JIT_LAUNCH)
 
     def __call__(self, grid, *args, **constexprs) -> None:
         key = (tuple(map(_arg_class, args)), tuple(constexprs.items()),

@@ -2,8 +2,8 @@
 vocabulary (xgrammar caches them by their text), a matcher per sequence."""
 import json
 
-from inference_engine.sampling_params import SamplingParamsError
-from inference_engine.structured_output.params import StructuredOutputsParams
+from inference_engine.errors import SamplingParamsError
+from inference_engine.sampling_params import StructuredOutputsParams
 
 # xgrammar (0.2.9) writes a string of bounded length (minLength/maxLength) with the character
 # class below, which lets raw control characters (U+0000-U+001F but CR and LF) into the string:

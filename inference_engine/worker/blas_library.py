@@ -13,11 +13,11 @@ H100 it measured no different (44.73 / 43.94 against 44.45 / 44.25 requests/s, 2
 it stays opt-in. The choice is torch's and holds for the whole process until switched. ROCm keeps
 torch's default.
 """
-import os
 
 import torch
 
-BLAS_ENV = "INFERENCE_ENGINE_BLAS"
+from inference_engine import envs
+
 BLAS_LIBRARIES = ("cublaslt", "cublas", "per-phase")
 # Under "per-phase": the library for steps that carry prompts (True) and decode-only ones.
 PHASE_LIBRARIES = {True: "cublas", False: "cublaslt"}
@@ -32,9 +32,9 @@ def prefer_blas_library() -> str | None:
     global _mode, _current
     if torch.version.hip is not None:
         return None
-    setting = os.environ.get(BLAS_ENV, "cublaslt")
+    setting = envs.get(envs.BLAS, "cublaslt")
     if setting not in BLAS_LIBRARIES:
-        raise ValueError(f"{BLAS_ENV} must be one of {', '.join(BLAS_LIBRARIES)}, got {setting!r}")
+        raise ValueError(f"{envs.BLAS} must be one of {', '.join(BLAS_LIBRARIES)}, got {setting!r}")
     _mode, _current = setting, None
     if setting == "per-phase":
         use_blas_for_step(carries_prompts=False)

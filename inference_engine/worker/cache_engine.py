@@ -1,9 +1,16 @@
-"""Allocates the paged KV cache and binds each attention layer to its slice."""
+"""Allocates the paged KV cache and binds each attention layer to its slice.
+
+A host cache is allocated untouched: its pages cost nothing until requests write them, and once
+a burst is over (no block in use) they go back to the system (`madvise(MADV_DONTNEED)`: they
+read as zeros when next written), so the process does not stay at its peak size."""
+import ctypes
+import ctypes.util
+import mmap
+
 import torch
 from torch import nn
 
 from inference_engine import ops
-from inference_engine.engine.idle_memory import release_pages
 from inference_engine.model_executor.layers.attention import Attention
 from inference_engine.model_executor.sampling_metadata import device_tensor
 
@@ -32,8 +39,8 @@ class CacheEngine:
             layer.k_cache, layer.v_cache = self.kv_cache[0, i], self.kv_cache[1, i]
 
     def release_memory(self) -> None:
-        """While no block holds anything: a host cache's written pages go back to the system
-        (see engine/idle_memory.py); a device cache keeps its memory."""
+        """While no block holds anything: a host cache's written pages go back to the system;
+        a device cache keeps its memory."""
         release_pages(self.kv_cache)
 
     def copy_blocks(self, blocks_to_copy: list[tuple[int, int]]) -> None:
@@ -41,3 +48,28 @@ class CacheEngine:
             return
         mapping = device_tensor(blocks_to_copy, torch.int64, self.kv_cache.device)
         ops.copy_blocks([l.k_cache for l in self.layers], [l.v_cache for l in self.layers], mapping)
+
+
+_MADV_DONTNEED = 4
+
+
+def _madvise():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").madvise
+    except (OSError, AttributeError):
+        return None
+
+
+_MADVISE = _madvise()
+
+
+def release_pages(tensor: torch.Tensor) -> None:
+    """Gives the pages of a host tensor whose contents no longer matter back to the system; the
+    tensor keeps its memory range, which reads as zeros until written again."""
+    if _MADVISE is None or tensor.device.type != "cpu" or not tensor.is_contiguous():
+        return
+    page = mmap.PAGESIZE
+    start = -(-tensor.data_ptr() // page) * page  # whole pages inside the tensor only
+    end = (tensor.data_ptr() + tensor.numel() * tensor.element_size()) // page * page
+    if end > start:
+        _MADVISE(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED)

@@ -61,6 +61,6 @@ def test_chunked_prompts_and_async_scheduling_give_the_same_embeddings(llm):
 
 
 def test_dimensions_must_be_positive():
-    from inference_engine.sampling_params import SamplingParamsError
+    from inference_engine.errors import SamplingParamsError
     with pytest.raises(SamplingParamsError, match="dimensions must be at least 1"):
         PoolingParams(dimensions=0)

@@ -5,7 +5,7 @@ import mmap
 import pytest
 import torch
 
-from inference_engine.engine.idle_memory import release_pages
+from inference_engine.worker.cache_engine import release_pages
 
 
 def rss_bytes() -> int:

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from inference_engine import LLM, SamplingParams
-from inference_engine.sampling_params import SamplingParamsError
+from inference_engine.errors import SamplingParamsError
 
 pytest.importorskip("xgrammar")
 

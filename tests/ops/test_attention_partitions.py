@@ -4,7 +4,8 @@ ShareGPT context lengths). Pure functions: no kernel runs here."""
 import pytest
 import torch
 
-from inference_engine.ops._compiled import KERNEL_ENV, decode_kernel, partition_size, use_v1
+from inference_engine.envs import PAGED_ATTENTION_KERNEL
+from inference_engine.ops._compiled import decode_kernel, partition_size, use_v1
 
 GRAPH_WIDTH = 8192  # a captured graph's block table spans the model's whole length
 
@@ -59,7 +60,7 @@ def test_decode_kernel_names_the_kernel_the_op_runs(monkeypatch):
     mma = "cuda_mma" if tensor_cores else "cuda"
     assert kernel(torch.bfloat16, 128) == kernel(torch.float16, 64) == mma
     assert kernel(torch.float32, 128) == kernel(torch.bfloat16, 80) == "cuda"
-    monkeypatch.setenv(KERNEL_ENV, "simt")
+    monkeypatch.setenv(PAGED_ATTENTION_KERNEL, "simt")
     assert kernel(torch.bfloat16, 128) == "cuda"
 
 

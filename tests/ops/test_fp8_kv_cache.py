@@ -9,7 +9,7 @@ import torch
 
 from inference_engine import ops
 from inference_engine.ops import _compiled
-from inference_engine.ops._compiled import KERNEL_ENV
+from inference_engine.envs import PAGED_ATTENTION_KERNEL
 from inference_engine.ops.attention import (FP8_DTYPE, FP8_MAX, paged_attention_ref,
                                             prefill_attention_ref, reshape_and_cache_ref,
                                             to_cache_dtype)
@@ -138,7 +138,7 @@ def test_paged_attention_fp8_other_backends(monkeypatch, device, head_size):
     """Where the tensor-core kernel does not run (the CPU, other head sizes, the CUDA-core kernel
     asked for), the public op reads an FP8 cache with the next backend instead of failing."""
     if device == "cuda":
-        monkeypatch.setenv(KERNEL_ENV, "simt")
+        monkeypatch.setenv(PAGED_ATTENTION_KERNEL, "simt")
     inputs = _attention_inputs(3, (8, 2), head_size, 16, 300, torch.float16, device)
     assert not _compiled.paged_attention_takes(inputs[0], inputs[1])
     out = ops.paged_attention(*inputs, head_size ** -0.5)

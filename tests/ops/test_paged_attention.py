@@ -10,7 +10,7 @@ import torch
 
 from inference_engine.model_executor.layers.attention import get_alibi_slopes
 from inference_engine.ops import paged_attention
-from inference_engine.ops._compiled import KERNEL_ENV
+from inference_engine.envs import PAGED_ATTENTION_KERNEL
 from inference_engine.ops.attention import paged_attention_ref
 from op_testing import DEVICES, DTYPES, context_slots, fused_qkv_view, require_compiled
 
@@ -134,7 +134,7 @@ def test_paged_attention_v1_long_context_on_tensor_cores(dtype):
 def test_paged_attention_cuda_core_kernel(monkeypatch, version, heads, head_size, dtype):
     """Where the tensor-core kernel takes over (sm_80+, 16-bit, head size 64 or 128), the CUDA-core
     kernel (ROCm's, and the one INFERENCE_ENGINE_PAGED_ATTENTION_KERNEL=simt picks) stays right."""
-    monkeypatch.setenv(KERNEL_ENV, "simt")
+    monkeypatch.setenv(PAGED_ATTENTION_KERNEL, "simt")
     check(version, dtype, head_size, 16, heads, "cuda")
     check(version, dtype, head_size, 32, heads, "cuda", slopes=get_alibi_slopes(heads[0]))
 

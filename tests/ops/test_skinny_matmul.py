@@ -7,7 +7,8 @@ import torch.nn.functional as F
 
 from inference_engine import ops
 from inference_engine.model_executor.layers.linear import linear
-from inference_engine.ops._compiled import SKINNY_ENV, skinny_matmul_takes
+from inference_engine.envs import SKINNY_MATMUL
+from inference_engine.ops._compiled import skinny_matmul_takes
 from op_testing import require_compiled
 
 # ||out - ref|| / ||ref||: one output rounding of the dtype over float32 accumulation.
@@ -20,7 +21,7 @@ def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
 
 def test_torch_on_the_cpu(monkeypatch):
     x, w = torch.randn(4, 256, dtype=torch.bfloat16), torch.randn(64, 256, dtype=torch.bfloat16)
-    monkeypatch.delenv(SKINNY_ENV, raising=False)
+    monkeypatch.delenv(SKINNY_MATMUL, raising=False)
     assert not skinny_matmul_takes(x, w)  # a CPU tensor
     torch.testing.assert_close(ops.skinny_matmul(x, w), F.linear(x, w), atol=0, rtol=0)
     torch.testing.assert_close(linear(x, w), F.linear(x, w), atol=0, rtol=0)
@@ -32,7 +33,7 @@ def kernel_on(monkeypatch):
     require_compiled("skinny_matmul", "cuda")
     if torch.version.hip is not None or torch.cuda.get_device_capability() < (8, 0):
         pytest.skip("the kernel needs CUDA's tensor cores (sm_80+)")
-    monkeypatch.delenv(SKINNY_ENV, raising=False)
+    monkeypatch.delenv(SKINNY_MATMUL, raising=False)
 
 
 def _gpu_inputs(rows, n, k, dtype, bias, strided):
@@ -59,13 +60,13 @@ def test_skinny_matmul_kernel(kernel_on, rows, n, k, dtype, bias):
 
 @pytest.mark.gpu
 def test_shapes_it_does_not_take_run_torch(monkeypatch):
-    monkeypatch.delenv(SKINNY_ENV, raising=False)
+    monkeypatch.delenv(SKINNY_MATMUL, raising=False)
     for rows, n, k in [(9, 64, 256), (4, 40, 256), (4, 64, 200)]:
         x, w, _ = _gpu_inputs(rows, n, k, torch.bfloat16, False, False)
         assert not skinny_matmul_takes(x, w)
         torch.testing.assert_close(linear(x, w), F.linear(x, w), atol=0, rtol=0)
     x, w, _ = _gpu_inputs(4, 64, 256, torch.bfloat16, False, False)
-    monkeypatch.setenv(SKINNY_ENV, "0")  # switched off
+    monkeypatch.setenv(SKINNY_MATMUL, "0")  # switched off
     assert not skinny_matmul_takes(x, w)
 
 

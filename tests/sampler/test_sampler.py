@@ -8,7 +8,8 @@ from inference_engine.model_executor.layers.sampler import (Sampler, apply_min_p
                                                             apply_top_k_top_p)
 from inference_engine.model_executor.sampling_metadata import (PromptLogprobRows, SampleRow,
                                                                 SamplingMetadata)
-from inference_engine.sampling_params import SamplingParams, SamplingParamsError
+from inference_engine.errors import SamplingParamsError
+from inference_engine.sampling_params import SamplingParams
 from inference_engine.sequence import Sequence, SequenceGroup
 
 EOS = 0

@@ -8,7 +8,7 @@ import pytest
 
 from inference_engine.engine.admission import AdmissionLimits
 from inference_engine.engine.async_engine import IDLE_BEFORE_RELEASE_S, AsyncLLMEngine
-from inference_engine.engine.errors import (AsyncEngineDeadError, EngineOverloadedError,
+from inference_engine.errors import (AsyncEngineDeadError, EngineOverloadedError,
                                             StreamStalledError)
 from inference_engine.outputs import RequestOutput, RequestOutputKind
 from inference_engine.sampling_params import SamplingParams

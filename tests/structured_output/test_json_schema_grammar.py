@@ -6,9 +6,9 @@ import json
 import pytest
 from transformers import AutoTokenizer
 
-from inference_engine.sampling_params import SamplingParamsError
+from inference_engine.errors import SamplingParamsError
 from inference_engine.structured_output.backend import GrammarBackend
-from inference_engine.structured_output.params import StructuredOutputsParams
+from inference_engine.sampling_params import StructuredOutputsParams
 from utils.byte_tokenizer import write_byte_tokenizer
 
 pytest.importorskip("xgrammar")

@@ -2,8 +2,9 @@
 clear error naming the field."""
 import pytest
 
-from inference_engine.sampling_params import SamplingParams, SamplingParamsError
-from inference_engine.structured_output import StructuredOutputsParams
+from inference_engine.errors import SamplingParamsError
+from inference_engine.sampling_params import SamplingParams
+from inference_engine.sampling_params import StructuredOutputsParams
 
 
 def test_exactly_one_constraint():

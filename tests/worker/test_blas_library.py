@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from inference_engine.worker import blas_library
-from inference_engine.worker.blas_library import BLAS_ENV, prefer_blas_library, use_blas_for_step
+from inference_engine.envs import BLAS
+from inference_engine.worker.blas_library import prefer_blas_library, use_blas_for_step
 
 
 @pytest.fixture
@@ -19,31 +20,31 @@ def chosen(monkeypatch):
 
 
 def test_cublaslt_when_unset(monkeypatch, chosen):
-    monkeypatch.delenv(BLAS_ENV, raising=False)
+    monkeypatch.delenv(BLAS, raising=False)
     assert prefer_blas_library() == "cublaslt" and chosen == ["cublaslt"]
 
 
 @pytest.mark.parametrize("library", ["cublaslt", "cublas"])
 def test_the_switch_names_the_library(monkeypatch, chosen, library):
-    monkeypatch.setenv(BLAS_ENV, library)
+    monkeypatch.setenv(BLAS, library)
     assert prefer_blas_library() == library and chosen == [library]
 
 
 def test_an_unknown_library_is_refused(monkeypatch, chosen):
-    monkeypatch.setenv(BLAS_ENV, "mkl")
+    monkeypatch.setenv(BLAS, "mkl")
     with pytest.raises(ValueError, match="cublaslt, cublas, per-phase"):
         prefer_blas_library()
     assert chosen == []
 
 
 def test_rocm_keeps_torchs_default(monkeypatch, chosen):
-    monkeypatch.setenv(BLAS_ENV, "cublaslt")
+    monkeypatch.setenv(BLAS, "cublaslt")
     monkeypatch.setattr(blas_library.torch.version, "hip", "6.0")
     assert prefer_blas_library() is None and chosen == []
 
 
 def test_per_phase_switches_only_when_the_phase_changes(monkeypatch, chosen):
-    monkeypatch.setenv(BLAS_ENV, "per-phase")
+    monkeypatch.setenv(BLAS, "per-phase")
     assert prefer_blas_library() == "per-phase" and chosen == ["cublaslt"]
     use_blas_for_step(carries_prompts=False)
     use_blas_for_step(carries_prompts=True)
@@ -54,7 +55,7 @@ def test_per_phase_switches_only_when_the_phase_changes(monkeypatch, chosen):
 
 @pytest.mark.parametrize("library", ["cublaslt", "cublas"])
 def test_steps_leave_a_single_library_alone(monkeypatch, chosen, library):
-    monkeypatch.setenv(BLAS_ENV, library)
+    monkeypatch.setenv(BLAS, library)
     prefer_blas_library()
     use_blas_for_step(carries_prompts=True)
     use_blas_for_step(carries_prompts=False)

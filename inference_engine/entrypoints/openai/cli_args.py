@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 
+from inference_engine import envs
 from inference_engine.engine.arg_utils import EngineArgs
 
 
@@ -65,7 +66,7 @@ def make_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on; 0.0.0.0 for every interface")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--api-key", default=os.environ.get("INFERENCE_ENGINE_API_KEY"),
+    parser.add_argument("--api-key", default=envs.get(envs.API_KEY),
                         help="require `Authorization: Bearer KEY` on every /v1 route "
                              "(default: $INFERENCE_ENGINE_API_KEY)")
     parser.add_argument("--allowed-origins", type=_json_list, default=[],
@@ -102,8 +103,7 @@ def make_arg_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
                         help="LoRA adapters (PEFT folders) served under their own model names; "
                              "needs --enable-lora")
     parser.add_argument("--allow-runtime-lora-updating", action="store_true",
-                        default=os.environ.get("INFERENCE_ENGINE_ALLOW_RUNTIME_LORA_UPDATING",
-                                               "").lower() in ("1", "true"),
+                        default=envs.is_on(envs.ALLOW_RUNTIME_LORA_UPDATING),
                         help="serve POST /v1/load_lora_adapter and /v1/unload_lora_adapter "
                              "(needs --enable-lora; default: "
                              "$INFERENCE_ENGINE_ALLOW_RUNTIME_LORA_UPDATING)")
@@ -160,16 +160,3 @@ def engine_args_from(args: argparse.Namespace) -> EngineArgs:
     if args.model_tag:
         engine_args.model = args.model_tag
     return engine_args
-
-
-def add_serve_parser(subparsers) -> argparse.ArgumentParser:
-    """Registers `serve` on the CLI's subcommands."""
-    serve = subparsers.add_parser("serve", help="start the OpenAI-compatible server")
-    make_arg_parser(serve)
-    serve.set_defaults(func=_serve)
-    return serve
-
-
-def _serve(args: argparse.Namespace) -> None:
-    from inference_engine.entrypoints.openai.launcher import run_server
-    run_server(args)

@@ -5,7 +5,7 @@ import logging
 
 from fastapi.responses import JSONResponse
 
-from inference_engine.engine.errors import (AsyncEngineDeadError, EngineOverloadedError,
+from inference_engine.errors import (AsyncEngineDeadError, EngineOverloadedError,
                                             StreamStalledError)
 from inference_engine.entrypoints.openai.protocol import ErrorInfo, ErrorResponse
 

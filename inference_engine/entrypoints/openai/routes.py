@@ -8,7 +8,7 @@ from pydantic.json_schema import models_json_schema
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from inference_engine import __version__
-from inference_engine.engine.errors import AsyncEngineDeadError
+from inference_engine.errors import AsyncEngineDeadError
 from inference_engine.entrypoints.openai.errors import OpenAIError
 from inference_engine.entrypoints.openai.protocol import (ChatCompletionChunk,
                                                           ChatCompletionRequest,

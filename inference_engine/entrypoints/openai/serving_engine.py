@@ -5,14 +5,15 @@ from collections.abc import AsyncIterator
 
 from inference_engine.beam_search import stream_beam_search
 from inference_engine.engine.async_engine import AsyncLLMEngine
-from inference_engine.engine.errors import AsyncEngineDeadError, EngineOverloadedError
+from inference_engine.errors import AsyncEngineDeadError, EngineOverloadedError
 from inference_engine.engine.detokenizer import decode_token
 from inference_engine.entrypoints.openai.errors import OpenAIError, engine_error
 from inference_engine.entrypoints.openai.protocol import SamplingRequest, UsageInfo
 from inference_engine.entrypoints.openai.request_prep import RequestPrep
 from inference_engine.lora.request import LoRARequest
 from inference_engine.outputs import RequestOutput, RequestOutputKind
-from inference_engine.sampling_params import SamplingParams, SamplingParamsError
+from inference_engine.errors import SamplingParamsError
+from inference_engine.sampling_params import SamplingParams
 
 logger = logging.getLogger(__name__)
 

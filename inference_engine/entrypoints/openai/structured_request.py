@@ -5,7 +5,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from inference_engine.entrypoints.openai.base import OpenAIBaseModel, OpenAIRequest
-from inference_engine.sampling_params import SamplingParamsError
+from inference_engine.errors import SamplingParamsError
 
 
 class JsonSchemaFormat(OpenAIBaseModel):

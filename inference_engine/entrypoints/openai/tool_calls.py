@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_serializer
 
 from inference_engine.entrypoints.openai.base import OpenAIBaseModel
-from inference_engine.sampling_params import SamplingParamsError
+from inference_engine.errors import SamplingParamsError
 
 
 class FunctionDefinition(OpenAIBaseModel):

@@ -1,17 +1,16 @@
 """Attention over the paged KV cache: store this step's keys and values (rotated first, for
 models with rotary embeddings), then attend."""
 import math
-import os
 
 import torch
 from torch import nn
 
-from inference_engine import ops
+from inference_engine import envs, ops
 from inference_engine.model_executor.forward_context import get_attention_metadata, get_graph_split
 
 # INFERENCE_ENGINE_FUSED_ROTARY=0 rotates with one kernel and stores with another, as before the
 # ninth session (to measure the fused kernel against them).
-FUSED_ROTARY = os.environ.get("INFERENCE_ENGINE_FUSED_ROTARY", "1") != "0"
+FUSED_ROTARY = not envs.is_off(envs.FUSED_ROTARY)
 
 
 class Attention(nn.Module):

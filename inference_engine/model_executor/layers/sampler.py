@@ -6,12 +6,11 @@ Sampling is an exponential race: argmax(p / E) with E ~ Exp(1) is distributed as
 requests draw their E from their own generator, so their tokens do not depend on what else is in
 the batch.
 """
-import os
 
 import torch
 from torch import nn
 
-from inference_engine import ops
+from inference_engine import envs, ops
 from inference_engine.model_executor.device_samples import DeviceSamples, SamplerOutput
 from inference_engine.model_executor.sampling_metadata import (SamplingMetadata, SamplingTensors,
                                                                 device_tensor)
@@ -23,7 +22,7 @@ from inference_engine.structured_output.bitmask import apply_token_bitmask, fill
 # A step whose rows are all plain greedy (no penalties, bias, min_tokens, logprobs or best_of)
 # takes the one-pass greedy_sample op; INFERENCE_ENGINE_FUSED_GREEDY=0 takes the general path, to
 # compare.
-FUSED_GREEDY = os.environ.get("INFERENCE_ENGINE_FUSED_GREEDY", "1") != "0"
+FUSED_GREEDY = not envs.is_off(envs.FUSED_GREEDY)
 
 
 class Sampler(nn.Module):

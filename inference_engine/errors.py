@@ -1,4 +1,13 @@
-"""The errors an engine request can end with besides a bad request (a ValueError)."""
+"""The errors the engine gives its callers besides a plain ValueError for a bad request (a
+server answers each with its own status code)."""
+
+
+class SamplingParamsError(ValueError):
+    """A sampling parameter is out of range; `param` names the field (for OpenAI error bodies)."""
+
+    def __init__(self, param: str, message: str):
+        super().__init__(message)
+        self.param = param
 
 
 class AsyncEngineDeadError(RuntimeError):
