@@ -168,11 +168,11 @@ for step in $STEPS; do
     serving-ab) run serving_ab_steps bash benchmarks/serving_ab.sh "$OUT" "${OLD_TREE:?}" \
                   ${RATES:-} ;;  # OLD_TREE: an older tree, unpacked (serving_ab.sh)
     serving-split) for ms in ${SWITCH_MS:-5 0.5}; do  # TPOT at 16 req/s and the server's host split
-                     run "serving_split_gil_${ms}ms" python tests/utils/serving_overhead.py \
+                     run "serving_split_gil_${ms}ms" python benchmarks/serving_overhead.py \
                        --client sdk --request-rate 16 --switch-interval-ms "$ms" --workload "$WL" \
                        -- --model llama3-8b --load-format dummy --skip-tokenizer-init
                    done ;;
-    serving-profile) run serving_profile python tests/utils/serving_overhead.py --client sdk \
+    serving-profile) run serving_profile python benchmarks/serving_overhead.py --client sdk \
                        --request-rate 16 --profile-top "${PROFILE_TOP:-45}" --workload "$WL" \
                        -- --model llama3-8b --load-format dummy --skip-tokenizer-init ;;
     tp) run tp "${THROUGHPUT[@]}" --tensor-parallel-size 2 ;;

@@ -44,9 +44,8 @@ class EngineArgs:
     kv_cache_dtype: str = "auto"  # or fp8 (e4m3): half the cache's bytes, see CacheConfig
     quantization: str | None = None  # fp8: linear weights in FP8, quantized on load
     enable_prefix_caching: bool = False  # reuse the cached blocks of prompts' common prefixes
-    # 192 rather than 256: on ShareGPT with Llama-3-8B, 1.9-2.3 % more requests/s on an H100 and
-    # 1.5-2.2 % on an H200 (benchmarks/RESULTS.md, seventh session): shorter busy steps let the
-    # longest request, which sets a run's length, through sooner.
+    # 192 rather than 256: shorter busy steps let the longest request, which sets a run's length,
+    # through sooner (docs/performance.md, "Defaults and the figures behind them").
     max_num_seqs: int = 192
     max_num_batched_tokens: int | None = None
     enable_chunked_prefill: bool = False  # long prompts over several steps, beside decodes

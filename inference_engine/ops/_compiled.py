@@ -19,22 +19,15 @@ _ops = torch.ops.inference_engine
 # to 128 while the grid would have fewer than _MIN_V2_BLOCKS (sequence, KV head, partition) blocks,
 # so that a few long sequences still fill the GPU. The block table's width stands for the context
 # (a CUDA graph's table spans the model's whole length), so the count overestimates the blocks that
-# work; 2048 picked 128/256-token partitions for 2-8 sequences of 1-2k tokens, 16-33 % faster than
-# 512 on an H100 (benchmark_decode_attention_mix.py, RESULTS.md). The CPU keeps 512 (its tasks
-# are (sequence, KV head, partition) triples over a few cores).
+# work. The CPU keeps 512 (its tasks are (sequence, KV head, partition) triples over a few cores).
+# The thresholds here were measured: docs/performance.md, "Defaults and the figures behind them".
 PARTITION_SIZE = 512
 _MIN_PARTITION_SIZE = 128
 _MIN_V2_BLOCKS = {"cuda": 2048, "cpu": 512}
 # v1 (one thread block per sequence and KV head, no reduce) only for batches this large: with
-# fewer, the longest context's block sets the time. Per kernel: "cuda" the CUDA-core one (64
-# sequences of ShareGPT lengths: v1 86 us, v2 52 us per layer on an H100; 256: v1 154, v2 162),
-# "cuda_mma" the tensor-core one, since it stages K and V through shared memory: from 14
-# sequences x 8 KV heads (the replay's decode batches on an H100, graph-wide tables: 14 sequences
-# v1 27.9 us, v2 29.7; 23: 40.6, 40.5; 38: 50.3, 50.7; 65: 61.6, 65.7; end to end 44.18 against
-# 43.78 requests/s, RESULTS.md 2026-12-05), "cuda_mma_fp8" the same kernel over an FP8 cache,
-# whose blocks stream half the bytes: from 24 sequences (H100, graph-wide tables: 16 sequences v1
-# 18.1 us, v2 16.4; 24: 13.7, 13.3; 32: 15.1, 15.5; 48: 15.7, 19.4; RESULTS.md fifteenth session),
-# "cpu".
+# fewer, the longest context's block sets the time. Per kernel: "cuda" the CUDA-core one,
+# "cuda_mma" the tensor-core one (from 14 sequences x 8 KV heads: it stages K and V through shared
+# memory), "cuda_mma_fp8" the same over an FP8 cache (whose blocks stream half the bytes), "cpu".
 _V1_MIN_SEQ_HEADS = {"cuda": 2048, "cuda_mma": 112, "cuda_mma_fp8": 192, "cpu": 512}
 # The CUDA-core kernel's v1 keeps a whole context's logits in shared memory (the CPU's in a buffer
 # of the same size); beyond this many (tokens x query heads per KV head, at most 8 per thread
@@ -49,9 +42,8 @@ GPU_HEAD_SIZES = (64, 80, 96, 112, 128, 256)
 
 
 # The few-row matmul (csrc/gpu/skinny_matmul_kernels.cu): up to this many rows, 16-bit, the
-# weight's rows a multiple of 16 and its columns of 128, CUDA sm_80+. It reads the weights at
-# 91-92 % of an H100's read bandwidth where cuBLAS reads them at 86-87 % (one decode step of
-# Llama-3-8B, 1-8 rows); INFERENCE_ENGINE_SKINNY_MATMUL=0 turns it off.
+# weight's rows a multiple of 16 and its columns of 128, CUDA sm_80+; it reads the weights faster
+# than cuBLAS there. INFERENCE_ENGINE_SKINNY_MATMUL=0 turns it off.
 SKINNY_MAX_ROWS = 8
 
 

@@ -1,9 +1,8 @@
 """Launching a Triton kernel without the JIT's per-call work, once its variant has compiled.
 
 `kernel[grid](...)` binds every argument, builds a string key of their specializations and looks
-it up on every call: ~80 µs of host time per launch of the prefill attention kernel on an H100
-(benchmarks/kernels/probe_eager_host_overhead.py), paid once per layer in every eager step,
-which can then take longer on the host than on the GPU. `CompiledLaunch` goes through the JIT the
+it up on every call: host time paid once per layer in every eager step, which can then take
+longer on the host than on the GPU (docs/performance.md, "Defaults and the figures behind them"). `CompiledLaunch` goes through the JIT the
 first time an argument class is seen and keeps the compiled kernel it returns; later calls of that
 class launch it directly, as the JIT itself would after its lookup.
 

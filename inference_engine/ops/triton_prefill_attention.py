@@ -21,8 +21,8 @@ DECODE_BLOCK_M = 16
 
 # Triton compiles a variant per "is 1 / divisible by 16" class of each integer argument. num_seqs
 # and the block table's row stride (the batch's longest table) change every step: specialized,
-# a step whose table width first fell in a new class compiled a variant mid-run (a second or more;
-# likely why a fresh machine's first benchmark ran ~2 s slow, RESULTS.md).
+# a step whose table width first fell in a new class compiled a variant mid-run (a second or
+# more).
 @triton.jit(do_not_specialize=["num_seqs", "stride_bt"])
 def _prefill_kernel(
     query, key_cache, value_cache, out,  # query/out [T, H, D]; caches [blocks, block_size, Hk, D]
@@ -103,8 +103,8 @@ def _prefill_kernel(
 
 _launch_prefill = CompiledLaunch(_prefill_kernel)
 # The last call's (query_start_loc, its version, block_m, tile_starts): every layer of a step
-# passes the same query_start_loc tensor, so its tile starts (five small torch ops, ~40 µs of
-# host time) are computed once per step rather than once per layer. Holding the tensor keeps its
+# passes the same query_start_loc tensor, so its tile starts (five small torch ops) are computed
+# once per step rather than once per layer. Holding the tensor keeps its
 # identity from being reused; an in-place write bumps its version. Inference tensors (the
 # engine's) track no version: the model runner builds query_start_loc anew each step and never
 # writes into it. Never kept from inside a CUDA graph capture: the graph must own what it reads.

@@ -1,17 +1,9 @@
 """Which CUDA BLAS library torch's matmuls go through on a GPU worker: cuBLASLt unless
-$INFERENCE_ENGINE_BLAS says "cublas" (torch's own default) or "per-phase".
-
-cuBLASLt reads the down projection's weights (4096 x 14336) at 79-89 % of an H100's read
-bandwidth for 32-192 rows where cuBLAS reads them at 66-83 %; Llama-3-8B's other shapes run
-alike on both (benchmarks/kernels/benchmark_skinny_matmul.py --kernels cublas cublaslt). End to
-end (ShareGPT-1000, Llama-3-8B shapes) 44.67 and 44.62 requests/s against 44.27 and 44.28 on one
-H100, 50.63 and 50.63 against 50.47 on an H200 (benchmarks/RESULTS.md, tenth session).
-At the row counts of steps that carry prompts (384-768) an H200's cuBLAS ran one layer's four
-matmuls 2-5 % faster (eleventh session): "per-phase" takes cuBLAS for those steps (their
-piecewise graphs are captured with it) and cuBLASLt for decode-only steps; end to end on an
-H100 it measured no different (44.73 / 43.94 against 44.45 / 44.25 requests/s, 2026-12-05), so
-it stays opt-in. The choice is torch's and holds for the whole process until switched. ROCm keeps
-torch's default.
+$INFERENCE_ENGINE_BLAS says "cublas" (torch's own default) or "per-phase" (cuBLAS for steps that
+carry prompts, whose piecewise graphs are captured with it, and cuBLASLt for decode-only steps).
+cuBLASLt reads the larger matmuls' weights faster; per-phase measured no different end to end, so
+it stays opt-in (docs/performance.md, "Defaults and the figures behind them"). The choice is torch's and holds for the whole process
+until switched. ROCm keeps torch's default.
 """
 
 import torch

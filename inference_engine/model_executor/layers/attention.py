@@ -8,8 +8,8 @@ from torch import nn
 from inference_engine import envs, ops
 from inference_engine.model_executor.forward_context import get_attention_metadata, get_graph_split
 
-# INFERENCE_ENGINE_FUSED_ROTARY=0 rotates with one kernel and stores with another, as before the
-# ninth session (to measure the fused kernel against them).
+# INFERENCE_ENGINE_FUSED_ROTARY=0 rotates with one kernel and stores with another (to measure
+# the fused kernel against them).
 FUSED_ROTARY = not envs.is_off(envs.FUSED_ROTARY)
 
 

@@ -1,7 +1,7 @@
 """Where our engine's bfloat16 activations first differ from transformers': one prompt's prefill,
 compared module by module, layer by layer (fraction of elements that differ, largest difference).
 
-    OMP_NUM_THREADS=1 python tests/utils/bf16_layer_diff.py --prompt 1 --layers 3
+    OMP_NUM_THREADS=1 python benchmarks/bf16_layer_diff.py --prompt 1 --layers 3
     ... --torch-ops rotary_and_cache,silu_and_mul   # run these ops on their torch references
 """
 import argparse
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--torch-ops", default="")
     parser.add_argument("--decode", action="store_true", help="compare the first decode step")
     args = parser.parse_args()
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
     from transformers import AutoModelForCausalLM
 
     from inference_engine import LLM, SamplingParams

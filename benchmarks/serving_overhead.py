@@ -5,7 +5,7 @@ pass, LLMEngine.step and the executor's execute_model (wall and CPU time), sends
 workload at an infinite rate as streamed /v1/completions (benchmark_serving.py's requests), and
 prints the client's TTFT / TPOT next to the server's per-pass split:
 
-  python tests/utils/serving_overhead.py --client light --simulate-gpu-ms 8 -- \\
+  python benchmarks/serving_overhead.py --client light --simulate-gpu-ms 8 -- \\
       --model /tmp/tiny-llama --load-format dummy --skip-tokenizer-init --max-num-seqs 256
 
 `--simulate-gpu-ms` keeps the host half of execute_model (input preparation) but replaces the
@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "benchmarks"), os.path.join(ROOT, "tests")]
 
 
