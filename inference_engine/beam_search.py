@@ -6,6 +6,7 @@ step computes every beam's whole sequence again."""
 import asyncio
 from dataclasses import dataclass, field
 
+from inference_engine.engine_request import EngineRequest
 from inference_engine.outputs import CompletionOutput, RequestOutput, RequestOutputKind
 from inference_engine.sampling_params import SamplingParams
 from inference_engine.sequence import Logprob
@@ -147,8 +148,9 @@ async def stream_beam_search(client, request_id: str, prompt: str | None, prompt
     step = search.step_params()
 
     async def candidates(tokens: list[int], beam_id: str) -> dict[int, Logprob]:
-        async for out in client.generate(beam_id, None, step, tokens,
-                                         RequestOutputKind.FINAL_ONLY, lora_request=lora_request):
+        async for out in client.generate(EngineRequest(
+                beam_id, None, step, tokens, RequestOutputKind.FINAL_ONLY,
+                lora_request=lora_request)):
             final = out
         return final.outputs[0].logprobs[0]
 

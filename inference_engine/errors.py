@@ -2,12 +2,17 @@
 server answers each with its own status code)."""
 
 
-class SamplingParamsError(ValueError):
-    """A sampling parameter is out of range; `param` names the field (for OpenAI error bodies)."""
+class InvalidRequestError(ValueError):
+    """A request the engine can't take as it is; `param` names the field at fault (a server's
+    error body names it)."""
 
     def __init__(self, param: str, message: str):
         super().__init__(message)
         self.param = param
+
+
+class SamplingParamsError(InvalidRequestError):
+    """A sampling parameter is out of range."""
 
 
 class AsyncEngineDeadError(RuntimeError):

@@ -102,7 +102,7 @@ class SamplingParams:
             self.stop = [self.stop]
         self.stop = list(self.stop or [])
         self.stop_token_ids = list(self.stop_token_ids or [])
-        self.logit_bias = {int(k): float(v) for k, v in (self.logit_bias or {}).items()}
+        self.logit_bias = {_token_id(k): float(v) for k, v in (self.logit_bias or {}).items()}
         if self.allowed_token_ids is not None:
             self.allowed_token_ids = list(self.allowed_token_ids)
         self.bad_words = list(self.bad_words or [])
@@ -126,6 +126,8 @@ class SamplingParams:
              f"presence_penalty must be in [-2, 2], got {self.presence_penalty}"),
             (-2.0 <= self.frequency_penalty <= 2.0, "frequency_penalty",
              f"frequency_penalty must be in [-2, 2], got {self.frequency_penalty}"),
+            (all(-100 <= v <= 100 for v in self.logit_bias.values()), "logit_bias",
+             "logit_bias values must be in [-100, 100]"),
             (0.0 < self.repetition_penalty <= 2.0, "repetition_penalty",
              f"repetition_penalty must be in (0, 2], got {self.repetition_penalty}"),
             (self.max_tokens is None or self.max_tokens >= 1, "max_tokens",
@@ -165,3 +167,12 @@ class SamplingParams:
     def needs_penalties(self) -> bool:
         return (self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
                 or self.repetition_penalty != 1.0)
+
+
+def _token_id(key: int | str) -> int:
+    """A logit_bias key: a token id, or its decimal text (as JSON objects carry it)."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return key
+    if isinstance(key, str) and key.isascii() and key.isdigit():  # not "³", "-1", " 1"
+        return int(key)
+    raise SamplingParamsError("logit_bias", f"logit_bias keys must be token ids, got {key!r}")

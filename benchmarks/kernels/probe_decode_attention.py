@@ -8,7 +8,7 @@ run (96 x 500) and its later part (34 x 790), from benchmarks/workload_floor.py'
 `--partitions 0 256 512` times v1 and v2 at those partition sizes instead of the op's choice,
 `--check` compares each output with the CUDA-core kernel's, and `--kv-heads 1 --heads 4` with 8x
 the sequences keeps the grid and the work but makes each head's rows contiguous in the cache
-(the layout test of RESULTS.md, twelfth session).
+(the layout test of results_archive/2026-11.md, twelfth session).
 
     python benchmarks/kernels/probe_decode_attention.py
     ncu --kernel-name regex:paged_attention_mma --section SpeedOfLight --section Occupancy \

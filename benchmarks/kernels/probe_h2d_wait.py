@@ -1,6 +1,6 @@
 """Does copying a step's inputs to the GPU wait for the kernels queued before it? Times how long
 the copy (pageable host memory, non_blocking, as the model runner does it) takes to return while
-the GPU is idle and while a 20 ms kernel runs. An H100 (RESULTS.md, fourth session): 0.05 and
+the GPU is idle and while a 20 ms kernel runs. An H100 (results_archive/2026-11.md, fourth session): 0.05 and
 0.15 ms, so the driver stages the copy without waiting and pinned buffers gain nothing.
 
     python benchmarks/kernels/probe_h2d_wait.py

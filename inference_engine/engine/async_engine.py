@@ -21,9 +21,9 @@ from inference_engine.engine.admission import Admission, AdmissionLimits
 from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.errors import AsyncEngineDeadError, EngineOverloadedError
 from inference_engine.engine.request_tracker import RequestTracker
+from inference_engine.engine_request import EngineRequest
 from inference_engine.lora.request import LoRARequest
-from inference_engine.outputs import OutputCursor, RequestOutput, RequestOutputKind
-from inference_engine.sampling_params import SamplingParams
+from inference_engine.outputs import OutputCursor, RequestOutput
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ class AsyncLLMEngine:
         self._error: BaseException | None = None
         # One thread, so that steps never overlap and always run where the model was warmed up.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-step")
+        # Requests are checked (a grammar compiled, say) beside the steps, off the event loop.
+        self._checks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="request-checks")
+        self._num_checking = 0
 
     @classmethod
     def from_engine_args(cls, args: EngineArgs, stat_logger=None) -> "AsyncLLMEngine":
@@ -81,9 +84,10 @@ class AsyncLLMEngine:
         return len(self._tracker) if self._tracker is not None else 0
 
     def num_waiting_requests(self, num_new: int = 0) -> int:
-        """Of the requests queued for the loop, in the engine and `num_new` more, those a step
-        can't run yet (beyond its max_num_seqs): those that would wait for others to finish."""
-        queued = self._tracker.num_new if self._tracker is not None else 0
+        """Of the requests being checked, queued for the loop, in the engine and `num_new` more,
+        those a step can't run yet (beyond its max_num_seqs): those that would wait for others
+        to finish."""
+        queued = self._num_checking + (self._tracker.num_new if self._tracker is not None else 0)
         return self.engine.get_num_waiting_requests(queued + num_new)
 
     def check_admission(self, num_requests: int = 1) -> None:
@@ -126,6 +130,7 @@ class AsyncLLMEngine:
             except asyncio.CancelledError:
                 pass
         self._executor.shutdown(wait=False)
+        self._checks.shutdown(wait=False, cancel_futures=True)
 
     def check_health(self) -> None:
         """Raises AsyncEngineDeadError if the loop has died or a worker rank is gone (then every
@@ -138,33 +143,29 @@ class AsyncLLMEngine:
         if self.errored:
             raise self._dead_error()
 
-    async def generate(self, request_id: str, prompt: str | None, params: SamplingParams,
-                       prompt_token_ids: list[int] | None = None,
-                       output_kind: RequestOutputKind = RequestOutputKind.CUMULATIVE,
-                       priority: int = 0, lora_request: LoRARequest | None = None,
-                       cache_salt: str | None = None) -> AsyncIterator[RequestOutput]:
-        """Yields the request's outputs, the finished one last: by default its whole state after
-        every step that added tokens; DELTA yields only what is new each time, FINAL_ONLY only
-        the finished output.
+    async def generate(self, request: EngineRequest) -> AsyncIterator[RequestOutput]:
+        """Yields the request's outputs in its output kind, the finished one last: its whole
+        state after every step that added tokens (CUMULATIVE), only what is new each time
+        (DELTA), or only the finished output (FINAL_ONLY). The request is checked first, on a
+        thread of its own (engine/request_checks.py): a bad one raises before any output.
 
         Cancelling the caller (a client disconnect) or closing the iterator early aborts the
         request, which frees its KV blocks before the engine's next step.
         """
         self.start()
-        stream = self._tracker.add_request(request_id, output_kind, prompt=prompt, params=params,
-                                           prompt_token_ids=prompt_token_ids,
-                                           arrival_time=time.time(), priority=priority,
-                                           lora_request=lora_request, cache_salt=cache_salt)
+        if not request.checked:
+            self._num_checking += 1
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._checks, self.engine.check_request, request)
+            finally:
+                self._num_checking -= 1
+        stream = self._tracker.add_request(request)
         try:
             async for output in stream:
                 yield output
         finally:
-            self.abort(request_id)
-
-    def compile_structured_output(self, params: SamplingParams):
-        """Compiles the request's constraint (SamplingParamsError if it is invalid); safe from
-        any thread, and cached for the engine's own compile at add_request."""
-        return self.engine.structured_outputs.compile(params)
+            self.abort(request.request_id)
 
     async def reset_prefix_cache(self) -> None:
         """Forgets every cached prompt prefix (requests running now keep their blocks)."""
@@ -219,9 +220,9 @@ class AsyncLLMEngine:
         if self.limits.queue_timeout is not None:
             self._give_up_queued(tracker, self.limits.queue_timeout)
         new, aborted = tracker.get_new_and_aborted_requests()
-        for stream, kwargs in new:
+        for stream, request in new:
             try:
-                self.engine.add_request(stream.request_id, **kwargs)
+                self.engine.add_request(request)
             except Exception as exc:  # a bad request fails alone; the engine is fine
                 tracker.fail_request(stream.request_id, exc)
                 continue

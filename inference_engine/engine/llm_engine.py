@@ -13,6 +13,7 @@ import torch
 from inference_engine.config import EngineConfig
 from inference_engine.core.scheduler import Scheduler, SchedulerOutputs
 from inference_engine.engine.arg_utils import EngineArgs
+from inference_engine.engine_request import EngineRequest
 from inference_engine.engine.idle_memory import release_free_memory
 from inference_engine.engine.request_checks import RequestChecks
 from inference_engine.engine.step_in_flight import StepInFlight, needs_host_tokens
@@ -60,9 +61,9 @@ class LLMEngine:
         logger.info("KV cache: %d blocks of %d tokens", num_blocks, config.cache_config.block_size)
         self.scheduler = Scheduler(config.scheduler_config, config.cache_config,
                                    config.lora_config, config.speculative_config)
-        self.checks = RequestChecks(config, self.tokenizer)
         self.structured_outputs = StructuredOutputManager(self.tokenizer, mc.hf_config.vocab_size,
                                                           self.eos_token_id)
+        self.checks = RequestChecks(config, self.tokenizer, self.structured_outputs)
         self.appender = TokenAppender(StopChecker(mc.max_model_len, self.eos_token_id),
                                       self.structured_outputs, self.tokenizer)
         self.seq_counter = itertools.count()
@@ -80,37 +81,38 @@ class LLMEngine:
     def from_engine_args(cls, args: EngineArgs) -> "LLMEngine":
         return cls(args.create_engine_config())
 
-    def add_request(self, request_id: str, prompt: str | None,
-                    params: SamplingParams | PoolingParams,
-                    prompt_token_ids: list[int] | None = None,
-                    arrival_time: float | None = None, priority: int = 0,
-                    lora_request: LoRARequest | None = None,
-                    cache_salt: str | None = None) -> None:
-        """Queues a request: a generation, or with PoolingParams an embedding of the prompt;
-        `priority` (lower first) needs the `priority` scheduling policy, `lora_request` an
-        engine with LoRA enabled (the adapter is read and checked here, on every rank). With
-        prefix caching, only requests of the same adapter and `cache_salt` share cached
-        blocks (vLLM's: a tenant's salt keeps others from timing its cached prompts)."""
-        pooling = params if isinstance(params, PoolingParams) else None
-        if pooling is None and self.embedding_only:
+    def check_request(self, request: EngineRequest) -> None:
+        """Checks the request against this engine and prepares it (tokenizes its prompt and bad
+        words, compiles its structured-output constraint: engine/request_checks.py); raises
+        InvalidRequestError (a ValueError). Safe on any thread: a server runs it off its loop."""
+        if not isinstance(request.params, PoolingParams) and self.embedding_only:
             raise ValueError("this model has no LM head (an embedding model): it serves "
                              "embeddings only")
+        self.checks.check(request)
+
+    def add_request(self, request: EngineRequest) -> None:
+        """Queues a request, checked first unless it was (check_request). A LoRA adapter is read
+        and checked here on every rank, the first time a request names it."""
+        if request.request_id in self.requests:
+            raise ValueError(f"request id {request.request_id!r} is already in use")
+        if not request.checked:
+            self.check_request(request)
+        pooling = request.params if isinstance(request.params, PoolingParams) else None
+        params = request.params
         if pooling is not None:  # the prompt's step samples a token, which is dropped
             params = SamplingParams(temperature=0.0, max_tokens=1, detokenize=False)
-        if request_id in self.requests:
-            raise ValueError(f"request id {request_id!r} is already in use")
-        prompt_token_ids = self.checks.prompt_ids(prompt, prompt_token_ids)
-        self.checks.check(params, prompt_token_ids, priority, cache_salt)
+        lora_request, cache_salt = request.lora_request, request.cache_salt
         if lora_request is not None:
             self.add_lora(lora_request)
         generator = None
         if params.seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(params.seed)
+        prompt_token_ids = request.prompt_token_ids
         seq = self._new_seq(prompt_token_ids, params, 0)
-        if params.structured_outputs is not None:
-            self.structured_outputs.start(seq, params)
-        group = SequenceGroup(request_id, prompt, prompt_token_ids, params, seq, arrival_time,
-                              generator, priority)
+        if request.grammar is not None:
+            self.structured_outputs.start(seq, params, request.grammar)
+        group = SequenceGroup(request.request_id, request.prompt, prompt_token_ids, params, seq,
+                              request.arrival_time, generator, request.priority)
         group.pooling_params = pooling
         group.lora_request = lora_request
         if lora_request is not None or cache_salt is not None:
@@ -118,7 +120,7 @@ class LLMEngine:
                               + (cache_salt or "").encode())
         if pooling is not None:
             group.pooling_type = self.config.model_config.pooling_type
-        self.requests[request_id] = group
+        self.requests[request.request_id] = group
         self.scheduler.add_seq_group(group)
 
     def add_lora(self, request: LoRARequest) -> None:

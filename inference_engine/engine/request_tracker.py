@@ -4,6 +4,7 @@ import asyncio
 import time
 from collections import deque
 
+from inference_engine.engine_request import EngineRequest
 from inference_engine.errors import StreamStalledError
 from inference_engine.outputs import OutputCursor, RequestOutput, RequestOutputKind
 
@@ -68,20 +69,19 @@ class RequestTracker:
 
     def __init__(self):
         self._streams: dict[str, AsyncStream] = {}
-        self._new: list[tuple[AsyncStream, dict]] = []
+        self._new: list[tuple[AsyncStream, EngineRequest]] = []
         self._aborted: set[str] = set()
         self._work = asyncio.Event()
 
     def __len__(self) -> int:
         return len(self._streams)
 
-    def add_request(self, request_id: str, output_kind: RequestOutputKind,
-                    **add_request_kwargs) -> AsyncStream:
-        if request_id in self._streams:
-            raise ValueError(f"request id {request_id!r} is already in use")
-        stream = AsyncStream(request_id, output_kind)
-        self._streams[request_id] = stream
-        self._new.append((stream, add_request_kwargs))
+    def add_request(self, request: EngineRequest) -> AsyncStream:
+        if request.request_id in self._streams:
+            raise ValueError(f"request id {request.request_id!r} is already in use")
+        stream = AsyncStream(request.request_id, request.output_kind)
+        self._streams[request.request_id] = stream
+        self._new.append((stream, request))
         self._work.set()
         return stream
 
@@ -140,9 +140,10 @@ class RequestTracker:
         self._streams.clear()
         self._new.clear()
 
-    def get_new_and_aborted_requests(self) -> tuple[list[tuple[AsyncStream, dict]], set[str]]:
+    def get_new_and_aborted_requests(self) -> tuple[list[tuple[AsyncStream, EngineRequest]],
+                                                    set[str]]:
         # A request aborted before the engine saw it has a finished stream: skip it.
-        new = [(stream, kwargs) for stream, kwargs in self._new if not stream.finished]
+        new = [(stream, request) for stream, request in self._new if not stream.finished]
         aborted = self._aborted
         self._new, self._aborted = [], set()
         self._work.clear()

@@ -7,6 +7,7 @@ from tqdm import tqdm
 from inference_engine.beam_search import BeamSearchOutput, BeamSearchParams, beam_search
 from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.engine.llm_engine import LLMEngine
+from inference_engine.engine_request import EngineRequest
 from inference_engine.lora.request import LoRARequest
 from inference_engine.outputs import EmbeddingRequestOutput, RequestOutput
 from inference_engine.pooling_params import PoolingParams
@@ -83,8 +84,9 @@ class LLM:
                 text, ids = ((prompt, None) if isinstance(prompt, str)
                              else (prompt.get("prompt"), prompt.get("prompt_token_ids")))
                 salt = prompt.get("cache_salt") if isinstance(prompt, dict) else None
-                self.llm_engine.add_request(request_id, text, p, ids, priority=prio,
-                                            lora_request=lora, cache_salt=salt)
+                self.llm_engine.add_request(EngineRequest(request_id, text, p, ids,
+                                                          priority=prio, lora_request=lora,
+                                                          cache_salt=salt))
                 request_ids.append(request_id)
         except Exception:
             self.llm_engine.abort_request(request_ids)

@@ -20,9 +20,8 @@ class StructuredOutputManager:
         self._backend_lock = threading.Lock()
 
     def compile(self, params: SamplingParams):
-        """The request's constraint compiled (xgrammar caches it: the server checks a request
-        before it streams, the engine compiles it again at add_request); SamplingParamsError
-        if it is invalid."""
+        """The request's constraint compiled (xgrammar caches it by its text); SamplingParamsError
+        if it is invalid. Safe on any thread."""
         if self.tokenizer is None:
             raise SamplingParamsError("structured_outputs", "structured outputs need the "
                                       "tokenizer (skip_tokenizer_init is set)")
@@ -32,10 +31,9 @@ class StructuredOutputManager:
                 self._backend = GrammarBackend(self.tokenizer, self.vocab_size)
         return self._backend.compile(params.structured_outputs)
 
-    def start(self, seq: Sequence, params: SamplingParams) -> None:
-        """Gives the sequence the matcher of its request's constraint. Forked sequences copy
-        their parent's (Sequence.fork)."""
-        compiled = self.compile(params)
+    def start(self, seq: Sequence, params: SamplingParams, compiled) -> None:
+        """Gives the sequence a matcher of its request's `compiled` constraint. Forked sequences
+        copy their parent's (Sequence.fork)."""
         stops = list(params.stop_token_ids)
         if self.eos_token_id is not None and not params.ignore_eos:
             stops.insert(0, self.eos_token_id)

@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 
+from inference_engine.engine_request import EngineRequest
 from inference_engine import LLM, SamplingParams
 from inference_engine.config import (CacheConfig, EngineConfig, ModelConfig, ParallelConfig,
                                      SchedulerConfig)
@@ -168,8 +169,9 @@ def test_tiny_random_llama_runs_to_max_model_len_as_in_sync(tmp_path_factory):
 def test_abort_with_a_step_in_flight_frees_everything(async_llm):
     engine = async_llm.llm_engine
     total = engine.config.cache_config.num_blocks
-    engine.add_request("abort-me", "Tell me a long story", SamplingParams(max_tokens=200))
-    engine.add_request("keep", "Hi", SamplingParams(max_tokens=4, temperature=0))
+    engine.add_request(EngineRequest("abort-me", "Tell me a long story",
+                                     SamplingParams(max_tokens=200)))
+    engine.add_request(EngineRequest("keep", "Hi", SamplingParams(max_tokens=4, temperature=0)))
     engine.step()
     assert engine.in_flight is not None
     engine.abort_request("abort-me")
@@ -191,8 +193,8 @@ def test_streamed_deltas_add_up_to_the_sync_result(llm, async_llm):
 
     async def stream(i: int) -> tuple[list[int], str]:
         tokens, text = [], ""
-        async for out in served.generate(f"s{i}", prompts[i], params,
-                                         output_kind=RequestOutputKind.DELTA):
+        async for out in served.generate(EngineRequest(f"s{i}", prompts[i], params,
+                                                       output_kind=RequestOutputKind.DELTA)):
             tokens += out.outputs[0].token_ids if out.outputs else []
             text += out.outputs[0].text if out.outputs else ""
         return tokens, text

@@ -3,6 +3,7 @@ import random
 
 import pytest
 
+from inference_engine.engine_request import EngineRequest
 from inference_engine import LLM, SamplingParams
 
 
@@ -92,8 +93,9 @@ def test_n_and_best_of_share_the_prompt_and_free_everything(llm):
 def test_abort_frees_blocks(llm):
     engine = llm.llm_engine
     before = free_blocks(llm)
-    engine.add_request("to-abort", "Tell me a long story", SamplingParams(max_tokens=200))
-    engine.add_request("kept", "Hi", SamplingParams(max_tokens=3, temperature=0))
+    engine.add_request(EngineRequest("to-abort", "Tell me a long story",
+                                     SamplingParams(max_tokens=200)))
+    engine.add_request(EngineRequest("kept", "Hi", SamplingParams(max_tokens=3, temperature=0)))
     engine.step()
     engine.step()
     assert free_blocks(llm) < before

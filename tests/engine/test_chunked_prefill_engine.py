@@ -3,6 +3,7 @@ token budget, computed over several steps beside other requests' decodes, give t
 the same prompts computed whole."""
 import pytest
 
+from inference_engine.engine_request import EngineRequest
 from inference_engine import LLM, SamplingParams
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=10, ignore_eos=True)
@@ -76,7 +77,7 @@ def test_abort_in_the_middle_of_a_prefill_frees_its_blocks(llm):
     try:
         engine = chunked.llm_engine
         prompt = long_prompts(llm.get_tokenizer())[0]
-        engine.add_request("long", None, GREEDY, prompt_token_ids=prompt)
+        engine.add_request(EngineRequest("long", None, GREEDY, prompt))
         engine.step()
         engine.step()
         seq = engine.requests["long"].seqs[0]

@@ -89,7 +89,7 @@ def test_bfloat16_parts_from_float32_only_at_near_ties(bf16_runs):
 
 @pytest.mark.xfail(strict=False, reason="a near-tie statistic over 50 x 32 tokens that moves by "
                    "several points with batch composition: 80.1 vs 78.5 % (pass), then 75.5 vs "
-                   "77.9 % with async scheduling on (H100s, RESULTS.md); the near-tie tests are "
+                   "77.9 % with async scheduling on (H100s, benchmarks/results_archive/2026-11.md); the near-tie tests are "
                    "the criterion")
 def test_bfloat16_at_least_as_accurate_as_transformers_bfloat16(bf16_runs):
     """Against float32, our bfloat16 tokens agree about as often as transformers' own do: the

@@ -1,5 +1,5 @@
 """The decode op's choice between paged_attention v1 and v2 and of v2's partition size, on the
-batches measured on an H100 (RESULTS.md, fourth session: benchmark_decode_attention_mix.py over
+batches measured on an H100 (benchmarks/results_archive/2026-11.md, fourth session: benchmark_decode_attention_mix.py over
 ShareGPT context lengths). Pure functions: no kernel runs here."""
 import pytest
 import torch

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from inference_engine.engine.admission import AdmissionLimits
+from inference_engine.engine_request import EngineRequest
 from inference_engine.engine.async_engine import IDLE_BEFORE_RELEASE_S, AsyncLLMEngine
 from inference_engine.errors import (AsyncEngineDeadError, EngineOverloadedError,
                                             StreamStalledError)
@@ -40,14 +41,16 @@ class ScriptedEngine:
         self.num_waiting = 0  # what get_num_waiting_requests says
         self.num_releases = 0  # calls of release_idle_memory
 
-    def add_request(self, request_id, prompt, params, prompt_token_ids=None, arrival_time=None,
-                    priority=0, lora_request=None, cache_salt=None):
-        if prompt == "bad":
+    def check_request(self, request: EngineRequest):
+        if request.prompt == "bad":
             raise ValueError("bad prompt")
+
+    def add_request(self, request: EngineRequest):
         seq = Sequence(len(self.requests), [1])
         seq.detokenizer = XText(seq)
         seq.status = SequenceStatus.RUNNING
-        self.requests[request_id] = SequenceGroup(request_id, prompt, [1], params, seq)
+        self.requests[request.request_id] = SequenceGroup(request.request_id, request.prompt, [1],
+                                                          request.params, seq)
 
     def check_health(self):
         pass
@@ -88,8 +91,8 @@ def run(coroutine):
 
 async def collect(engine: AsyncLLMEngine, request_id: str, prompt: str = "p",
                   kind: RequestOutputKind = RequestOutputKind.CUMULATIVE) -> list[str]:
-    return [o.outputs[0].text async for o in engine.generate(request_id, prompt, PARAMS,
-                                                             output_kind=kind)]
+    return [o.outputs[0].text async for o in engine.generate(
+        EngineRequest(request_id, prompt, PARAMS, output_kind=kind))]
 
 
 def test_each_request_streams_its_outputs_until_finished():
@@ -122,8 +125,8 @@ def test_closing_a_stream_aborts_its_request_only():
     async def main():
         scripted = ScriptedEngine(length=1000)
         engine = AsyncLLMEngine(scripted)
-        other = asyncio.create_task(anext(engine.generate("keep", "p", PARAMS)))
-        stream = engine.generate("drop", "p", PARAMS)
+        other = asyncio.create_task(anext(engine.generate(EngineRequest("keep", "p", PARAMS))))
+        stream = engine.generate(EngineRequest("drop", "p", PARAMS))
         await anext(stream)
         await stream.aclose()
         while "drop" in scripted.requests:
@@ -214,9 +217,11 @@ def test_a_stream_nobody_reads_is_aborted_after_the_stall_timeout():
     async def main():
         scripted = ScriptedEngine(length=10**6)
         engine = AsyncLLMEngine(scripted, limits=AdmissionLimits(stream_stall_timeout=0.3))
-        stream = engine.generate("r", "p", PARAMS, output_kind=RequestOutputKind.DELTA)
+        stream = engine.generate(EngineRequest("r", "p", PARAMS,
+                                               output_kind=RequestOutputKind.DELTA))
         await anext(stream)
-        reader = engine.generate("read", "p", PARAMS, output_kind=RequestOutputKind.DELTA)
+        reader = engine.generate(EngineRequest("read", "p", PARAMS,
+                                               output_kind=RequestOutputKind.DELTA))
         stalled = asyncio.get_running_loop().time()
         while "r" in scripted.requests:  # a reader that keeps up is never stalled
             await anext(reader)

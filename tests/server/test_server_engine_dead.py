@@ -23,9 +23,12 @@ class FailingEngine:
         self.requests: dict[str, object] = {}  # the live requests' groups: none are ever read
         self.fail = threading.Event()
 
-    def add_request(self, request_id, *args, **kwargs):
-        self.request_ids.append(request_id)
-        self.requests[request_id] = None
+    def check_request(self, request):
+        pass
+
+    def add_request(self, request):
+        self.request_ids.append(request.request_id)
+        self.requests[request.request_id] = None
 
     def check_health(self):
         pass

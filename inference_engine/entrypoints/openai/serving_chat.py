@@ -38,6 +38,7 @@ class OpenAIServingChat(OpenAIServing):
     """Serves chat completions through the chat template; `tool_call_parser` names the parser
     of the model's own tool calls (tool_choice "auto"), `reasoning_parser` that of its thinking
     (returned as reasoning_content)."""
+    prompt_field = "messages"
 
     def __init__(self, engine, served_model_name: str, tool_call_parser: str | None = None,
                  reasoning_parser: str | None = None, *, prep, lora_requests: dict | None = None):
@@ -55,7 +56,7 @@ class OpenAIServingChat(OpenAIServing):
         prompt, prompt_ids = await self.render_request(request)
         max_tokens = (request.max_completion_tokens if request.max_completion_tokens is not None
                       else request.max_tokens)
-        params = await self.sampling_params(
+        params = self.sampling_params(
             request, self.max_tokens_for(len(prompt_ids), max_tokens, "messages"),
             (request.top_logprobs or 0) if request.logprobs else None, request.prompt_logprobs)
         parser = self._tool_parser(request)  # after the params, which check the tool choice
@@ -142,9 +143,7 @@ class OpenAIServingChat(OpenAIServing):
             add_generation_prompt and not continue_final_message, continue_final_message,
             chat_template_kwargs)
         # The template writes the special tokens (BOS included) itself.
-        ids = await self.prep.encode(text, "messages", add_special_tokens=False)
-        self.check_token_ids(ids, "messages")
-        return text, ids
+        return text, await self.prep.encode(text, "messages", add_special_tokens=False)
 
     def _logprobs(self, request: ChatCompletionRequest, token_ids: list[int],
                   entries: list[dict[int, Logprob]] | None) -> ChatChoiceLogprobs | None:

@@ -43,10 +43,8 @@ class OpenAIServingCompletion(OpenAIServing):
         wanted = [k for k in (request.logprobs if request.echo else None, request.prompt_logprobs)
                   if k is not None]
         prompt_logprobs = max(wanted) if wanted else None
-        params = [await self.sampling_params(request, self.max_tokens_for(len(ids),
-                                                                          request.max_tokens),
-                                             request.logprobs, prompt_logprobs)
-                  for _, ids in prompts]
+        params = [self.sampling_params(request, self.max_tokens_for(len(ids), request.max_tokens),
+                                       request.logprobs, prompt_logprobs) for _, ids in prompts]
         logger.info("%s: %d prompt(s), n=%d, max_tokens=%s, stream=%s", request_id, len(prompts),
                     request.n, params[0].max_tokens, request.stream)
         kind = RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY

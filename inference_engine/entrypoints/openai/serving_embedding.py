@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 
+from inference_engine.engine_request import EngineRequest
 from inference_engine.entrypoints.openai.base import OpenAIBaseModel, OpenAIRequest
 from inference_engine.entrypoints.openai.protocol import UsageInfo
 from inference_engine.entrypoints.openai.response_streams import (collect_final_outputs,
@@ -52,7 +53,6 @@ class OpenAIServingEmbedding(OpenAIServing):
         if request.dimensions is not None and request.dimensions > hidden_size:
             raise OpenAIError(400, f"dimensions must be at most the model's hidden size "
                               f"{hidden_size}, got {request.dimensions}", param="dimensions")
-        self.check_priority(request.priority)
         prompts = await self.prompts_of(request.input, "input", request.truncate_prompt_tokens)
         embeddings = await self.embed(f"embd-{raw_request.state.request_id}", prompts,
                                       PoolingParams(dimensions=request.dimensions),
@@ -77,8 +77,9 @@ class OpenAIServingEmbedding(OpenAIServing):
                                   code="context_length_exceeded")
         self.check_engine(len(prompts), "input")
         outputs = merge_async_iterators(*[
-            self.engine.generate(f"{request_id}-{i}", text, params, ids,
-                                 RequestOutputKind.FINAL_ONLY, priority, lora)
+            self.engine.generate(EngineRequest(f"{request_id}-{i}", text, params, ids,
+                                               RequestOutputKind.FINAL_ONLY, priority, lora,
+                                               prompt_field="input"))
             for i, (text, ids) in enumerate(prompts)])
         final = await collect_final_outputs(outputs, raw_request)
         return None if final is None else [final[i].embedding for i in range(len(prompts))]

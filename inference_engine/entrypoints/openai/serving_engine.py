@@ -7,6 +7,7 @@ from inference_engine.beam_search import stream_beam_search
 from inference_engine.engine.async_engine import AsyncLLMEngine
 from inference_engine.errors import AsyncEngineDeadError, EngineOverloadedError
 from inference_engine.engine.detokenizer import decode_token
+from inference_engine.engine_request import EngineRequest
 from inference_engine.entrypoints.openai.errors import OpenAIError, engine_error
 from inference_engine.entrypoints.openai.protocol import SamplingRequest, UsageInfo
 from inference_engine.entrypoints.openai.request_prep import RequestPrep
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 class OpenAIServing:
     """Base of the endpoint classes: the engine, the served model and the checks they share."""
+    prompt_field = "prompt"  # the request field that holds the prompt: errors name it
 
     def __init__(self, engine: AsyncLLMEngine, served_model_name: str, *, prep: RequestPrep,
                  lora_requests: dict[str, LoRARequest] | None = None):
@@ -33,7 +35,6 @@ class OpenAIServing:
         self.max_model_len = engine.config.model_config.max_model_len
         self.vocab_size = engine.config.model_config.hf_config.vocab_size
         self.max_num_seqs = engine.config.scheduler_config.max_num_seqs
-        self.scheduling_policy = engine.config.scheduler_config.policy
         # The model's generation config: what unset sampling fields default to.
         self.sampling_defaults = engine.config.model_config.sampling_defaults
 
@@ -93,11 +94,6 @@ class OpenAIServing:
         return UsageInfo(prompt_tokens=num_prompt_tokens, completion_tokens=counts[key],
                          total_tokens=num_prompt_tokens + counts[key])
 
-    def check_priority(self, priority: int) -> None:
-        if priority != 0 and self.scheduling_policy != "priority":
-            raise OpenAIError(400, f"priority needs --scheduling-policy priority (the server "
-                              f"runs {self.scheduling_policy!r})", param="priority")
-
     def check_token_ids(self, token_ids: list[int], param: str) -> None:
         if not token_ids:
             raise OpenAIError(400, f"{param} must not be empty", param=param)
@@ -122,7 +118,6 @@ class OpenAIServing:
             text = item if isinstance(item, str) else None
             if truncate is not None and len(ids) > truncate:
                 ids, text = ids[-truncate:], None
-            self.check_token_ids(ids, param)
             prompts.append((text, ids))
         return prompts
 
@@ -145,10 +140,11 @@ class OpenAIServing:
         rest = self.max_model_len - num_prompt_tokens
         return min(rest, self.sampling_defaults.get("max_tokens", rest))
 
-    async def sampling_params(self, request: SamplingRequest, max_tokens: int | None,
-                              logprobs: int | None, prompt_logprobs: int | None = None
-                              ) -> SamplingParams:
-        self._check_engine_limits(request)
+    def sampling_params(self, request: SamplingRequest, max_tokens: int | None,
+                        logprobs: int | None, prompt_logprobs: int | None = None
+                        ) -> SamplingParams:
+        """The request's SamplingParams; what this engine can run of them is the engine's to
+        check (a refusal still answers 400 before any stream: see started_stream)."""
         if request.stream and request.best_of is not None and request.best_of > request.n:
             raise OpenAIError(400, "best_of > n is not supported with stream", param="best_of")
         if request.stream and request.prompt_logprobs is not None:
@@ -157,16 +153,15 @@ class OpenAIServing:
         try:
             params = request.to_sampling_params(max_tokens, logprobs, prompt_logprobs,
                                                 self.sampling_defaults)
-            if params.structured_outputs is not None:  # a bad schema: 400 before any stream
-                if request.use_beam_search:  # the beams' candidates would ignore it
-                    raise OpenAIError(400, "use_beam_search does not keep to structured outputs "
-                                      "(nor forced tool calls)", param="use_beam_search")
-                await self.prep.run(self.engine.compile_structured_output, params)
-            return params
         except SamplingParamsError as exc:
             raise OpenAIError(400, str(exc), param=exc.param) from exc
         except (TypeError, ValueError) as exc:
             raise OpenAIError(400, str(exc)) from exc
+        if params.structured_outputs is not None and request.use_beam_search:
+            # The beams' candidates would ignore it.
+            raise OpenAIError(400, "use_beam_search does not keep to structured outputs (nor "
+                              "forced tool calls)", param="use_beam_search")
+        return params
 
     def generate(self, request: SamplingRequest, request_id: str,
                  prompt: tuple[str | None, list[int]],
@@ -178,33 +173,6 @@ class OpenAIServing:
             return stream_beam_search(self.engine, request_id, text, ids,
                                       request.to_beam_search_params(params.max_tokens), lora,
                                       params.logprobs)
-        return self.engine.generate(request_id, text, params, ids, kind, request.priority, lora,
-                                    request.cache_salt)
-
-    def _check_engine_limits(self, request: SamplingRequest) -> None:
-        """Values SamplingParams accepts but this engine can't run: token ids outside the
-        vocabulary, or more sequences than a step schedules (they would never run)."""
-        for token_id, bias in (request.logit_bias or {}).items():
-            # ASCII digits only: str.isdigit() also takes "³", which int() refuses.
-            if (not (token_id.isascii() and token_id.isdigit())
-                    or not 0 <= int(token_id) < self.vocab_size):
-                raise OpenAIError(400, f"logit_bias keys must be token ids in "
-                                  f"[0, {self.vocab_size}); got {token_id!r}", param="logit_bias")
-            if not -100 <= bias <= 100:
-                raise OpenAIError(400, f"logit_bias values must be in [-100, 100]; got {bias}",
-                                  param="logit_bias")
-        for name in ("stop_token_ids", "allowed_token_ids"):
-            if any(not 0 <= t < self.vocab_size for t in getattr(request, name) or []):
-                raise OpenAIError(400, f"{name} must be in [0, {self.vocab_size})", param=name)
-        if request.bad_words and self.tokenizer is None:
-            raise OpenAIError(400, "bad_words need the tokenizer (skip_tokenizer_init is set)",
-                              param="bad_words")
-        if request.top_k is not None and request.top_k > self.vocab_size:
-            raise OpenAIError(400, f"top_k must be at most the vocabulary size "
-                              f"{self.vocab_size}, got {request.top_k}", param="top_k")
-        self.check_priority(request.priority)
-        for name in ("n", "best_of"):
-            value = getattr(request, name)
-            if value is not None and value > self.max_num_seqs:
-                raise OpenAIError(400, f"{name} must be at most max_num_seqs "
-                                  f"({self.max_num_seqs}), got {value}", param=name)
+        return self.engine.generate(EngineRequest(
+            request_id, text, params, ids, kind, request.priority, lora, request.cache_salt,
+            prompt_field=self.prompt_field))

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 
 class OpenAIServingResponses(OpenAIServingChat):
+    prompt_field = "input"
+
     async def create_response(self, request: ResponsesRequest, raw_request: Request) -> Response:
         if request.previous_response_id is not None:
             raise OpenAIError(400, "previous_response_id needs stored responses, which this "
@@ -36,7 +38,7 @@ class OpenAIServingResponses(OpenAIServingChat):
         self.check_engine()
         response_id = new_id("resp")
         prompt, prompt_ids = await self.render_request(chat)
-        params = await self.sampling_params(
+        params = self.sampling_params(
             chat, self.max_tokens_for(len(prompt_ids), chat.max_tokens, "input"), None)
         parser = self._tool_parser(chat)
         logger.info("%s: %d input tokens, max_output_tokens=%d, stream=%s", response_id,

@@ -114,7 +114,6 @@ class OpenAIServingScore(OpenAIServingEmbedding):
         """Each pair's cosine similarity, and the tokens embedded; None if the client left."""
         lora = self.check_model(request.model)
         self.check_engine()
-        self.check_priority(request.priority)
         texts = list(dict.fromkeys(text for pair in pairs for text in pair))
         prompts = [(await self.prompts_of(text, "input", request.truncate_prompt_tokens))[0]
                    for text in texts]
