@@ -123,12 +123,15 @@ class Sequence:
 
 @dataclass
 class RequestMetrics:
-    """Wall-clock times of one request's life, for latency metrics."""
+    """Wall-clock times of one request's life, for latency metrics, and once it has finished,
+    its tokens per returned completion and why it finished (whatever its outputs carry)."""
     arrival_time: float = field(default_factory=time.time)
     first_scheduled_time: float | None = None
     first_token_time: float | None = None
     last_token_time: float | None = None
     finished_time: float | None = None
+    num_output_tokens: list[int] = field(default_factory=list)
+    finish_reason: str | None = None
 
 
 class SequenceGroup:
@@ -153,6 +156,7 @@ class SequenceGroup:
         self.pooling_type = None  # and how its prompt's hidden states pool (the model's)
         self.embedding: list[float] | None = None  # its result
         self.lora_request = None  # the LoRA adapter it runs with (lora.LoRARequest), if any
+        self.output_cursor = None  # what its outputs carry (outputs.OutputCursor), the engine's
 
     @property
     def lora_int_id(self) -> int:

@@ -5,13 +5,11 @@ the loop applies them between steps and runs each `step()` in a worker thread, s
 keeps serving HTTP while the model runs. If the loop dies, the engine is dead: every open stream
 and every later call gets AsyncEngineDeadError, so no client ever waits forever.
 
-Each step asks the engine for the outputs of finished requests only; the loop builds the other
-streams' outputs itself, in the kind each caller asked for (see outputs.OutputCursor). A server
-streams deltas, so a step's host work grows with the tokens it produced, not with everything
-generated so far, and the engine thread waits less for the GIL.
+The engine returns each step's outputs already in the kind each request asked for (a server
+streams deltas: a step's host work grows with the tokens it produced, not with everything
+generated so far); the loop only hands them to their streams.
 """
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -23,7 +21,7 @@ from inference_engine.errors import AsyncEngineDeadError, EngineOverloadedError
 from inference_engine.engine.request_tracker import RequestTracker
 from inference_engine.engine_request import EngineRequest
 from inference_engine.lora.request import LoRARequest
-from inference_engine.outputs import OutputCursor, RequestOutput
+from inference_engine.outputs import RequestOutput
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +32,12 @@ IDLE_BEFORE_RELEASE_S = 1.0
 class AsyncLLMEngine:
     """Serves an LLMEngine to many concurrent callers of `generate()`.
 
-    Besides add_request / abort_request / step(finished_only) / has_unfinished_requests, the
-    engine must keep each live request's SequenceGroup in `requests` (by request id): streams
-    read their outputs from it between steps.
+    The engine's side: check_request / add_request / abort_request / step /
+    has_unfinished_requests (and the counts and memory calls below).
 
     `stat_logger`, if given, is called after every pass of the loop as
-    `stat_logger.log(engine, outputs, num_aborted)`, `outputs` being those of the requests
-    that finished in the pass (see engine/metrics.py). `limits` bound what may wait (see
+    `stat_logger.log(engine, outputs, num_aborted)` with the pass's outputs (see
+    engine/metrics.py). `limits` bound what may wait (see
     engine/admission.py); callers ask `check_admission` before they add requests.
     """
 
@@ -225,9 +222,6 @@ class AsyncLLMEngine:
                 self.engine.add_request(request)
             except Exception as exc:  # a bad request fails alone; the engine is fine
                 tracker.fail_request(stream.request_id, exc)
-                continue
-            stream.cursor = OutputCursor(self.engine.requests[stream.request_id],
-                                         stream.output_kind)
         if aborted:
             self.engine.abort_request(aborted)
             logger.info("aborted request(s) %s", ", ".join(sorted(aborted)))
@@ -235,7 +229,7 @@ class AsyncLLMEngine:
         if self.engine.has_unfinished_requests():
             loop = asyncio.get_running_loop()
             outputs = await loop.run_in_executor(
-                self._executor, functools.partial(self.engine.step, finished_only=True))
+                self._executor, self.engine.step)
             tracker.process_step(outputs, self.limits.stream_stall_timeout)
         if self.stat_logger is not None:
             try:

@@ -22,7 +22,7 @@ from inference_engine.engine.token_appender import TokenAppender
 from inference_engine.executor import create_executor
 from inference_engine.lora.request import LoRARequest
 from inference_engine.model_executor.device_samples import SamplerOutput
-from inference_engine.outputs import RequestOutput
+from inference_engine.outputs import OutputCursor, RequestOutput
 from inference_engine.pooling_params import PoolingParams
 from inference_engine.sampling_params import SamplingParams
 from inference_engine.sequence import Sequence, SequenceGroup, SequenceStatus
@@ -120,6 +120,7 @@ class LLMEngine:
                               + (cache_salt or "").encode())
         if pooling is not None:
             group.pooling_type = self.config.model_config.pooling_type
+        group.output_cursor = OutputCursor(group, request.output_kind)
         self.requests[request.request_id] = group
         self.scheduler.add_seq_group(group)
 
@@ -193,20 +194,20 @@ class LLMEngine:
                 if g.metrics.first_scheduled_time is None
                 and g.metrics.arrival_time < arrived_before]
 
-    def step(self, finished_only: bool = False) -> list[RequestOutput]:
-        """Runs one scheduling step and returns the state of every request whose new tokens it
-        processed (only of those that finished, for callers that do not stream: building the
-        others costs time).
+    def step(self) -> list[RequestOutput]:
+        """Runs one scheduling step and returns the outputs due of the requests whose new tokens
+        it processed, each in its request's output kind: the whole state (CUMULATIVE), what is
+        new (DELTA), or only once finished (FINAL_ONLY: nothing is built for the others).
 
         With async scheduling those tokens are the previous step's: this one is launched first
         and left in flight. It drains the previous step before scheduling instead when the next
         tokens cannot be sampled without it; with nothing left to schedule it just drains."""
         outputs = []
         if self.in_flight is not None and needs_host_tokens(self.in_flight.sched):
-            outputs += self._process_step(self.in_flight, finished_only)
+            outputs += self._process_step(self.in_flight)
             self.in_flight = None
         sched = self.scheduler.schedule()
-        outputs += [self._finish_ignored(g) for g in sched.ignored_seq_groups]
+        outputs += [self._finish(g) for g in sched.ignored_seq_groups]
         previous, launched = self.in_flight, None
         if not sched.is_empty():
             launched = StepInFlight(sched, self.executor.execute_model(sched))
@@ -216,10 +217,10 @@ class LLMEngine:
             self.in_flight, launched = launched, None  # the next step processes it
         for step in (previous, launched):
             if step is not None:
-                outputs += self._process_step(step, finished_only)
-        return outputs
+                outputs += self._process_step(step)
+        return [output for output in outputs if output is not None]
 
-    def _process_step(self, step: StepInFlight, finished_only: bool) -> list[RequestOutput]:
+    def _process_step(self, step: StepInFlight) -> list[RequestOutput | None]:
         """Reads a launched step's tokens (waiting for the device), appends them and returns
         the outputs of its requests."""
         result = step.samples.read()
@@ -236,19 +237,22 @@ class LLMEngine:
         for group in sched.scheduled_seq_groups:
             if self.requests.get(group.request_id) is not group:
                 continue  # aborted, or finished by the step before (then this one ran it too far)
-            finished = group.is_finished
-            if not finished and id(group) not in sampled:
-                continue  # a chunk of its prefill: nothing new to tell
-            if finished or not finished_only:
-                outputs.append(RequestOutput.from_seq_group(group))
-            if finished:
-                group.metrics.finished_time = time.time()
-                self.requests.pop(group.request_id, None)
+            if group.is_finished:
+                outputs.append(self._finish(group))
+            elif id(group) in sampled:  # (not a chunk of its prefill: nothing new to tell)
+                outputs.append(group.output_cursor.next())
         return outputs
 
-    def _finish_ignored(self, group: SequenceGroup) -> RequestOutput:
+    def _finish(self, group: SequenceGroup) -> RequestOutput | None:
+        """A finished request's last output; its metrics get its counts."""
+        final = RequestOutput.from_seq_group(group)
+        metrics = group.metrics
+        metrics.finished_time = time.time()
+        metrics.num_output_tokens = [len(c.token_ids) for c in final.outputs]
+        metrics.finish_reason = ("stop" if group.pooling_params is not None  # done once computed
+                                 else final.outputs[0].finish_reason if final.outputs else None)
         self.requests.pop(group.request_id, None)
-        return RequestOutput.from_seq_group(group)
+        return group.output_cursor.next(final)
 
     def _process_model_outputs(self, sched: SchedulerOutputs, result: SamplerOutput) -> None:
         now = time.time()

@@ -174,16 +174,11 @@ class StatLogger:
                      waiting_lora_adapters=names(scheduler.waiting)).set(now)
 
     def _observe_finished(self, output: RequestOutput, now: float) -> None:
-        m, t = self.metrics, output.metrics
-        reason = output.outputs[0].finish_reason if output.outputs else None
-        if output.embedding is not None:  # an embedding request: done once computed
-            reason = "stop"
-        m.request_success.labels(finished_reason=reason or "abort").inc()
-        num_generated = [len(c.token_ids) for c in output.outputs]
+        m, t = self.metrics, output.metrics  # the engine's, whatever kind the output is
+        m.request_success.labels(finished_reason=t.finish_reason or "abort").inc()
+        num_generated = t.num_output_tokens
         m.request_prompt_tokens.observe(len(output.prompt_token_ids))
         m.request_generation_tokens.observe(sum(num_generated))
-        if t is None:
-            return
         m.e2e_request_latency.observe((t.finished_time or now) - t.arrival_time)
         if t.first_scheduled_time is not None:
             m.request_queue_time.observe(t.first_scheduled_time - t.arrival_time)

@@ -6,7 +6,7 @@ from collections import deque
 
 from inference_engine.engine_request import EngineRequest
 from inference_engine.errors import StreamStalledError
-from inference_engine.outputs import OutputCursor, RequestOutput, RequestOutputKind
+from inference_engine.outputs import RequestOutput
 
 _END = object()  # closes a stream without an error
 
@@ -18,10 +18,8 @@ class AsyncStream:
     A deque and one waiter future rather than an asyncio.Queue: every step puts into every open
     stream, and the queue's bookkeeping is paid on the event loop the engine thread shares."""
 
-    def __init__(self, request_id: str, output_kind: RequestOutputKind):
+    def __init__(self, request_id: str):
         self.request_id = request_id
-        self.output_kind = output_kind
-        self.cursor: OutputCursor | None = None  # set once the engine has taken the request
         self.finished = False
         # Since when (time.monotonic()) outputs wait that the reader has not taken; None when
         # it has taken them all. A reader taking some but not all counts as reading.
@@ -79,7 +77,7 @@ class RequestTracker:
     def add_request(self, request: EngineRequest) -> AsyncStream:
         if request.request_id in self._streams:
             raise ValueError(f"request id {request.request_id!r} is already in use")
-        stream = AsyncStream(request.request_id, request.output_kind)
+        stream = AsyncStream(request.request_id)
         self._streams[request.request_id] = stream
         self._new.append((stream, request))
         self._work.set()
@@ -105,28 +103,26 @@ class RequestTracker:
         for request_id in list(self._streams):
             self.abort_request(request_id, error)
 
-    def process_step(self, finished: list[RequestOutput],
+    def process_step(self, outputs: list[RequestOutput],
                      stall_timeout: float | None = None) -> None:
-        """Hands every open stream its output of the step that just ended; `finished` holds the
-        engine's outputs of the requests that finished in it (of aborted ones: ignored). A
-        stream whose reader has left outputs untaken for over `stall_timeout` seconds is
-        aborted."""
-        final = {output.request_id: output for output in finished}
-        stalled_before = time.monotonic() - stall_timeout if stall_timeout else None
-        for request_id, stream in list(self._streams.items()):
-            if stream.cursor is None:
-                continue  # not in the engine yet
-            output = stream.cursor.next(final.get(request_id))
-            if output is not None:
-                stream.put(output)
-            if request_id in final:
-                del self._streams[request_id]
+        """Hands each stream its output of the step that just ended (of aborted requests:
+        ignored), and ends the finished ones. A stream whose reader has left outputs untaken for
+        over `stall_timeout` seconds is aborted."""
+        for output in outputs:
+            stream = self._streams.get(output.request_id)
+            if stream is None:
+                continue
+            stream.put(output)
+            if output.finished:
+                del self._streams[output.request_id]
                 stream.finish()
-            elif (stalled_before is not None and stream.unread_since is not None
-                  and stream.unread_since < stalled_before):
-                self.abort_request(request_id, StreamStalledError(
-                    f"request {request_id} aborted: its outputs were not read for over "
-                    f"{stall_timeout:g} s"))
+        if stall_timeout:
+            stalled_before = time.monotonic() - stall_timeout
+            for request_id, stream in list(self._streams.items()):
+                if stream.unread_since is not None and stream.unread_since < stalled_before:
+                    self.abort_request(request_id, StreamStalledError(
+                        f"request {request_id} aborted: its outputs were not read for over "
+                        f"{stall_timeout:g} s"))
 
     def fail_request(self, request_id: str, error: BaseException) -> None:
         stream = self._streams.pop(request_id, None)

@@ -9,7 +9,7 @@ from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.engine.llm_engine import LLMEngine
 from inference_engine.engine_request import EngineRequest
 from inference_engine.lora.request import LoRARequest
-from inference_engine.outputs import EmbeddingRequestOutput, RequestOutput
+from inference_engine.outputs import EmbeddingRequestOutput, RequestOutput, RequestOutputKind
 from inference_engine.pooling_params import PoolingParams
 from inference_engine.sampling_params import SamplingParams
 from inference_engine.scoring import (ScoringOutput, ScoringRequestOutput, cosine,
@@ -84,9 +84,8 @@ class LLM:
                 text, ids = ((prompt, None) if isinstance(prompt, str)
                              else (prompt.get("prompt"), prompt.get("prompt_token_ids")))
                 salt = prompt.get("cache_salt") if isinstance(prompt, dict) else None
-                self.llm_engine.add_request(EngineRequest(request_id, text, p, ids,
-                                                          priority=prio, lora_request=lora,
-                                                          cache_salt=salt))
+                self.llm_engine.add_request(EngineRequest(
+                    request_id, text, p, ids, RequestOutputKind.FINAL_ONLY, prio, lora, salt))
                 request_ids.append(request_id)
         except Exception:
             self.llm_engine.abort_request(request_ids)
@@ -150,10 +149,9 @@ class LLM:
         bar = tqdm(total=len(request_ids), desc="Processed prompts", disable=not use_tqdm)
         try:
             while engine.has_unfinished_requests():
-                for out in engine.step(finished_only=True):
-                    if out.finished:
-                        finished[out.request_id] = out
-                        bar.update(1)
+                for out in engine.step():  # finished ones only: they are FINAL_ONLY
+                    finished[out.request_id] = out
+                    bar.update(1)
         except BaseException:
             engine.abort_request(request_ids)
             raise

@@ -11,7 +11,7 @@ from inference_engine.engine_request import EngineRequest
 from inference_engine.engine.async_engine import IDLE_BEFORE_RELEASE_S, AsyncLLMEngine
 from inference_engine.errors import (AsyncEngineDeadError, EngineOverloadedError,
                                             StreamStalledError)
-from inference_engine.outputs import RequestOutput, RequestOutputKind
+from inference_engine.outputs import OutputCursor, RequestOutput, RequestOutputKind
 from inference_engine.sampling_params import SamplingParams
 from inference_engine.sequence import Sequence, SequenceGroup, SequenceStatus
 
@@ -49,8 +49,9 @@ class ScriptedEngine:
         seq = Sequence(len(self.requests), [1])
         seq.detokenizer = XText(seq)
         seq.status = SequenceStatus.RUNNING
-        self.requests[request.request_id] = SequenceGroup(request.request_id, request.prompt, [1],
-                                                          request.params, seq)
+        group = SequenceGroup(request.request_id, request.prompt, [1], request.params, seq)
+        group.output_cursor = OutputCursor(group, request.output_kind)
+        self.requests[request.request_id] = group
 
     def check_health(self):
         pass
@@ -69,7 +70,8 @@ class ScriptedEngine:
     def release_idle_memory(self):
         self.num_releases += 1
 
-    def step(self, finished_only: bool = False) -> list[RequestOutput]:
+    def step(self) -> list[RequestOutput]:
+        """Each output in its request's kind, as LLMEngine.step cuts them."""
         self.thread_names.add(threading.current_thread().name)
         if self.fail:
             raise RuntimeError("boom")
@@ -77,11 +79,14 @@ class ScriptedEngine:
         for request_id, group in list(self.requests.items()):
             seq = group.seqs[0]
             seq.append_token(7, 0.0)
+            final = None
             if len(seq.output_token_ids) == self.length:
                 seq.status = SequenceStatus.FINISHED_LENGTH_CAPPED
                 del self.requests[request_id]
-            if group.is_finished or not finished_only:
-                outputs.append(RequestOutput.from_seq_group(group))
+                final = RequestOutput.from_seq_group(group)
+            output = group.output_cursor.next(final)
+            if output is not None:
+                outputs.append(output)
         return outputs
 
 

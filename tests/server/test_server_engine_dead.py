@@ -45,7 +45,7 @@ class FailingEngine:
     def release_idle_memory(self):
         pass
 
-    def step(self, finished_only: bool = False):
+    def step(self):
         self.fail.wait(timeout=120)
         raise RuntimeError("injected fault in step()")
 
