@@ -1,15 +1,16 @@
 """Where a streaming server's time goes per engine step, outside the model.
 
 Starts `inference-engine serve` in a child process with timers around the async engine's loop
-pass, LLMEngine.step and the executor's execute_model (wall and CPU time), sends the ShareGPT
+pass, LLMEngine.step (the step's input built in it) and the executor's execute_model (wall and
+CPU time), sends the ShareGPT
 workload at an infinite rate as streamed /v1/completions (benchmark_serving.py's requests), and
 prints the client's TTFT / TPOT next to the server's per-pass split:
 
   python benchmarks/serving_overhead.py --client light --simulate-gpu-ms 8 -- \\
       --model /tmp/tiny-llama --load-format dummy --skip-tokenizer-init --max-num-seqs 256
 
-`--simulate-gpu-ms` keeps the host half of execute_model (input preparation) but replaces the
-model by a GIL-free sleep and made-up tokens: on a CPU machine this shows the host overhead as a
+`--simulate-gpu-ms` replaces execute_model by a GIL-free sleep and made-up tokens (the input is
+still built, in LLMEngine.step): on a CPU machine this shows the host overhead as a
 GPU server would see it. `--client light` reads the SSE stream without the openai SDK, whose
 per-chunk parsing would otherwise share the CPU with the server on a small machine; `sdk` runs
 benchmarks/benchmark_serving.py itself. `--switch-interval-ms` sets the server's GIL switch
@@ -69,8 +70,7 @@ def serve_with_timers(stats_path: str, simulate_gpu_ms: float, switch_interval_m
 
         from inference_engine.model_executor.device_samples import Sample, SamplerOutput
 
-        def execute_model(sched):
-            _, meta = executor.driver.prepare_input(sched)
+        def execute_model(model_input, meta):
             time.sleep(simulate_gpu_ms / 1e3)  # the GPU's share of a step: no GIL held
             samples = [[Sample((row.seq.last_token_id + 1 + j) % vocab_size, -0.5, None)
                         for j in range(row.num_samples)] for row in meta.rows]

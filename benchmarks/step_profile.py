@@ -78,25 +78,25 @@ class StepProfile:
             gc.callbacks.append(self._label_gc)
 
     def _wrap_parts(self, engine) -> None:
-        driver = engine.executor.driver
+        runner = engine.executor.driver.model_runner
         self._wrap(engine.scheduler, "schedule", "host: schedule")
-        self._wrap(driver, "prepare_input", "host: prepare input")
-        self._wrap(driver, "sample", "sample (GPU + reading tokens)", sync=True)
+        self._wrap(engine.step_inputs, "build", "host: prepare input")
+        self._wrap(runner, "sample", "sample (GPU + reading tokens)", sync=True)
         self._wrap(engine, "_process_model_outputs", "host: process outputs")
         self._wrap(engine.scheduler, "free_finished_seq_groups", "host: free finished")
-        original = driver.execute_model
+        original = runner.execute_model
 
         def execute_model(model_input):
             kind = "decode only" if model_input.attn.is_decode_only else "with prefills"
             return self._timed(f"model: {kind} (GPU)", original, (model_input,), sync=True)
-        driver.execute_model = execute_model
+        runner.execute_model = execute_model
 
     def _label_parts(self, engine) -> None:
-        driver = engine.executor.driver
+        runner = engine.executor.driver.model_runner
         for obj, method, label in ((engine.scheduler, "schedule", "schedule"),
-                                   (driver, "prepare_input", "prepare input"),
-                                   (driver, "execute_model", "launch the model"),
-                                   (driver, "sample", "launch sampling"),
+                                   (engine.step_inputs, "build", "prepare input"),
+                                   (runner, "execute_model", "launch the model"),
+                                   (runner, "sample", "launch sampling"),
                                    (engine, "_process_step", "read tokens, free finished"),
                                    (engine, "_process_model_outputs", "process outputs")):
             original = getattr(obj, method)

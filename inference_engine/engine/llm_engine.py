@@ -17,6 +17,7 @@ from inference_engine.engine_request import EngineRequest
 from inference_engine.engine.idle_memory import release_free_memory
 from inference_engine.engine.request_checks import RequestChecks
 from inference_engine.engine.step_in_flight import StepInFlight, needs_host_tokens
+from inference_engine.engine.step_input import StepInputBuilder
 from inference_engine.engine.stop_checker import StopChecker
 from inference_engine.engine.token_appender import TokenAppender
 from inference_engine.executor import create_executor
@@ -75,6 +76,9 @@ class LLMEngine:
         self.num_drafts_total = self.num_draft_tokens_total = self.num_accepted_tokens_total = 0
         self.device = self.executor.driver.device
         self.async_scheduling = config.async_scheduling
+        self.step_inputs = StepInputBuilder(config.cache_config.block_size,
+                                            config.lora_config is not None,
+                                            config.async_scheduling)
         self.in_flight: StepInFlight | None = None  # launched, not yet processed
 
     @classmethod
@@ -210,7 +214,8 @@ class LLMEngine:
         outputs += [self._finish(g) for g in sched.ignored_seq_groups]
         previous, launched = self.in_flight, None
         if not sched.is_empty():
-            launched = StepInFlight(sched, self.executor.execute_model(sched))
+            model_input, meta = self.step_inputs.build(sched)
+            launched = StepInFlight(sched, self.executor.execute_model(model_input, meta))
         self.in_flight = None
         if launched is not None and self.async_scheduling:
             launched.count_pending(1)

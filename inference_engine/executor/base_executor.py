@@ -11,9 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 from inference_engine.config import EngineConfig
-from inference_engine.core.scheduler import SchedulerOutputs
 from inference_engine.distributed.parallel_state import abort_distributed
 from inference_engine.model_executor.device_samples import DeviceSamples
+from inference_engine.model_executor.sampling_metadata import SamplingMetadata
+from inference_engine.worker.model_input import ModelInput
 from inference_engine.worker.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -51,13 +52,10 @@ class ExecutorBase:
     def init_cache(self, num_blocks: int) -> None:
         self._run_workers("init_cache", num_blocks)
 
-    def execute_model(self, sched: SchedulerOutputs) -> DeviceSamples:
-        """Launches the step; its tokens stay on the device until the caller reads them."""
-        model_input, meta = self.driver.prepare_input(sched)
-        logits, hidden = self._run_workers("execute_model", model_input)[0], None
-        if model_input.return_hidden:
-            logits, hidden = logits
-        return self.driver.sample(logits, meta, hidden)
+    def execute_model(self, model_input: ModelInput, meta: SamplingMetadata) -> DeviceSamples:
+        """Launches the step, one call on every rank (`meta` only to the driver, which
+        samples); its tokens stay on the device until the caller reads them."""
+        return self._run_workers("execute_step", model_input, driver_args=(meta,))[0]
 
     def release_kv_memory(self) -> None:
         self._run_workers("release_kv_memory")
@@ -92,8 +90,10 @@ class ExecutorBase:
         if self.driver is not None:
             self.driver.shutdown()
 
-    def _run_workers(self, method: str, *args, timeout: float | None = REPLY_TIMEOUT_S) -> list[Any]:
-        """Calls Worker.`method`(*args) on every rank; returns the results, the driver's first.
+    def _run_workers(self, method: str, *args, driver_args: tuple = (),
+                     timeout: float | None = REPLY_TIMEOUT_S) -> list[Any]:
+        """Calls Worker.`method`(*args) on every rank, the driver's with `driver_args` after them
+        (what only the driver needs); returns the results, the driver's first.
 
         With remote ranks any failure is fatal, as the ranks may now be out of step: the
         executor is marked dead and every later call raises the same WorkerDeadError.
@@ -101,10 +101,10 @@ class ExecutorBase:
         if self._dead is not None:
             raise self._dead
         if self.num_remote_ranks == 0:
-            return [getattr(self.driver, method)(*args)]
+            return [getattr(self.driver, method)(*args, *driver_args)]
         try:
             pending = self._send(method, args)
-            result = getattr(self.driver, method)(*args)
+            result = getattr(self.driver, method)(*args, *driver_args)
             return [result] + self._collect(method, pending, timeout)
         except Exception as exc:
             # A rank that died takes the blame for the driver's broken collective; the driver

@@ -47,8 +47,10 @@ class SamplingMetadata:
     # Embedding requests' rows to pool (layers/pooler.py); the chunks that end their prompts
     # come in the order of those requests' SampleRows.
     pooling_chunks: list[PoolingChunk] = field(default_factory=list)
-    # Async scheduling: [R] the token each row's sequence has in flight (still only on the
-    # device; -1 where none), which the penalties count as output.
+    # Async scheduling, with penalties: each row's sequence's token in flight (still only on
+    # the device), which the penalties count as output: its index among the last step's samples
+    # (-1 where none), and [R] the tokens themselves, read there on the device.
+    pending_index: list[int] | None = None
     pending_tokens: torch.Tensor | None = None
 
 

@@ -1,10 +1,8 @@
-"""Builds a step's input tensors from the scheduled requests, runs the model and samples.
-
-With tensor parallelism the driver (rank 0) prepares the inputs and samples; every rank runs
-the model on the same ModelInput.
+"""Runs the model on a step's input and, on the driver, samples: one call per step (the
+engine builds the input: engine/step_input.py). Every rank runs the model on the same
+ModelInput; the driver (rank 0) also samples, with the step's SamplingMetadata.
 """
 import gc
-import itertools
 import logging
 import time
 
@@ -14,22 +12,18 @@ import torch
 from inference_engine import ops
 from inference_engine.config import EngineConfig
 from inference_engine.distributed.parallel_state import broadcast_from_rank0, get_tp_rank
-from inference_engine.core.scheduler import SchedulerOutputs
 from inference_engine.lora.context import set_lora_context
 from inference_engine.lora.manager import LoRAManager
-from inference_engine.lora.step_input import step_loras
 from inference_engine.model_executor.forward_context import AttentionMetadata, set_attention_metadata
 from inference_engine.model_executor.device_samples import DeviceSamples
-from inference_engine.model_executor.layers.pooler import pool, pooling_chunk
+from inference_engine.model_executor.layers.pooler import pool
 from inference_engine.model_executor.layers.sampler import Sampler
 from inference_engine.model_executor.model_loader import get_model
-from inference_engine.model_executor.sampling_metadata import (PromptLogprobRows, SampleRow,
-                                                                SamplingMetadata, device_tensor)
-from inference_engine.sequence import SequenceStatus
+from inference_engine.model_executor.sampling_metadata import SamplingMetadata, device_tensor
 from inference_engine.worker.blas_library import use_blas_for_step
 from inference_engine.worker.cache_engine import CacheEngine
 from inference_engine.worker.cuda_graph import CUDAGraphRunner
-from inference_engine.worker.model_input import ModelInput
+from inference_engine.worker.model_input import ModelInput, block_tables_tensor, cache_slots
 from inference_engine.worker.piecewise_cuda_graph import PiecewiseCUDAGraphRunner, can_borrow
 
 logger = logging.getLogger(__name__)
@@ -49,10 +43,9 @@ class ModelRunner:
         self.cache_engine: CacheEngine | None = None
         self.graph_runner: CUDAGraphRunner | None = None
         self.piecewise_runner: PiecewiseCUDAGraphRunner | None = None
-        # The last step's sampled token ids on the device, and where each sequence's first one
-        # is among them: the next step's inputs for tokens the host has not read yet.
+        # The last step's sampled token ids on the device (async scheduling): the next step's
+        # inputs for tokens the host has not read yet (the input says which: step_input.py).
         self.last_sampled: torch.Tensor | None = None
-        self.last_sampled_index: dict[int, int] = {}
 
     def init_cache(self, num_blocks: int) -> None:
         self.cache_engine = CacheEngine(self.model, num_blocks, self.block_size,
@@ -95,120 +88,17 @@ class ModelRunner:
             gc.collect()
             torch.cuda.synchronize(self.device)
 
-    @staticmethod
-    def _tensor(values, dtype=torch.int64) -> torch.Tensor:
-        return torch.tensor(values, dtype=dtype)
-
-    @staticmethod
-    def _block_tables(tables: list[list[int]]) -> torch.Tensor:
-        """[num_seqs, longest table] int32, zero-padded; one flat copy, not a list per row
-        (several times faster for a full decode batch)."""
-        lens = np.fromiter(map(len, tables), np.int64, len(tables))
-        flat = np.fromiter(itertools.chain.from_iterable(tables), np.int32, int(lens.sum()))
-        padded = np.zeros((len(tables), int(lens.max())), np.int32)
-        padded[np.arange(padded.shape[1])[None, :] < lens[:, None]] = flat
-        return torch.from_numpy(padded)
-
-    def _slots(self, table: list[int], start: int, end: int) -> np.ndarray:
-        """Cache slots of tokens start..end-1 of a sequence with this block table."""
-        bs = self.block_size
-        first, last = start // bs, (end - 1) // bs + 1
-        slots = (np.asarray(table[first:last], dtype=np.int64)[:, None] * bs + np.arange(bs)).ravel()
-        return slots[start - first * bs:end - first * bs]
-
-    def prepare_input(self, sched: SchedulerOutputs) -> tuple[ModelInput, SamplingMetadata]:
-        """The step's ModelInput (for every rank) and its SamplingMetadata (for the driver).
-
-        The prefills' tokens come first (whole prompts less any cached prefix, or chunks of
-        them), then one token per decoding sequence.
-        """
-        tokens, positions, slots, tables, seq_lens, starts = [], [], [], [], [], [0]
-        meta = SamplingMetadata()
-        for group in sched.prefill_seq_groups:
-            first = group.is_first_prefill
-            for seq in group.get_seqs(SequenceStatus.RUNNING):
-                start, end = sched.prefill_chunks[seq.seq_id]
-                offset = len(tokens)
-                tokens += seq.token_ids[start:end]
-                positions.append(np.arange(start, end))
-                slots.append(self._slots(seq.block_table, start, end))
-                tables.append(seq.block_table)
-                seq_lens.append(end)
-                starts.append(starts[-1] + end - start)
-                if first and group.wants_prompt_logprobs:  # (whole: never cached nor chunked)
-                    meta.prompt_rows.append(PromptLogprobRows(group, offset))
-                chunk = (pooling_chunk(group, seq, start, end, offset)
-                         if group.pooling_params is not None else None)
-                if chunk is not None:
-                    meta.pooling_chunks.append(chunk)
-                if end < len(seq):
-                    continue  # a chunk of its prefill: it samples after the last
-                meta.rows.append(SampleRow(group, seq, group.sampling_params.best_of if first else 1))
-                meta.sample_indices.append(offset + end - start - 1)
-        decode_rows = sched.decode_rows()
-        for group, seq, drafts in decode_rows:
-            if not drafts:
-                break  # (those with drafts come first)
-            # Its last token and drafts, over its cache as a prompt's chunk would be: every
-            # position samples, and the engine keeps the drafts that hold and one token more.
-            start, end, offset = len(seq) - 1, len(seq) + len(drafts), len(tokens)
-            tokens += [seq.last_token_id] + drafts
-            positions.append(np.arange(start, end))
-            slots.append(self._slots(seq.block_table, start, end))
-            tables.append(seq.block_table)
-            seq_lens.append(end)
-            starts.append(starts[-1] + end - start)
-            for j, draft in enumerate(drafts + [-1]):
-                meta.rows.append(SampleRow(group, seq, draft=draft))
-                meta.sample_indices.append(offset + j)
-        num_prefills, num_prefill_tokens = len(seq_lens), len(tokens)
-        bs = self.block_size
-        decode_positions, decode_slots, from_samples = [], [], []
-        for group, seq, drafts in decode_rows:
-            if drafts:
-                continue  # laid out above
-            pos = len(seq) + seq.num_pending - 1
-            meta.rows.append(SampleRow(group, seq))
-            meta.sample_indices.append(len(tokens))
-            if seq.num_pending:  # the input is the token the step in flight samples
-                from_samples.append((len(tokens), self.last_sampled_index[seq.seq_id]))
-                tokens.append(0)
-            else:
-                tokens.append(seq.last_token_id)
-            decode_positions.append(pos)
-            decode_slots.append(seq.block_table[pos // bs] * bs + pos % bs)
-            tables.append(seq.block_table)
-            seq_lens.append(pos + 1)
-        positions.append(np.asarray(decode_positions, dtype=np.int64))
-        slots.append(np.asarray(decode_slots, dtype=np.int64))
-        query_lens = np.diff(starts)
-        attn = AttentionMetadata(
-            torch.from_numpy(np.concatenate(slots)), self._block_tables(tables),
-            self._tensor(seq_lens, torch.int32), num_prefills, num_prefill_tokens,
-            self._tensor(starts, torch.int32) if num_prefills else None, max(seq_lens),
-            int(query_lens.max()) if num_prefills else 1)
-        model_input = ModelInput(self._tensor(tokens), torch.from_numpy(np.concatenate(positions)),
-                                 attn, self._logits_rows(meta), sched.blocks_to_copy,
-                                 self._tensor(from_samples) if from_samples else None,
-                                 bool(meta.pooling_chunks),
-                                 *(step_loras(sched) if self.lora_manager else (None, None)))
-        return model_input, meta
-
-    def _logits_rows(self, meta: SamplingMetadata) -> torch.Tensor:
-        """The hidden-state rows whose logits the sampler reads; renumbers meta's rows to their
-        place among those logits."""
-        if not meta.prompt_rows:  # the sampled rows alone, already in increasing order
-            rows = meta.sample_indices
-            meta.sample_indices = list(range(len(rows)))
-            return self._tensor(rows)
-        rows = sorted(set(meta.sample_indices)
-                      | {pr.start + j for pr in meta.prompt_rows
-                         for j in range(len(pr.group.prompt_token_ids))})
-        where = {row: i for i, row in enumerate(rows)}
-        meta.sample_indices = [where[i] for i in meta.sample_indices]
-        for pr in meta.prompt_rows:
-            pr.start = where[pr.start]
-        return self._tensor(rows)
+    def execute_step(self, model_input: ModelInput,
+                     meta: SamplingMetadata | None = None) -> DeviceSamples | None:
+        """Runs the model, then on the driver (given `meta`) samples: the step's samples, still
+        on the device; None on the other ranks."""
+        logits = self.execute_model(model_input)
+        if meta is None:
+            return None
+        hidden = None
+        if model_input.return_hidden:
+            logits, hidden = logits
+        return self.sample(logits, meta, hidden)
 
     @torch.inference_mode()
     def execute_model(self, model_input: ModelInput):
@@ -250,24 +140,18 @@ class ModelRunner:
                hidden: torch.Tensor | None = None) -> DeviceSamples:
         """Queues the sampling; with async scheduling, keeps the tokens for the next step.
         `hidden` (the step's hidden states) gives embedding requests theirs, pooled."""
-        if any(row.group.sampling_params.needs_penalties and row.seq.num_pending
-               for row in meta.rows):
-            meta.pending_tokens = self._pending_tokens(meta)
+        if meta.pending_index is not None:
+            meta.pending_tokens = self._pending_tokens(meta.pending_index)
         pooled = pool(hidden, meta.pooling_chunks) if hidden is not None else None
         samples = self.sampler.sample_on_device(logits, meta, pooled)
         if self.config.async_scheduling:
-            self.last_sampled, self.last_sampled_index, index = samples.token_ids, {}, 0
-            for row in meta.rows:
-                self.last_sampled_index[row.seq.seq_id] = index
-                index += row.num_samples
+            self.last_sampled = samples.token_ids
         return samples
 
-    def _pending_tokens(self, meta: SamplingMetadata) -> torch.Tensor:
+    def _pending_tokens(self, pending_index: list[int]) -> torch.Tensor:
         """[R] each row's token in flight, from the last step's samples on the device (-1 for
         rows without one)."""
-        index = [self.last_sampled_index[row.seq.seq_id] if row.seq.num_pending else -1
-                 for row in meta.rows]
-        index = device_tensor(index, torch.int64, self.device)
+        index = device_tensor(pending_index, torch.int64, self.device)
         tokens = self.last_sampled.index_select(0, index.clamp(min=0)).to(torch.int64)
         return torch.where(index >= 0, tokens, -1)
 
@@ -282,14 +166,14 @@ class ModelRunner:
                               self.kv_cache_dtype, self.device)
         tables = [list(range(i * blocks, (i + 1) * blocks)) for i in range(num_seqs)]
         starts = [i * seq_len for i in range(num_seqs + 1)]
-        slots = np.concatenate([self._slots(t, 0, seq_len) for t in tables])
-        attn = AttentionMetadata(torch.from_numpy(slots), self._block_tables(tables),
-                                 self._tensor([seq_len] * num_seqs, torch.int32), num_seqs,
-                                 num_seqs * seq_len, self._tensor(starts, torch.int32), seq_len,
-                                 seq_len)
+        slots = np.concatenate([cache_slots(t, 0, seq_len, self.block_size) for t in tables])
+        attn = AttentionMetadata(torch.from_numpy(slots), block_tables_tensor(tables),
+                                 torch.full((num_seqs,), seq_len, dtype=torch.int32), num_seqs,
+                                 num_seqs * seq_len, torch.tensor(starts, dtype=torch.int32),
+                                 seq_len, seq_len)
         inp = ModelInput(torch.zeros(num_seqs * seq_len, dtype=torch.int64),
                          torch.arange(seq_len).repeat(num_seqs), attn,
-                         self._tensor(starts[1:]) - 1, []).to(self.device)
+                         torch.tensor(starts[1:]) - 1, []).to(self.device)
         with set_attention_metadata(inp.attn):
             hidden = self.model(inp.input_ids, inp.positions)
         self.model.compute_logits(hidden[inp.logits_rows])

@@ -1,19 +1,19 @@
 """A worker owns one device: the model runner on it and its share of the KV cache.
 
-Every tensor-parallel rank has one; the driver's (rank 0) also prepares inputs and samples.
+Every tensor-parallel rank has one; the driver's (rank 0) also samples, in the same call.
 """
 import logging
 
 import torch
 
 from inference_engine.config import EngineConfig, resolve_device
-from inference_engine.core.scheduler import SchedulerOutputs
 from inference_engine.distributed.parallel_state import destroy_distributed, init_distributed
 from inference_engine.model_executor.device_samples import DeviceSamples
 from inference_engine.model_executor.sampling_metadata import SamplingMetadata
 from inference_engine.worker.blas_library import prefer_blas_library
 from inference_engine.worker.cache_engine import block_bytes
-from inference_engine.worker.model_runner import ModelInput, ModelRunner
+from inference_engine.worker.model_input import ModelInput
+from inference_engine.worker.model_runner import ModelRunner
 
 logger = logging.getLogger(__name__)
 
@@ -64,16 +64,10 @@ class Worker:
     def init_cache(self, num_blocks: int) -> None:
         self.model_runner.init_cache(num_blocks)
 
-    def prepare_input(self, sched: SchedulerOutputs) -> tuple[ModelInput, SamplingMetadata]:
-        return self.model_runner.prepare_input(sched)
-
-    def execute_model(self, model_input: ModelInput):
-        """The logits on rank 0; None on the other ranks (see ModelRunner.execute_model)."""
-        return self.model_runner.execute_model(model_input)
-
-    def sample(self, logits: torch.Tensor, meta: SamplingMetadata,
-               hidden: torch.Tensor | None = None) -> DeviceSamples:
-        return self.model_runner.sample(logits, meta, hidden)
+    def execute_step(self, model_input: ModelInput,
+                     meta: SamplingMetadata | None = None) -> DeviceSamples | None:
+        """One step: the model on every rank; on the driver, given `meta`, the sampling."""
+        return self.model_runner.execute_step(model_input, meta)
 
     def release_kv_memory(self) -> None:
         """The KV cache's memory back to the system while no block is in use (host caches)."""

@@ -56,7 +56,7 @@ def test_bad_words_never_appear(restricted_llm):
 
 def test_bad_values_are_refused(restricted_llm):
     vocab = restricted_llm.llm_engine.config.model_config.hf_config.vocab_size
-    with pytest.raises(ValueError, match="allowed_token_ids must be in"):
+    with pytest.raises(ValueError, match=r"allowed_token_ids must be token ids in \[0, "):
         text_of(restricted_llm, allowed_token_ids=[vocab])
     with pytest.raises(ValueError, match="allowed_token_ids must not be empty"):
         SamplingParams(allowed_token_ids=[])

@@ -32,7 +32,8 @@ def engine_state(running=0, waiting=0, usage=0.0, prompt=0, generated=0, preempt
 def finished_output(num_tokens: int, reason: str = "length") -> RequestOutput:
     times = RequestMetrics(arrival_time=100.0, first_scheduled_time=100.5,
                            first_token_time=101.0, last_token_time=101.0 + 0.2 * (num_tokens - 1),
-                           finished_time=102.0)
+                           finished_time=102.0, num_output_tokens=[num_tokens],
+                           finish_reason=reason)  # the engine fills these in as it finishes
     completion = CompletionOutput(0, "x", [1] * num_tokens, None, None, reason)
     return RequestOutput("r", "p", [1, 2, 3], None, [completion], True, times)
 
@@ -92,7 +93,7 @@ def test_finished_requests_feed_the_histograms(registry, stat_logger):
 
 
 def test_a_finished_embedding_counts_as_stopped(registry, stat_logger):
-    embedding = RequestOutput("e", "p", [1, 2], None, [], True, RequestMetrics(arrival_time=1.0),
+    embedding = RequestOutput("e", "p", [1, 2], None, [], True, RequestMetrics(arrival_time=1.0, finish_reason="stop"),
                               embedding=[0.6, 0.8])
     stat_logger.log(engine_state(), [embedding])
     assert value(registry, "request_success_total", finished_reason="stop") == 1
