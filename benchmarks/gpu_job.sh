@@ -18,6 +18,7 @@
 #   (throughput-extra: EXTRA_ARGS added, log named throughput_$EXTRA_NAME)
 #   (serving: RATES="4 16 inf" by default; SERVER_ARGS are added to the server's flags)
 #   (serving-ab: the same on OLD_TREE and this tree, alternating: see serving_ab.sh)
+#   (throughput-ab: the throughput run on OLD_TREE and this tree, alternating old, new, old, new)
 #   (tp-any: TP=4 PRESET=llama2-70b by default; e.g. TP=8 PRESET=bloom-176b; EXTRA_ARGS are
 #    added to benchmark_throughput, e.g. EXTRA_ARGS=--async-scheduling)
 #   (attn-resident: RESIDENT="1 4 5" rebuilds decode attention for each and runs attn-mix on
@@ -167,6 +168,13 @@ for step in $STEPS; do
     serving) run serving bash benchmarks/serving_job.sh "$OUT" "$WL" ${RATES:-} ;;
     serving-ab) run serving_ab_steps bash benchmarks/serving_ab.sh "$OUT" "${OLD_TREE:?}" \
                   ${RATES:-} ;;  # OLD_TREE: an older tree, unpacked (serving_ab.sh)
+    throughput-ab) cp inference_engine/_C*.so "${OLD_TREE:?}/inference_engine/"
+                   for tree in "$OLD_TREE" "$PWD" "$OLD_TREE" "$PWD"; do  # old, new, old, new
+                     name=new && [ "$tree" = "$OLD_TREE" ] && name=old
+                     n=$(ls "$OUT" | grep -c "^throughput_ab_$name")
+                     run "throughput_ab_${name}_$n" env -C "$tree" PYTHONPATH="$tree:$PYTHONPATH" \
+                       "${THROUGHPUT[@]}"
+                   done ;;  # OLD_TREE: an older tree, unpacked, with this tree's csrc/
     serving-split) for ms in ${SWITCH_MS:-5 0.5}; do  # TPOT at 16 req/s and the server's host split
                      run "serving_split_gil_${ms}ms" python benchmarks/serving_overhead.py \
                        --client sdk --request-rate 16 --switch-interval-ms "$ms" --workload "$WL" \

@@ -68,11 +68,12 @@ def serve_with_timers(stats_path: str, simulate_gpu_ms: float, switch_interval_m
         """Made-up samples, already on the host: the engine must run synchronously."""
         from types import SimpleNamespace
 
-        from inference_engine.model_executor.device_samples import Sample, SamplerOutput
+        from inference_engine.sample.device_samples import Sample, SamplerOutput
 
         def execute_model(model_input, meta):
             time.sleep(simulate_gpu_ms / 1e3)  # the GPU's share of a step: no GIL held
-            samples = [[Sample((row.seq.last_token_id + 1 + j) % vocab_size, -0.5, None)
+            samples = [[Sample(((row.output_token_ids or row.prompt_token_ids)[-1] + 1 + j)
+                               % vocab_size, -0.5, None)
                         for j in range(row.num_samples)] for row in meta.rows]
             out = SamplerOutput(samples, [[] for _ in meta.prompt_rows], meta)
             return SimpleNamespace(meta=meta, read=lambda: out)  # a DeviceSamples, read

@@ -12,6 +12,8 @@ from inference_engine.transformers_utils.generation_config import default_sampli
 
 logger = logging.getLogger(__name__)
 
+# The weight quantizations model_executor/layers/quantization implements (vLLM's --quantization).
+QUANTIZATION_METHODS = ("fp8",)
 _DTYPES = {"float32": torch.float32, "float": torch.float32, "float16": torch.float16,
            "half": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -48,10 +50,8 @@ class ModelConfig:
     sampling_defaults: dict = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        # The model's own packages, imported here: they read this module's configs.
-        from inference_engine.model_executor.layers.quantization import QUANTIZATION_METHODS
-        from inference_engine.model_executor.loader import resolve_load_format
         from inference_engine.transformers_utils.config import get_hf_config
+        from inference_engine.transformers_utils.load_format import resolve_load_format
         if self.hf_config is None:
             self.hf_config = get_hf_config(self.model)
         self.load_format = resolve_load_format(self.model, self.load_format)

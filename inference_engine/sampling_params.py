@@ -164,6 +164,11 @@ class SamplingParams:
         return self.allowed_token_ids is not None or bool(self.bad_words_token_ids)
 
     @property
+    def bans_after_tokens(self) -> bool:
+        """A bad word of several tokens: its ban depends on the last tokens, read on the host."""
+        return any(len(ids) > 1 for ids in self.bad_words_token_ids)
+
+    @property
     def needs_penalties(self) -> bool:
         return (self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
                 or self.repetition_penalty != 1.0)

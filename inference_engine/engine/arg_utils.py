@@ -3,10 +3,10 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
-from inference_engine.config import (SCHEDULING_POLICIES, CacheConfig, EngineConfig, LoRAConfig,
-                                     ModelConfig, ParallelConfig, SchedulerConfig)
+from inference_engine.config import (QUANTIZATION_METHODS, SCHEDULING_POLICIES, CacheConfig,
+                                     EngineConfig, LoRAConfig, ModelConfig, ParallelConfig,
+                                     SchedulerConfig)
 from inference_engine.spec_decode.config import SpeculativeConfig
-from inference_engine.model_executor.layers.quantization import QUANTIZATION_METHODS
 from inference_engine.pooling_params import PoolingType
 
 # The CLI refuses other values up front.

@@ -11,18 +11,18 @@ from collections.abc import Iterable
 import torch
 
 from inference_engine.config import EngineConfig
-from inference_engine.core.scheduler import Scheduler, SchedulerOutputs
+from inference_engine.core.scheduler import Scheduler
 from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.engine_request import EngineRequest
 from inference_engine.engine.idle_memory import release_free_memory
 from inference_engine.engine.request_checks import RequestChecks
 from inference_engine.engine.step_in_flight import StepInFlight, needs_host_tokens
-from inference_engine.engine.step_input import StepInputBuilder
+from inference_engine.engine.step_input import StepInputBuilder, StepRows
 from inference_engine.engine.stop_checker import StopChecker
 from inference_engine.engine.token_appender import TokenAppender
 from inference_engine.executor import create_executor
 from inference_engine.lora.request import LoRARequest
-from inference_engine.model_executor.device_samples import SamplerOutput
+from inference_engine.sample.device_samples import SamplerOutput
 from inference_engine.outputs import OutputCursor, RequestOutput
 from inference_engine.pooling_params import PoolingParams
 from inference_engine.sampling_params import SamplingParams
@@ -214,8 +214,8 @@ class LLMEngine:
         outputs += [self._finish(g) for g in sched.ignored_seq_groups]
         previous, launched = self.in_flight, None
         if not sched.is_empty():
-            model_input, meta = self.step_inputs.build(sched)
-            launched = StepInFlight(sched, self.executor.execute_model(model_input, meta))
+            model_input, meta, rows = self.step_inputs.build(sched)
+            launched = StepInFlight(sched, rows, self.executor.execute_model(model_input, meta))
         self.in_flight = None
         if launched is not None and self.async_scheduling:
             launched.count_pending(1)
@@ -232,13 +232,13 @@ class LLMEngine:
         if self.async_scheduling:
             step.count_pending(-1)
         sched = step.sched
-        self._process_model_outputs(sched, result)
+        self._process_model_outputs(step.rows, result)
         self.num_prompt_tokens_total += sched.num_prefill_tokens
         self.num_drafts_total += len(sched.spec_tokens)
         self.num_draft_tokens_total += sum(map(len, sched.spec_tokens.values()))
         self.scheduler.free_finished_seq_groups()
         outputs = []
-        sampled = {id(row.group) for row in result.meta.rows}
+        sampled = {id(group) for group, _ in step.rows.seqs}
         for group in sched.scheduled_seq_groups:
             if self.requests.get(group.request_id) is not group:
                 continue  # aborted, or finished by the step before (then this one ran it too far)
@@ -259,14 +259,13 @@ class LLMEngine:
         self.requests.pop(group.request_id, None)
         return group.output_cursor.next(final)
 
-    def _process_model_outputs(self, sched: SchedulerOutputs, result: SamplerOutput) -> None:
+    def _process_model_outputs(self, rows: StepRows, result: SamplerOutput) -> None:
         now = time.time()
-        for pr, logprobs in zip(result.meta.prompt_rows, result.prompt_logprobs):
-            pr.group.prompt_logprobs = [None] + [self.appender.decode_logprobs(d)
-                                                  for d in logprobs]
+        for group, logprobs in zip(rows.prompt_groups, result.prompt_logprobs):
+            group.prompt_logprobs = [None] + [self.appender.decode_logprobs(d) for d in logprobs]
         drafts_ended = set()  # sequences that got their last token of the step
-        for i, (row, samples) in enumerate(zip(result.meta.rows, result.samples)):
-            group, seq = row.group, row.seq
+        for i, (row, (group, seq), samples) in enumerate(zip(result.meta.rows, rows.seqs,
+                                                                result.samples)):
             if self.async_scheduling and seq.is_finished:
                 continue  # aborted, or past a stop found in the step before: dropped
             if row.draft is not None:  # a position of speculative decoding, in order

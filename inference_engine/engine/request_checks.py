@@ -7,7 +7,6 @@ it on a thread of its own, off its event loop (a grammar may take long to compil
 from inference_engine.config import EngineConfig
 from inference_engine.engine_request import EngineRequest
 from inference_engine.errors import InvalidRequestError, SamplingParamsError
-from inference_engine.model_executor.token_restrictions import bad_words_token_ids
 from inference_engine.pooling_params import PoolingParams
 from inference_engine.sampling_params import SamplingParams
 from inference_engine.structured_output.manager import StructuredOutputManager
@@ -89,3 +88,15 @@ class RequestChecks:
                 raise SamplingParamsError("bad_words", "bad_words need the tokenizer "
                                           "(skip_tokenizer_init is set)")
             params.bad_words_token_ids = bad_words_token_ids(self.tokenizer, params.bad_words)
+
+
+def bad_words_token_ids(tokenizer, words: list[str]) -> list[list[int]]:
+    """The token sequences of `words`, with and without a leading space (as a word reads at the
+    start of a text and inside one); sample/token_restrictions.py bans them."""
+    sequences: list[list[int]] = []
+    for word in words:
+        for text in (word.lstrip(), " " + word.lstrip()):
+            ids = list(tokenizer.encode(text, add_special_tokens=False))
+            if ids and ids not in sequences:
+                sequences.append(ids)
+    return sequences

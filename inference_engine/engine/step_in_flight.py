@@ -10,20 +10,21 @@ string) has had one token too many computed by step N+1: the engine drops it.
 from dataclasses import dataclass
 
 from inference_engine.core.scheduler import SchedulerOutputs
-from inference_engine.model_executor.device_samples import DeviceSamples
-from inference_engine.model_executor.token_restrictions import needs_output_tokens
+from inference_engine.engine.step_input import StepRows
+from inference_engine.sample.device_samples import DeviceSamples
 
 
 @dataclass
 class StepInFlight:
     """A step's schedule and its samples, launched but not yet read."""
     sched: SchedulerOutputs
+    rows: StepRows  # whose each sample row is
     samples: DeviceSamples
 
     def count_pending(self, delta: int) -> None:
         """Adds `delta` to the tokens in flight of every sequence the step samples."""
-        for row in self.samples.meta.rows:
-            row.seq.num_pending += delta
+        for _, seq in self.rows.seqs:
+            seq.num_pending += delta
 
 
 def needs_host_tokens(sched: SchedulerOutputs) -> bool:
@@ -39,6 +40,6 @@ def needs_host_tokens(sched: SchedulerOutputs) -> bool:
             return True
         if params.structured_outputs is not None:  # its matcher must accept the token first
             return True
-        if needs_output_tokens(params):  # a bad word's ban looks at the last tokens
+        if params.bans_after_tokens:  # a bad word's ban looks at the last tokens
             return True
     return False

@@ -9,6 +9,8 @@ With async scheduling a decoding sequence's input may be the token the step in f
 which only the device holds yet: the input names its place among that step's samples, which
 this builder remembers from the step before (`_sample_index`).
 """
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 
@@ -16,10 +18,25 @@ from inference_engine.core.scheduler import SchedulerOutputs
 from inference_engine.lora.step_input import step_loras
 from inference_engine.model_executor.forward_context import AttentionMetadata
 from inference_engine.model_executor.layers.pooler import pooling_chunk
-from inference_engine.model_executor.sampling_metadata import (PromptLogprobRows, SampleRow,
+from inference_engine.sample.metadata import (PromptLogprobRows, SampleRow,
                                                                 SamplingMetadata)
-from inference_engine.sequence import SequenceStatus
+from inference_engine.sequence import Sequence, SequenceGroup, SequenceStatus
 from inference_engine.worker.model_input import ModelInput, block_tables_tensor, cache_slots
+
+
+@dataclass
+class StepRows:
+    """The engine's side of a step's SamplingMetadata: whose each row is."""
+    seqs: list[tuple[SequenceGroup, Sequence]] = field(default_factory=list)  # per SampleRow
+    prompt_groups: list[SequenceGroup] = field(default_factory=list)  # per PromptLogprobRows
+
+    def add(self, meta: SamplingMetadata, group: SequenceGroup, seq: Sequence,
+            num_samples: int = 1, draft: int | None = None) -> None:
+        """A row sampling `seq`, with what sampling reads of it."""
+        meta.rows.append(SampleRow(group.sampling_params, seq.prompt_token_ids,
+                                   seq.output_token_ids, seq.num_pending, seq.grammar,
+                                   group.generator, num_samples, draft))
+        self.seqs.append((group, seq))
 
 
 class StepInputBuilder:
@@ -30,9 +47,9 @@ class StepInputBuilder:
         # Each sequence's first token among the last step's samples (async scheduling).
         self._sample_index: dict[int, int] = {}
 
-    def build(self, sched: SchedulerOutputs) -> tuple[ModelInput, SamplingMetadata]:
+    def build(self, sched: SchedulerOutputs) -> tuple[ModelInput, SamplingMetadata, StepRows]:
         tokens, positions, slots, tables, seq_lens, starts = [], [], [], [], [], [0]
-        meta = SamplingMetadata()
+        meta, owners = SamplingMetadata(), StepRows()
 
         def add_span(seq, start: int, end: int) -> None:  # tokens start..end-1 of seq
             positions.append(np.arange(start, end))
@@ -49,15 +66,16 @@ class StepInputBuilder:
                 tokens += seq.token_ids[start:end]
                 add_span(seq, start, end)
                 if first and group.wants_prompt_logprobs:  # (whole: never cached nor chunked)
-                    meta.prompt_rows.append(PromptLogprobRows(group, offset))
+                    meta.prompt_rows.append(PromptLogprobRows(
+                        group.prompt_token_ids, group.sampling_params.prompt_logprobs, offset))
+                    owners.prompt_groups.append(group)
                 chunk = (pooling_chunk(group, seq, start, end, offset)
                          if group.pooling_params is not None else None)
                 if chunk is not None:
                     meta.pooling_chunks.append(chunk)
                 if end < len(seq):
                     continue  # a chunk of its prefill: it samples after the last
-                meta.rows.append(SampleRow(group, seq, group.sampling_params.best_of
-                                           if first else 1))
+                owners.add(meta, group, seq, group.sampling_params.best_of if first else 1)
                 meta.sample_indices.append(offset + end - start - 1)
         decode_rows = sched.decode_rows()
         for group, seq, drafts in decode_rows:
@@ -69,7 +87,7 @@ class StepInputBuilder:
             tokens += [seq.last_token_id] + drafts
             add_span(seq, len(seq) - 1, len(seq) + len(drafts))
             for j, draft in enumerate(drafts + [-1]):
-                meta.rows.append(SampleRow(group, seq, draft=draft))
+                owners.add(meta, group, seq, draft=draft)
                 meta.sample_indices.append(offset + j)
         num_prefills, num_prefill_tokens = len(seq_lens), len(tokens)
         bs = self.block_size
@@ -78,7 +96,7 @@ class StepInputBuilder:
             if drafts:
                 continue  # laid out above
             pos = len(seq) + seq.num_pending - 1
-            meta.rows.append(SampleRow(group, seq))
+            owners.add(meta, group, seq)
             meta.sample_indices.append(len(tokens))
             if seq.num_pending:  # the input is the token the step in flight samples
                 from_samples.append((len(tokens), self._sample_index[seq.seq_id]))
@@ -102,21 +120,22 @@ class StepInputBuilder:
             self._logits_rows(meta), sched.blocks_to_copy,
             torch.tensor(from_samples, dtype=torch.int64) if from_samples else None, bool(meta.pooling_chunks),
             *(step_loras(sched) if self.with_loras else (None, None)))
-        self._remember_samples(meta)
-        return model_input, meta
+        if meta.pooling_chunks:
+            meta.pooling = [group.pooling_params for group, _ in owners.seqs]
+        self._remember_samples(meta, owners)
+        return model_input, meta, owners
 
-    def _remember_samples(self, meta: SamplingMetadata) -> None:
+    def _remember_samples(self, meta: SamplingMetadata, owners: StepRows) -> None:
         """For the penalties, where each row's sequence has its token in flight among the last
         step's samples (-1 for none); then where this step's samples will be."""
         if not self.async_scheduling:
             return
-        if any(row.group.sampling_params.needs_penalties and row.seq.num_pending
-               for row in meta.rows):
-            meta.pending_index = [self._sample_index[row.seq.seq_id] if row.seq.num_pending
-                                  else -1 for row in meta.rows]
+        if any(row.params.needs_penalties and row.num_pending for row in meta.rows):
+            meta.pending_index = [self._sample_index[seq.seq_id] if seq.num_pending else -1
+                                  for _, seq in owners.seqs]
         self._sample_index, index = {}, 0
-        for row in meta.rows:
-            self._sample_index[row.seq.seq_id] = index
+        for row, (_, seq) in zip(meta.rows, owners.seqs):
+            self._sample_index[seq.seq_id] = index
             index += row.num_samples
 
     @staticmethod
@@ -129,7 +148,7 @@ class StepInputBuilder:
             return torch.tensor(rows, dtype=torch.int64)
         rows = sorted(set(meta.sample_indices)
                       | {pr.start + j for pr in meta.prompt_rows
-                         for j in range(len(pr.group.prompt_token_ids))})
+                         for j in range(len(pr.prompt_token_ids))})
         where = {row: i for i, row in enumerate(rows)}
         meta.sample_indices = [where[i] for i in meta.sample_indices]
         for pr in meta.prompt_rows:

@@ -3,7 +3,7 @@ tokens' text decoded), the sequence's grammar advanced, then the stop checks in 
 token, a grammar that has ended, a stop string in the new text, the length."""
 from inference_engine.engine.detokenizer import decode_token
 from inference_engine.engine.stop_checker import StopChecker
-from inference_engine.model_executor.device_samples import Sample
+from inference_engine.sample.device_samples import Sample
 from inference_engine.sampling_params import SamplingParams
 from inference_engine.sequence import Logprob, Sequence, SequenceStatus
 from inference_engine.structured_output.manager import StructuredOutputManager

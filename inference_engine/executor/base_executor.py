@@ -12,8 +12,8 @@ from typing import Any
 
 from inference_engine.config import EngineConfig
 from inference_engine.distributed.parallel_state import abort_distributed
-from inference_engine.model_executor.device_samples import DeviceSamples
-from inference_engine.model_executor.sampling_metadata import SamplingMetadata
+from inference_engine.sample.device_samples import DeviceSamples
+from inference_engine.sample.metadata import SamplingMetadata
 from inference_engine.worker.model_input import ModelInput
 from inference_engine.worker.worker import Worker
 

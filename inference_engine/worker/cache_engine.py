@@ -12,7 +12,7 @@ from torch import nn
 
 from inference_engine import ops
 from inference_engine.model_executor.layers.attention import Attention
-from inference_engine.model_executor.sampling_metadata import device_tensor
+from inference_engine.sample.metadata import device_tensor
 
 
 def attention_layers(model: nn.Module) -> list[Attention]:

@@ -8,8 +8,8 @@ import torch
 
 from inference_engine.config import EngineConfig, resolve_device
 from inference_engine.distributed.parallel_state import destroy_distributed, init_distributed
-from inference_engine.model_executor.device_samples import DeviceSamples
-from inference_engine.model_executor.sampling_metadata import SamplingMetadata
+from inference_engine.sample.device_samples import DeviceSamples
+from inference_engine.sample.metadata import SamplingMetadata
 from inference_engine.worker.blas_library import prefer_blas_library
 from inference_engine.worker.cache_engine import block_bytes
 from inference_engine.worker.model_input import ModelInput

@@ -1,95 +1,14 @@
-"""Incremental detokenizer: streamed text only grows, ends equal to a full decode, and stops on
-stop strings at the token that completes them. Run against SmolLM2's byte-level BPE tokenizer
-and small sentencepiece-style (byte-fallback, `▁` metaspace) tokenizers built here."""
-import json
-import os
+"""Incremental detokenizer: streamed text only grows and ends equal to a full decode; each step
+decodes a bounded window. Run against SmolLM2's byte-level BPE tokenizer and small
+sentencepiece-style tokenizers (utils/detokenizer_cases.py)."""
 import random
 
 import pytest
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from inference_engine.engine.detokenizer import IncrementalDetokenizer, decode_token
-
-FFFD = "\ufffd"
-TEXTS = [
-    "Hello, world! The quick brown fox jumps over the lazy dog.",
-    "café naïve résumé — “quotes” and ‘apostrophes’ … done",
-    "世界你好，这是一个测试。日本語のテキストも。한국어 텍스트",
-    "emoji 🎉🎉 🚀 family 👨‍👩‍👧 flag 🇫🇷 ok",
-    "math ∑ x² ≤ ∞, arrows → ⇒, e\u0301 combining\n\ttabs  and  spaces\n",
-]
-SP_DECODERS = {  # the decoders that Llama-2, Gemma and Metaspace-era conversions produce
-    "llama": lambda: [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
-                      decoders.Strip(" ", 1, 0)],
-    "gemma": lambda: [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()],
-    "metaspace": lambda: [decoders.ByteFallback(), decoders.Metaspace(prepend_scheme="first")],
-}
-
-
-@pytest.fixture(scope="session")
-def smollm2(embedded_path):
-    return AutoTokenizer.from_pretrained(os.path.dirname(embedded_path),
-                                         gguf_file=os.path.basename(embedded_path))
-
-
-def build_sp_tokenizer(decoder_name: str) -> PreTrainedTokenizerFast:
-    """A BPE with byte fallback trained on ASCII and a few accents: CJK and emoji become
-    `<0xNN>` byte tokens, as in Llama-2's tokenizer."""
-    corpus = ["Hello world, this is a tiny corpus about stop strings and the end.",
-              "The quick brown fox jumps over the lazy dog! café résumé naïve"] * 3
-    tk = Tokenizer(models.BPE(byte_fallback=True))
-    tk.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first", split=False)
-    tk.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=150, show_progress=False,
-                                                       special_tokens=["<unk>", "<s>", "</s>"]))
-    spec = json.loads(tk.to_str())
-    vocab = spec["model"]["vocab"]
-    vocab.update({f"<0x{b:02X}>": len(vocab) + b for b in range(256)})
-    spec["model"].update(byte_fallback=True, unk_token="<unk>")
-    spec["decoder"] = json.loads(decoders.Sequence(SP_DECODERS[decoder_name]()).__getstate__())
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)),
-                                   bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-
-
-@pytest.fixture(scope="session", params=["smollm2", *SP_DECODERS])
-def tok(request):
-    if request.param == "smollm2":
-        return request.getfixturevalue("smollm2")
-    return build_sp_tokenizer(request.param)
-
-
-def encode(tok, text):
-    return tok.encode(text, add_special_tokens=False)
-
-
-def reference(tok, prompt, output, skip=True):
-    """What the output should read: decode(prompt + output) minus decode(prompt)."""
-    full = tok.decode(prompt + output, skip_special_tokens=skip)
-    head = tok.decode(prompt, skip_special_tokens=skip)
-    assert full.startswith(head)
-    return full[len(head):]
-
-
-def stream(tok, prompt, output, **kwargs):
-    """Feed `output` one token at a time; return the detokenizer, the text(False) after each
-    token and the index of the token whose add_token matched a stop string (or None)."""
-    detok = IncrementalDetokenizer(tok, prompt, **kwargs)
-    seen, stopped_at = [], None
-    for i, token_id in enumerate(output):
-        if detok.add_token(token_id) is not None:
-            stopped_at = i
-            break
-        seen.append(detok.text(False))
-    return detok, seen, stopped_at
-
-
-def check_stream(seen, final):
-    """The streaming contract: each text extends the previous one and the final text, and
-    U+FFFD shows only where the final text has it."""
-    for before, after in zip([""] + seen, seen + [final]):
-        assert after.startswith(before)
-    if FFFD not in final:
-        assert all(FFFD not in s for s in seen)
+from inference_engine.engine.detokenizer import decode_token
+from utils.detokenizer_cases import (  # noqa: F401 - smollm2 and tok are fixtures
+    FFFD, SP_DECODERS, TEXTS, build_sp_tokenizer, check_stream, encode, reference, smollm2,
+    stream, tok)
 
 
 @pytest.mark.parametrize("text", TEXTS)
@@ -187,99 +106,6 @@ def test_special_tokens_skipped_or_kept(tok):
         assert detok.text(True) == reference(tok, prompt, output, skip)
         assert detok.num_tokens == len(output)
     assert detok.text(True) == " Hello" + tok.eos_token * 12 + " there"
-
-
-@pytest.mark.parametrize("include", [False, True])
-def test_stop_string_across_tokens_stops_at_completing_token(tok, include):
-    text, stop = " one two three. More text after", "two three."
-    output = encode(tok, text)
-    # The first token whose decode covers the whole stop string.
-    done = next(k for k in range(len(output)) if stop in tok.decode(output[:k + 1]))
-    assert stop not in tok.decode(output[done:done + 1])  # it does straddle tokens
-    detok, seen, stopped_at = stream(tok, encode(tok, "Count:"), output, stop=[stop],
-                                     include_stop_str_in_output=include)
-    assert stopped_at == done and detok.stop_reason == stop
-    expected = " one " + stop if include else " one "
-    assert detok.text(True) == detok.text(False) == expected
-    check_stream(seen, expected)
-
-
-@pytest.mark.parametrize("text, stops, reason, kept", [
-    ("alpha beta gamma delta", ["delta", "beta", "gamma"], "beta", "alpha "),
-    # Several matches in one token (" Overview"): the one a character-by-character stream would
-    # complete first, so the result does not depend on how the text was split into tokens.
-    (" Overview", ["view", "erv"], "erv", " Ov"),
-    (" Overview", ["Overview", "verv"], "verv", " O"),
-    (" Overview", ["ver", "Over"], "Over", " "),  # ending together: the longer one
-])
-def test_first_completed_stop_string_wins(smollm2, text, stops, reason, kept):
-    detok, _, _ = stream(smollm2, [], encode(smollm2, text), stop=stops)
-    assert detok.stop_reason == reason and detok.text(True) == kept
-
-
-@pytest.mark.parametrize("include", [False, True])
-def test_random_stop_strings_match_reference(tok, include):
-    """Stops at the first token after which a stop string shows in the full decode, and
-    truncates at the match that completes first."""
-    rng = random.Random(2)
-    prompt = encode(tok, "Go:")
-    for text in TEXTS:
-        output = encode(tok, " " + text)
-        full = reference(tok, prompt, output)
-        for _ in range(15):
-            starts = [rng.randrange(len(full)) for _ in range(rng.randint(1, 3))]
-            stops = [full[i:i + rng.randint(1, 6)] for i in starts]
-            end = next(e for e in range(len(full) + 1) if any(full[:e].endswith(s) for s in stops))
-            first = max((s for s in stops if full[:end].endswith(s)), key=len)
-            expected = full[:end] if include else full[:end - len(first)]
-            index = next(k for k in range(len(output))
-                         if any(s in reference(tok, prompt, output[:k + 1]) for s in stops))
-            detok, seen, stopped_at = stream(tok, prompt, output, stop=stops,
-                                             include_stop_str_in_output=include)
-            assert (stopped_at, detok.stop_reason, detok.text(True)) == (index, first, expected)
-            check_stream(seen, expected)
-
-
-def test_stop_prefix_is_held_back_then_released(smollm2):
-    detok = IncrementalDetokenizer(smollm2, [], stop=["STOP"])
-    for t in encode(smollm2, "go ST"):
-        assert detok.add_token(t) is None
-    assert detok.text(False) == "go " and detok.text(True) == "go ST"
-    for t in encode(smollm2, "AY"):
-        detok.add_token(t)
-    assert detok.text(False) == "go STAY"
-
-
-def test_check_stop_false_defers_matching(smollm2):
-    detok = IncrementalDetokenizer(smollm2, [], stop=["end"])
-    first, rest = encode(smollm2, "the end"), encode(smollm2, " and en")
-    assert [detok.add_token(t, check_stop=False) for t in first] == [None] * len(first)
-    assert [detok.add_token(t) for t in rest] == [None] * len(rest)
-    assert detok.add_token(encode(smollm2, "d")[0]) == "end"  # straddles the check_stop switch
-    assert detok.text(True) == "the end and "
-
-
-def test_stop_string_on_a_split_character(smollm2):
-    output = encode(smollm2, "party 🎉 time")
-    detok, _, stopped_at = stream(smollm2, [], output, stop=["🎉"])
-    assert detok.stop_reason == "🎉" and detok.text(True) == "party "
-    assert smollm2.decode(output[:stopped_at]).endswith(FFFD)  # caught as the emoji completes
-    assert "🎉" in smollm2.decode(output[:stopped_at + 1])
-
-
-def test_stop_on_special_token_text(smollm2):
-    output = encode(smollm2, "Hi") + [2] + encode(smollm2, " more")
-    detok, _, stopped_at = stream(smollm2, [], output, skip_special_tokens=False,
-                                  stop=["<|im_end|>"])
-    assert stopped_at == len(encode(smollm2, "Hi")) and detok.text(True) == "Hi"
-
-
-def test_misuse_raises(smollm2):
-    with pytest.raises(ValueError):
-        IncrementalDetokenizer(smollm2, [], stop=[""])
-    detok, _, _ = stream(smollm2, [], encode(smollm2, "a b"), stop=["b"])
-    with pytest.raises(RuntimeError):
-        detok.add_token(0)
 
 
 class CountingTokenizer:

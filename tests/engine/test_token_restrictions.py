@@ -4,7 +4,8 @@ without the ban the greedy answer has it; with async scheduling too; bad values 
 import pytest
 
 from inference_engine import LLM, SamplingParams
-from inference_engine.model_executor.token_restrictions import banned_next, bad_words_token_ids
+from inference_engine.engine.request_checks import bad_words_token_ids
+from inference_engine.sample.token_restrictions import banned_next
 
 PROMPT = "The capital of France is"
 

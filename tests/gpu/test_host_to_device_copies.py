@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from inference_engine.model_executor.forward_context import AttentionMetadata
-from inference_engine.model_executor.sampling_metadata import device_tensor
+from inference_engine.sample.metadata import device_tensor
 from inference_engine.worker.model_runner import ModelInput
 
 pytestmark = [pytest.mark.gpu,

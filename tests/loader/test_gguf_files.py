@@ -8,7 +8,8 @@ from utils.gguf_file import write_llama_gguf
 from utils.hf_checkpoint import (random_state_dict, tiny_llama_config, tiny_qwen2_config,
                                  tiny_qwen3_config)
 
-from inference_engine.model_executor.loader import iterate_weights, resolve_load_format
+from inference_engine.model_executor.loader import iterate_weights
+from inference_engine.transformers_utils.load_format import resolve_load_format
 from inference_engine.model_executor.loader.gguf_loader import dequantize
 from inference_engine.transformers_utils.config import get_hf_config
 from inference_engine.transformers_utils.gguf_reader import GGUFFile

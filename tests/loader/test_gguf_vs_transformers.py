@@ -10,7 +10,8 @@ import torch
 from transformers import AutoModelForCausalLM
 from utils.hf_checkpoint import embedded_hf_checkpoint
 
-from inference_engine.model_executor.loader import iterate_weights, resolve_load_format
+from inference_engine.model_executor.loader import iterate_weights
+from inference_engine.transformers_utils.load_format import resolve_load_format
 from inference_engine.transformers_utils.config import get_hf_config
 from inference_engine.transformers_utils.embedded import embedded_model_path
 from inference_engine.transformers_utils.tokenizer import get_tokenizer

@@ -8,7 +8,8 @@ from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM
 from utils.hf_checkpoint import random_state_dict, tiny_llama_config, write_hf_checkpoint
 
-from inference_engine.model_executor.loader import iterate_weights, resolve_load_format
+from inference_engine.model_executor.loader import iterate_weights
+from inference_engine.transformers_utils.load_format import resolve_load_format
 from inference_engine.model_executor.loader.safetensors_loader import safetensors_files
 from inference_engine.transformers_utils.config import get_hf_config
 from inference_engine.transformers_utils.tokenizer import get_tokenizer

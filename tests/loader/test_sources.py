@@ -7,7 +7,7 @@ import torch
 from utils.gguf_file import write_llama_gguf
 from utils.hf_checkpoint import random_state_dict, tiny_llama_config
 
-from inference_engine.model_executor.loader import resolve_load_format
+from inference_engine.transformers_utils.load_format import resolve_load_format
 from inference_engine.model_executor.models import get_model_class
 from inference_engine.transformers_utils import embedded
 from inference_engine.transformers_utils.config import PRESETS, get_hf_config

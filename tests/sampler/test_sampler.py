@@ -4,24 +4,17 @@ import math
 import pytest
 import torch
 
-from inference_engine.model_executor.layers.sampler import (Sampler, apply_min_p,
-                                                            apply_top_k_top_p)
-from inference_engine.model_executor.sampling_metadata import (PromptLogprobRows, SampleRow,
-                                                                SamplingMetadata)
 from inference_engine.errors import SamplingParamsError
+from inference_engine.sample.metadata import PromptLogprobRows, SampleRow, SamplingMetadata
+from inference_engine.sample.sampler import Sampler, apply_min_p, apply_top_k_top_p
 from inference_engine.sampling_params import SamplingParams
-from inference_engine.sequence import Sequence, SequenceGroup
 
 EOS = 0
 
 
 def row(params: SamplingParams, prompt=(1, 2), output=(), seed=None, num_samples=1) -> SampleRow:
-    seq = Sequence(0, list(prompt))
-    for t in output:
-        seq.append_token(t, 0.0)
     gen = torch.Generator().manual_seed(seed) if seed is not None else None
-    group = SequenceGroup("r", None, list(prompt), params, seq, generator=gen)
-    return SampleRow(group, seq, num_samples)
+    return SampleRow(params, list(prompt), list(output), generator=gen, num_samples=num_samples)
 
 
 def sample(logits, *rows):
@@ -119,7 +112,7 @@ def test_prompt_logprobs():
     params = SamplingParams(temperature=0, prompt_logprobs=1)
     r = row(params, prompt=(1, 3, 2))
     logits = torch.log_softmax(torch.randn(3, 4), -1)
-    meta = SamplingMetadata([r], [2], [PromptLogprobRows(r.group, 0)])
+    meta = SamplingMetadata([r], [2], [PromptLogprobRows(r.prompt_token_ids, 1, 0)])
     out = Sampler(4, EOS)(logits, meta)
     assert len(out.prompt_logprobs[0]) == 2
     for j, target in enumerate((3, 2)):
@@ -139,7 +132,7 @@ def test_invalid_params_name_the_field(field, value):
 
 @pytest.mark.parametrize("fused", [True, False], ids=["one-pass", "general"])
 def test_plain_greedy_rows_take_the_one_pass_op_with_the_general_paths_results(monkeypatch, fused):
-    from inference_engine.model_executor.layers import sampler
+    from inference_engine.sample import sampler
     calls, one_pass = [], sampler.ops.greedy_sample
     monkeypatch.setattr(sampler, "FUSED_GREEDY", fused)
     monkeypatch.setattr(sampler.ops, "greedy_sample",
@@ -157,7 +150,7 @@ def test_plain_greedy_rows_take_the_one_pass_op_with_the_general_paths_results(m
                                     dict(logprobs=2), dict(min_tokens=3)],
                          ids=["penalty", "bias", "logprobs", "min_tokens"])
 def test_greedy_rows_with_other_knobs_take_the_general_path(monkeypatch, params):
-    from inference_engine.model_executor.layers import sampler
+    from inference_engine.sample import sampler
     calls = []
     monkeypatch.setattr(sampler.ops, "greedy_sample", calls.append)
     plain = row(SamplingParams(temperature=0))

@@ -3,7 +3,7 @@ its probability says, whatever the draft; a draft comes out iff it was kept."""
 import pytest
 import torch
 
-from inference_engine.spec_decode.rejection import accept_or_resample
+from inference_engine.sample.rejection import accept_or_resample
 
 PROBS = torch.tensor([0.05, 0.4, 0.3, 0.0, 0.15, 0.1])
 DRAWS = 200_000

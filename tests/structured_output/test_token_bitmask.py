@@ -6,7 +6,7 @@ import tempfile
 import pytest
 import torch
 
-from inference_engine.structured_output.bitmask import apply_token_bitmask, fill_bitmasks
+from inference_engine.sample.bitmask import apply_token_bitmask, fill_bitmasks
 from utils.byte_tokenizer import write_byte_tokenizer
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from inference_engine.errors import (AsyncEngineDeadError, EngineOverloadedError,
                                             StreamStalledError)
-from inference_engine.entrypoints.openai.protocol import ErrorInfo, ErrorResponse
+from inference_engine.entrypoints.openai.protocol_utility import ErrorInfo, ErrorResponse
 
 logger = logging.getLogger(__name__)
 

@@ -19,17 +19,6 @@ from inference_engine.beam_search import BeamSearchParams
 from inference_engine.sampling_params import SamplingParams
 
 
-class ErrorInfo(OpenAIBaseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-
-
-class ErrorResponse(OpenAIBaseModel):
-    error: ErrorInfo
-
-
 def _without_none(fields: dict, name: str) -> dict:
     """OpenAI's shape: a vLLM extra that was not asked for is left out, not null."""
     if fields.get(name, 0) is None:

@@ -1,4 +1,4 @@
-"""The bodies of the utility routes: /v1/models, /tokenize and /detokenize."""
+"""The bodies of the utility routes (/v1/models, /tokenize, /detokenize) and of every error."""
 import time
 from typing import Literal
 
@@ -6,6 +6,17 @@ from pydantic import Field
 
 from inference_engine.entrypoints.openai.base import OpenAIBaseModel, OpenAIRequest
 from inference_engine.entrypoints.openai.protocol import ChatMessage
+
+
+class ErrorInfo(OpenAIBaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(OpenAIBaseModel):
+    error: ErrorInfo
 
 
 class ModelCard(OpenAIBaseModel):

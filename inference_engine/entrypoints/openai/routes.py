@@ -14,7 +14,7 @@ from inference_engine.entrypoints.openai.protocol import (ChatCompletionChunk,
                                                           ChatCompletionRequest,
                                                           ChatCompletionResponse,
                                                           CompletionChunk, CompletionRequest,
-                                                          CompletionResponse, ErrorResponse)
+                                                          CompletionResponse)
 from inference_engine.entrypoints.openai.protocol_responses import ResponsesRequest
 from inference_engine.entrypoints.openai.protocol_utility import (DetokenizeRequest,
                                                                   DetokenizeResponse, ModelList,

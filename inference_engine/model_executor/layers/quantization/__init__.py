@@ -1,2 +1,2 @@
-"""Weight quantization applied when a model is loaded (vLLM's `--quantization`)."""
-QUANTIZATION_METHODS = ("fp8",)
+"""Weight quantization applied when a model is loaded (vLLM's `--quantization`; the method names
+are config.QUANTIZATION_METHODS)."""

@@ -1,4 +1,5 @@
-"""`allowed_token_ids` and `bad_words` (vLLM's sampling parameters) as masks on the logits.
+"""`allowed_token_ids` and `bad_words` (vLLM's sampling parameters) as masks on the logits (their
+token sequences come from engine/request_checks.py).
 
 A bad word is banned as whole tokens: each of its token sequences (the word alone and after a
 space, as it reads at the start of a text and inside one) loses its last token whenever the
@@ -6,18 +7,7 @@ output so far ends with the tokens before it; a one-token word is never sampled.
 """
 import torch
 
-from inference_engine.model_executor.sampling_metadata import SamplingMetadata, device_tensor
-
-
-def bad_words_token_ids(tokenizer, words: list[str]) -> list[list[int]]:
-    """The token sequences of `words`, with and without a leading space."""
-    sequences: list[list[int]] = []
-    for word in words:
-        for text in (word.lstrip(), " " + word.lstrip()):
-            ids = list(tokenizer.encode(text, add_special_tokens=False))
-            if ids and ids not in sequences:
-                sequences.append(ids)
-    return sequences
+from inference_engine.sample.metadata import SamplingMetadata, device_tensor
 
 
 def banned_next(sequences: list[list[int]], output_ids: list[int]) -> list[int]:
@@ -30,21 +20,16 @@ def banned_next(sequences: list[list[int]], output_ids: list[int]) -> list[int]:
     return banned
 
 
-def needs_output_tokens(params) -> bool:
-    """A bad word of several tokens: its ban depends on the last tokens, read on the host."""
-    return any(len(ids) > 1 for ids in params.bad_words_token_ids)
-
-
 def apply_token_restrictions(logits: torch.Tensor, meta: SamplingMetadata) -> torch.Tensor:
     for i, row in enumerate(meta.rows):
-        p = row.group.sampling_params
+        p = row.params
         if p.allowed_token_ids is not None:
             keep = device_tensor(p.allowed_token_ids, torch.int64, logits.device)
             masked = torch.full_like(logits[i], float("-inf"))
             masked[keep] = logits[i, keep]
             logits[i] = masked
         if p.bad_words_token_ids:
-            banned = banned_next(p.bad_words_token_ids, row.seq.output_token_ids)
+            banned = banned_next(p.bad_words_token_ids, row.output_token_ids)
             if banned:
                 logits[i, device_tensor(banned, torch.int64, logits.device)] = float("-inf")
     return logits

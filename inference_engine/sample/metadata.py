@@ -4,24 +4,39 @@ from dataclasses import dataclass, field
 
 import torch
 
+from inference_engine.pooling_params import PoolingParams
+from inference_engine.sampling_params import SamplingParams
 from inference_engine.sequence import Sequence, SequenceGroup
 
 
 @dataclass
 class SampleRow:
-    """One logits row to sample from: `num_samples` tokens for `seq` (best_of on a first prefill).
-    With speculative decoding a sequence has one row per checked position, in order: `draft`
-    is the draft token the row checks, -1 on its last row (none to check); None elsewhere."""
-    group: SequenceGroup
-    seq: Sequence
+    """One logits row to sample from, with what sampling reads of its sequence: `num_samples`
+    tokens (best_of on a first prefill). With speculative decoding a sequence has one row per
+    checked position, in order: `draft` is the draft token the row checks, -1 on its last row
+    (none to check); None elsewhere."""
+    params: SamplingParams
+    # The sequence's own lists (not copies): read when the step samples, on the host.
+    prompt_token_ids: list[int]
+    output_token_ids: list[int]
+    num_pending: int = 0  # its tokens still on the device, which come before this one
+    grammar: object | None = None  # its structured output's matcher (xgrammar's)
+    generator: torch.Generator | None = None  # a seeded request's random stream
     num_samples: int = 1
     draft: int | None = None
+
+    @property
+    def in_min_tokens(self) -> bool:
+        """Stop tokens are still banned (tokens in flight come before this one too)."""
+        return len(self.output_token_ids) + self.num_pending < self.params.min_tokens
 
 
 @dataclass
 class PromptLogprobRows:
-    """Rows start..start+len(prompt)-2 predict prompt tokens 1.. of `group`."""
-    group: SequenceGroup
+    """Rows start..start+len(prompt_token_ids)-2 predict prompt tokens 1..; `top`: how many of
+    the most likely tokens each reports besides the prompt's."""
+    prompt_token_ids: list[int]
+    top: int
     start: int
 
 
@@ -47,6 +62,8 @@ class SamplingMetadata:
     # Embedding requests' rows to pool (layers/pooler.py); the chunks that end their prompts
     # come in the order of those requests' SampleRows.
     pooling_chunks: list[PoolingChunk] = field(default_factory=list)
+    # Per row: the embedding request's pooling (it finishes the pooled state), else None.
+    pooling: list[PoolingParams | None] | None = None
     # Async scheduling, with penalties: each row's sequence's token in flight (still only on
     # the device), which the penalties count as output: its index among the last step's samples
     # (-1 where none), and [R] the tokens themselves, read there on the device.
@@ -78,7 +95,7 @@ class SamplingTensors:
     @classmethod
     def build(cls, rows: list[SampleRow], vocab_size: int, device: torch.device,
               pending_tokens: torch.Tensor | None = None) -> "SamplingTensors":
-        params = [row.group.sampling_params for row in rows]
+        params = [row.params for row in rows]
 
         def col(values, dtype=torch.float32):
             return device_tensor(values, dtype, device)
@@ -87,9 +104,9 @@ class SamplingTensors:
         top_k = col([p.top_k if p.top_k > 0 else vocab_size for p in params], torch.int64)
         counts = mask = None
         if any(p.needs_penalties for p in params):
-            counts = _token_counts([row.seq.output_token_ids for row in rows], vocab_size, device,
+            counts = _token_counts([row.output_token_ids for row in rows], vocab_size, device,
                                    pending_tokens)
-            mask = _token_counts([row.seq.prompt_token_ids for row in rows], vocab_size, device) > 0
+            mask = _token_counts([row.prompt_token_ids for row in rows], vocab_size, device) > 0
         return cls(
             temperature=temperature, top_p=col([p.top_p for p in params]), top_k=top_k,
             min_p=col([p.min_p for p in params]), presence=col([p.presence_penalty for p in params]),

@@ -11,13 +11,13 @@ import torch
 from torch import nn
 
 from inference_engine import envs, ops
-from inference_engine.model_executor.device_samples import DeviceSamples, SamplerOutput
-from inference_engine.model_executor.sampling_metadata import (SamplingMetadata, SamplingTensors,
+from inference_engine.sample.device_samples import DeviceSamples, SamplerOutput
+from inference_engine.sample.metadata import (SamplingMetadata, SamplingTensors,
                                                                 device_tensor)
-from inference_engine.model_executor.token_restrictions import apply_token_restrictions
+from inference_engine.sample.token_restrictions import apply_token_restrictions
 from inference_engine.sequence import Logprob
-from inference_engine.spec_decode.rejection import accept_or_resample
-from inference_engine.structured_output.bitmask import apply_token_bitmask, fill_bitmasks
+from inference_engine.sample.rejection import accept_or_resample
+from inference_engine.sample.bitmask import apply_token_bitmask, fill_bitmasks
 
 # A step whose rows are all plain greedy (no penalties, bias, min_tokens, logprobs or best_of)
 # takes the one-pass greedy_sample op; INFERENCE_ENGINE_FUSED_GREEDY=0 takes the general path, to
@@ -50,7 +50,7 @@ class Sampler(nn.Module):
                                  pooled=pooled)
         logits = logits.float()
         raw_logprobs = torch.log_softmax(logits, dim=-1)
-        params = [row.group.sampling_params for row in meta.rows]
+        params = [row.params for row in meta.rows]
         # Greedy rows without penalties need no per-row knobs on the device.
         t = None
         if not all(p.is_greedy and not p.needs_penalties for p in params):
@@ -67,22 +67,16 @@ class Sampler(nn.Module):
         return DeviceSamples(tokens, row_of, raw_logprobs, prompt_logprobs, meta, pooled=pooled)
 
     def _plain_greedy(self, row) -> bool:
-        p = row.group.sampling_params
+        p = row.params
         return (p.is_greedy and not p.needs_penalties and not p.logit_bias and p.logprobs is None
                 and not p.restricts_tokens
-                and row.num_samples == 1 and not self._in_min_tokens(row)
-                and row.seq.grammar is None)
-
-    @staticmethod
-    def _in_min_tokens(row) -> bool:
-        # Tokens still on the device (async scheduling) come before this one too.
-        done = len(row.seq.output_token_ids) + row.seq.num_pending
-        return done < row.group.sampling_params.min_tokens
+                and row.num_samples == 1 and not row.in_min_tokens
+                and row.grammar is None)
 
     def _apply_min_tokens(self, logits: torch.Tensor, meta: SamplingMetadata) -> torch.Tensor:
         for i, row in enumerate(meta.rows):
-            p = row.group.sampling_params
-            if self._in_min_tokens(row):
+            p = row.params
+            if row.in_min_tokens:
                 banned = list(p.stop_token_ids)
                 if self.eos_token_id is not None and not p.ignore_eos:
                     banned.append(self.eos_token_id)
@@ -92,7 +86,7 @@ class Sampler(nn.Module):
     @staticmethod
     def _apply_logit_bias(logits: torch.Tensor, meta: SamplingMetadata) -> torch.Tensor:
         for i, row in enumerate(meta.rows):
-            bias = row.group.sampling_params.logit_bias
+            bias = row.params.logit_bias
             if bias:
                 ids = device_tensor(list(bias), torch.int64, logits.device)
                 logits[i, ids] += device_tensor(list(bias.values()), logits.dtype, logits.device)
@@ -103,9 +97,9 @@ class Sampler(nn.Module):
         """Rows of structured outputs keep only the tokens their grammar allows next. (The
         engine reads a step's tokens before the next one samples such rows, so each matcher has
         accepted every token before.)"""
-        rows = [i for i, row in enumerate(meta.rows) if row.seq.grammar is not None]
+        rows = [i for i, row in enumerate(meta.rows) if row.grammar is not None]
         if rows:
-            bitmask = fill_bitmasks([meta.rows[i].seq.grammar for i in rows], logits.shape[-1])
+            bitmask = fill_bitmasks([meta.rows[i].grammar for i in rows], logits.shape[-1])
             index = device_tensor(rows, torch.int64, logits.device)
             logits[index] = apply_token_bitmask(logits[index],
                                                 bitmask.to(logits.device, non_blocking=True))
@@ -123,7 +117,7 @@ class Sampler(nn.Module):
         else:
             row_of = torch.arange(len(counts), device=device)
         tokens = logits.argmax(dim=-1)[row_of]
-        greedy = [row.group.sampling_params.is_greedy for row in meta.rows]
+        greedy = [row.params.is_greedy for row in meta.rows]
         if all(greedy):
             return tokens, row_of
         logits = logits / t.temperature.unsqueeze(1)
@@ -136,8 +130,8 @@ class Sampler(nn.Module):
         noise = torch.empty_like(probs).exponential_()
         start = 0
         for row, n in zip(meta.rows, counts):
-            if row.group.generator is not None:  # a seeded request draws from its own stream
-                noise[start:start + n].exponential_(generator=row.group.generator)
+            if row.generator is not None:  # a seeded request draws from its own stream
+                noise[start:start + n].exponential_(generator=row.generator)
             start += n
         drafts = [-1 if row.draft is None else row.draft for row in meta.rows]
         if any(d >= 0 for d in drafts):  # speculative decoding: rows checking a draft
@@ -154,16 +148,15 @@ class Sampler(nn.Module):
         uniform = torch.rand(sum(row.num_samples for row in meta.rows), device=device)
         start = 0
         for row in meta.rows:
-            if row.group.generator is not None and row.draft is not None and row.draft >= 0:
+            if row.generator is not None and row.draft is not None and row.draft >= 0:
                 uniform[start:start + row.num_samples] = torch.rand(
-                    row.num_samples, device=device, generator=row.group.generator)
+                    row.num_samples, device=device, generator=row.generator)
             start += row.num_samples
         return uniform
 
     @staticmethod
     def _prompt_logprobs(logits: torch.Tensor, pr) -> list[dict[int, Logprob]]:
-        prompt = pr.group.prompt_token_ids
-        k = pr.group.sampling_params.prompt_logprobs
+        prompt, k = pr.prompt_token_ids, pr.top
         logprobs = torch.log_softmax(logits[pr.start:pr.start + len(prompt) - 1].float(), dim=-1)
         targets = torch.tensor(prompt[1:], device=logits.device)
         chosen = logprobs.gather(1, targets[:, None])

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from inference_engine.model_executor.sampling_metadata import SamplingMetadata
+from inference_engine.sample.metadata import SamplingMetadata
 from inference_engine.sequence import Logprob
 
 
@@ -49,7 +49,7 @@ class DeviceSamples:
         self.token_ids = token_ids
         self.meta = meta
         self.prompt_logprobs = prompt_logprobs
-        self._wanted = [r.group.sampling_params.logprobs for r in meta.rows]
+        self._wanted = [r.params.logprobs for r in meta.rows]
         on_device: dict[str, torch.Tensor] = {}
         if token_ids is not None:
             if chosen is None:  # else the sampler computed the tokens' log-probabilities
@@ -96,5 +96,5 @@ class DeviceSamples:
         if "pooled" not in host:
             return None
         pooled = iter(host["pooled"])
-        return [row.group.pooling_params.finish(next(pooled))
-                if row.group.pooling_params is not None else None for row in self.meta.rows]
+        return [pooling.finish(next(pooled)) if pooling is not None else None
+                for pooling in self.meta.pooling]
