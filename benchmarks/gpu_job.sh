@@ -2,7 +2,7 @@
 # A GPU machine's whole job in one go: install carried wheels, build the extension, run the GPU
 # tests and the benchmarks, and write every log under OUT.
 #   benchmarks/gpu_job.sh OUT [step ...]
-# steps: build ops engine bf16-agreement async piecewise tp-tests kernels probe-eager skinny-matmul attn-mix attn-resident warm throughput throughput-split512
+# steps: build ops engine pytest bf16-agreement async piecewise tp-tests kernels probe-eager skinny-matmul attn-mix attn-resident warm throughput throughput-split512
 #   throughput-jit-launch (Triton kernels launched through their JIT, as before the fifth session)
 #   throughput-simt (decode attention on the CUDA cores, as before the eighth session)
 #   throughput-no-skinny (cuBLAS for steps of 1-8 rows too, as before the ninth session)
@@ -88,6 +88,7 @@ for step in $STEPS; do
     # variant takes it past 300 s on a fresh H100: give it its own call and STEP_TIMEOUT=560.
     ops) run ops python -m pytest tests/ops -q -x -p no:cacheprovider ;;
     engine) run engine python -m pytest tests/gpu -q -s -p no:cacheprovider ;;
+    pytest) run pytest python -m pytest ${TESTS:-tests/gpu} -q -p no:cacheprovider ;;  # TESTS: paths
     # bf16-agreement: ours, and transformers' own variants, against transformers bf16
     bf16-agreement) run bf16_agreement python tests/utils/bf16_agreement.py --prompts 50 \
                       --device cuda ;;
