@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from inference_engine.config import (QUANTIZATION_METHODS, SCHEDULING_POLICIES, CacheConfig,
                                      EngineConfig, LoRAConfig, ModelConfig, ParallelConfig,
                                      SchedulerConfig)
-from inference_engine.spec_decode.config import SpeculativeConfig
 from inference_engine.pooling_params import PoolingType
+from inference_engine.spec_decode.config import SpeculativeConfig
 
 # The CLI refuses other values up front.
 CHOICES = {"scheduling_policy": SCHEDULING_POLICIES, "quantization": QUANTIZATION_METHODS,

@@ -13,18 +13,18 @@ import torch
 from inference_engine.config import EngineConfig
 from inference_engine.core.scheduler import Scheduler
 from inference_engine.engine.arg_utils import EngineArgs
-from inference_engine.engine_request import EngineRequest
 from inference_engine.engine.idle_memory import release_free_memory
 from inference_engine.engine.request_checks import RequestChecks
 from inference_engine.engine.step_in_flight import StepInFlight, needs_host_tokens
 from inference_engine.engine.step_input import StepInputBuilder, StepRows
 from inference_engine.engine.stop_checker import StopChecker
 from inference_engine.engine.token_appender import TokenAppender
+from inference_engine.engine_request import EngineRequest
 from inference_engine.executor import create_executor
 from inference_engine.lora.request import LoRARequest
-from inference_engine.sample.device_samples import SamplerOutput
 from inference_engine.outputs import OutputCursor, RequestOutput
 from inference_engine.pooling_params import PoolingParams
+from inference_engine.sample.device_samples import SamplerOutput
 from inference_engine.sampling_params import SamplingParams
 from inference_engine.sequence import Sequence, SequenceGroup, SequenceStatus
 from inference_engine.structured_output.manager import StructuredOutputManager

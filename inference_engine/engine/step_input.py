@@ -18,8 +18,7 @@ from inference_engine.core.scheduler import SchedulerOutputs
 from inference_engine.lora.step_input import step_loras
 from inference_engine.model_executor.forward_context import AttentionMetadata
 from inference_engine.model_executor.layers.pooler import pooling_chunk
-from inference_engine.sample.metadata import (PromptLogprobRows, SampleRow,
-                                                                SamplingMetadata)
+from inference_engine.sample.metadata import PromptLogprobRows, SampleRow, SamplingMetadata
 from inference_engine.sequence import Sequence, SequenceGroup, SequenceStatus
 from inference_engine.worker.model_input import ModelInput, block_tables_tensor, cache_slots
 

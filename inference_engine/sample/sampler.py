@@ -11,13 +11,12 @@ import torch
 from torch import nn
 
 from inference_engine import envs, ops
+from inference_engine.sample.bitmask import apply_token_bitmask, fill_bitmasks
 from inference_engine.sample.device_samples import DeviceSamples, SamplerOutput
-from inference_engine.sample.metadata import (SamplingMetadata, SamplingTensors,
-                                                                device_tensor)
+from inference_engine.sample.metadata import SamplingMetadata, SamplingTensors, device_tensor
+from inference_engine.sample.rejection import accept_or_resample
 from inference_engine.sample.token_restrictions import apply_token_restrictions
 from inference_engine.sequence import Logprob
-from inference_engine.sample.rejection import accept_or_resample
-from inference_engine.sample.bitmask import apply_token_bitmask, fill_bitmasks
 
 # A step whose rows are all plain greedy (no penalties, bias, min_tokens, logprobs or best_of)
 # takes the one-pass greedy_sample op; INFERENCE_ENGINE_FUSED_GREEDY=0 takes the general path, to

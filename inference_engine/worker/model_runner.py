@@ -14,12 +14,13 @@ from inference_engine.config import EngineConfig
 from inference_engine.distributed.parallel_state import broadcast_from_rank0, get_tp_rank
 from inference_engine.lora.context import set_lora_context
 from inference_engine.lora.manager import LoRAManager
-from inference_engine.model_executor.forward_context import AttentionMetadata, set_attention_metadata
-from inference_engine.sample.device_samples import DeviceSamples
+from inference_engine.model_executor.forward_context import (AttentionMetadata,
+                                                             set_attention_metadata)
 from inference_engine.model_executor.layers.pooler import pool
-from inference_engine.sample.sampler import Sampler
 from inference_engine.model_executor.model_loader import get_model
+from inference_engine.sample.device_samples import DeviceSamples
 from inference_engine.sample.metadata import SamplingMetadata, device_tensor
+from inference_engine.sample.sampler import Sampler
 from inference_engine.worker.blas_library import use_blas_for_step
 from inference_engine.worker.cache_engine import CacheEngine
 from inference_engine.worker.cuda_graph import CUDAGraphRunner

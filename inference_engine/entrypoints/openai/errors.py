@@ -5,9 +5,8 @@ import logging
 
 from fastapi.responses import JSONResponse
 
-from inference_engine.errors import (AsyncEngineDeadError, EngineOverloadedError,
-                                            StreamStalledError)
 from inference_engine.entrypoints.openai.protocol_utility import ErrorInfo, ErrorResponse
+from inference_engine.errors import AsyncEngineDeadError, EngineOverloadedError, StreamStalledError
 
 logger = logging.getLogger(__name__)
 

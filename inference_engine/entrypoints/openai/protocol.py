@@ -9,13 +9,12 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_serializer, model_validator
 
+from inference_engine.beam_search import BeamSearchParams
 from inference_engine.entrypoints.openai.base import OpenAIBaseModel, RequestFieldError
 from inference_engine.entrypoints.openai.structured_request import StructuredOutputsRequest
 from inference_engine.entrypoints.openai.tool_calls import (ChatTool, DeltaToolCall,
-                                                             MessageToolCall, ToolCall,
-                                                             ToolChoice, forced_tool_mode,
-                                                             forced_tool_schema)
-from inference_engine.beam_search import BeamSearchParams
+                                                            MessageToolCall, ToolCall, ToolChoice,
+                                                            forced_tool_mode, forced_tool_schema)
 from inference_engine.sampling_params import SamplingParams
 
 

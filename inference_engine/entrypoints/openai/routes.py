@@ -3,22 +3,20 @@
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from pydantic.json_schema import models_json_schema
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from inference_engine import __version__
-from inference_engine.errors import AsyncEngineDeadError
 from inference_engine.entrypoints.openai.errors import OpenAIError
 from inference_engine.entrypoints.openai.protocol import (ChatCompletionChunk,
                                                           ChatCompletionRequest,
-                                                          ChatCompletionResponse,
-                                                          CompletionChunk, CompletionRequest,
-                                                          CompletionResponse)
+                                                          ChatCompletionResponse, CompletionChunk,
+                                                          CompletionRequest, CompletionResponse)
 from inference_engine.entrypoints.openai.protocol_responses import ResponsesRequest
 from inference_engine.entrypoints.openai.protocol_utility import (DetokenizeRequest,
-                                                                  DetokenizeResponse, ModelList,
-                                                                  TokenizeRequest,
+                                                                  DetokenizeResponse, ErrorResponse,
+                                                                  ModelList, TokenizeRequest,
                                                                   TokenizeResponse)
 from inference_engine.entrypoints.openai.serving_embedding import (EmbeddingRequest,
                                                                    EmbeddingResponse)
@@ -26,6 +24,7 @@ from inference_engine.entrypoints.openai.serving_models import (LoadLoRAAdapterR
                                                                 UnloadLoRAAdapterRequest)
 from inference_engine.entrypoints.openai.serving_score import (RerankRequest, RerankResponse,
                                                                ScoreRequest, ScoreResponse)
+from inference_engine.errors import AsyncEngineDeadError
 
 
 async def create_completion(request: CompletionRequest, raw_request: Request) -> Response:

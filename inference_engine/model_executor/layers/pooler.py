@@ -8,8 +8,8 @@ device, so no step waits for the host; the step with its last token divides (MEA
 import numpy as np
 import torch
 
-from inference_engine.sample.metadata import PoolingChunk, device_tensor
 from inference_engine.pooling_params import PoolingType
+from inference_engine.sample.metadata import PoolingChunk, device_tensor
 from inference_engine.sequence import Sequence, SequenceGroup
 
 
