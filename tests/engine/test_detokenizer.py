@@ -6,9 +6,8 @@ import random
 import pytest
 
 from inference_engine.engine.detokenizer import decode_token
-from utils.detokenizer_cases import (  # noqa: F401 - smollm2 and tok are fixtures
-    FFFD, SP_DECODERS, TEXTS, build_sp_tokenizer, check_stream, encode, reference, smollm2,
-    stream, tok)
+from utils.detokenizer_cases import (FFFD, SP_DECODERS, TEXTS, build_sp_tokenizer, check_stream,
+                                     encode, reference, stream)
 
 
 @pytest.mark.parametrize("text", TEXTS)

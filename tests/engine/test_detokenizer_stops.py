@@ -5,8 +5,7 @@ import random
 import pytest
 
 from inference_engine.engine.detokenizer import IncrementalDetokenizer
-from utils.detokenizer_cases import (  # noqa: F401 - smollm2 and tok are fixtures
-    FFFD, TEXTS, check_stream, encode, reference, smollm2, stream, tok)
+from utils.detokenizer_cases import FFFD, TEXTS, check_stream, encode, reference, stream
 
 
 @pytest.mark.parametrize("include", [False, True])

@@ -1,11 +1,9 @@
 """Tokenizers and stream helpers for the incremental detokenizer's tests: SmolLM2's byte-level
 BPE and small sentencepiece-style (byte-fallback, `▁` metaspace) tokenizers built here."""
 import json
-import os
 
-import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from inference_engine.engine.detokenizer import IncrementalDetokenizer
 
@@ -25,12 +23,6 @@ SP_DECODERS = {  # the decoders that Llama-2, Gemma and Metaspace-era conversion
 }
 
 
-@pytest.fixture(scope="session")
-def smollm2(embedded_path):
-    return AutoTokenizer.from_pretrained(os.path.dirname(embedded_path),
-                                         gguf_file=os.path.basename(embedded_path))
-
-
 def build_sp_tokenizer(decoder_name: str) -> PreTrainedTokenizerFast:
     """A BPE with byte fallback trained on ASCII and a few accents: CJK and emoji become
     `<0xNN>` byte tokens, as in Llama-2's tokenizer."""
@@ -47,13 +39,6 @@ def build_sp_tokenizer(decoder_name: str) -> PreTrainedTokenizerFast:
     spec["decoder"] = json.loads(decoders.Sequence(SP_DECODERS[decoder_name]()).__getstate__())
     return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)),
                                    bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-
-
-@pytest.fixture(scope="session", params=["smollm2", *SP_DECODERS])
-def tok(request):
-    if request.param == "smollm2":
-        return request.getfixturevalue("smollm2")
-    return build_sp_tokenizer(request.param)
 
 
 def encode(tok, text):
