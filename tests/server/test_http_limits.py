@@ -138,19 +138,25 @@ def test_content_length_over_limit_answers_413_without_reading_the_body(server):
     assert_openai_error(response, 413, "request_too_large")
 
 
-def test_chunked_body_growing_past_limit_answers_413(server):
-    _, port, app = server
-    seen_before = len(app.state.bytes_seen)
+def send_chunks_past_limit(port: int, path: str) -> bytes:
+    """Streams a chunked body of four times the limit, 1 KiB a chunk, until the server closes
+    the connection; returns all it answered."""
     chunk = b"400\r\n" + b"x" * 1024 + b"\r\n"
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(head("/echo", "Transfer-Encoding: chunked"))
+        sock.sendall(head(path, "Transfer-Encoding: chunked"))
         try:
             for _ in range(4 * MAX_BODY_BYTES // 1024):
                 sock.sendall(chunk)
                 time.sleep(0.02)
         except OSError:  # the server closed the connection on the excess
             pass
-        response = read_until_closed(sock, MARGIN)
+        return read_until_closed(sock, MARGIN)
+
+
+def test_chunked_body_growing_past_limit_answers_413(server):
+    _, port, app = server
+    seen_before = len(app.state.bytes_seen)
+    response = send_chunks_past_limit(port, "/echo")
     assert_openai_error(response, 413, "request_too_large")
     wait_until(lambda: len(app.state.bytes_seen) > seen_before, MARGIN, what="the app's end")
     assert app.state.bytes_seen[-1] <= MAX_BODY_BYTES
@@ -160,16 +166,7 @@ def test_body_past_limit_after_the_response_started_ends_that_response(server):
     """Too late for a 413: the app hears the client went away and ends its response, which
     closes the connection (it said so when it started, the body being incomplete)."""
     _, port, _ = server
-    chunk = b"400\r\n" + b"x" * 1024 + b"\r\n"
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(head("/early/", "Transfer-Encoding: chunked"))
-        try:
-            for _ in range(4 * MAX_BODY_BYTES // 1024):
-                sock.sendall(chunk)
-                time.sleep(0.02)
-        except OSError:
-            pass
-        status, headers, body = parse(read_until_closed(sock, MARGIN))
+    status, headers, body = parse(send_chunks_past_limit(port, "/early/"))
     assert status == 200 and headers["connection"] == "close"
     assert headers["transfer-encoding"] == "chunked" and body.endswith(b"\r\n0\r\n\r\n")
     seen = int(re.search(rb"saw (\d+)", body).group(1))
