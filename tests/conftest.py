@@ -4,6 +4,9 @@ import os
 # Idle OpenMP threads sleep instead of spinning: the engine thread, the server and the oracle
 # share two cores here, and spinning threads slowed every op ten-fold under that contention.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# No test reaches the hub: a stray hub id fails at once (tests/loader/test_hub.py serves its own
+# stand-in and lifts this there).
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -31,6 +31,13 @@ class EngineArgs:
     """Engine settings; `model=None` serves the embedded SmolLM2-135M-Instruct."""
     model: str | None = None
     tokenizer: str | None = None
+    # A hub id (`org/name`) is downloaded through huggingface_hub (transformers_utils/hub.py):
+    # at this branch, tag or commit, into this folder (None: the hub's cache), with this token
+    # (None: HF_TOKEN or the stored login).
+    revision: str | None = None
+    tokenizer_revision: str | None = None
+    download_dir: str | None = None
+    hf_token: str | None = None
     served_model_name: str | list[str] | None = None  # several: all accepted, the first named
     dtype: str = "auto"
     load_format: str = "auto"
@@ -97,11 +104,18 @@ class EngineArgs:
 
     def create_engine_config(self) -> EngineConfig:
         from inference_engine.transformers_utils.embedded import embedded_model_path
+        from inference_engine.transformers_utils.hub import download_model, is_hub_id
         model = self.model or embedded_model_path()
+        if is_hub_id(model):
+            model = download_model(model, self.revision, self.download_dir, self.hf_token)
+        tokenizer = self.tokenizer
+        if tokenizer is not None and is_hub_id(tokenizer):
+            tokenizer = download_model(tokenizer, self.tokenizer_revision or self.revision,
+                                       self.download_dir, self.hf_token, weights=False)
         names = ([self.served_model_name] if isinstance(self.served_model_name, str)
                  else list(self.served_model_name or []))
         model_config = ModelConfig(
-            model=model, tokenizer=self.tokenizer, dtype=self.dtype, load_format=self.load_format,
+            model=model, tokenizer=tokenizer, dtype=self.dtype, load_format=self.load_format,
             max_model_len=self.max_model_len, seed=self.seed,
             served_model_name=names[0] if names else self.model or "SmolLM2-135M-Instruct",
             served_model_aliases=names[1:],

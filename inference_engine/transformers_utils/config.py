@@ -91,7 +91,7 @@ def check_model_path(model: str) -> None:
         return
     raise FileNotFoundError(
         f"model {model!r} not found: expected a Hugging Face checkpoint folder, a .gguf file or "
-        f"one of the presets {sorted(PRESETS)}; models are never downloaded")
+        f"one of the presets {sorted(PRESETS)} (a hub id is downloaded by EngineArgs and LLM)")
 
 
 def gguf_config(gguf: GGUFFile) -> PretrainedConfig:

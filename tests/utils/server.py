@@ -89,14 +89,15 @@ class ServerThread:
 class ServerProcess:
     """`python -m inference_engine.entrypoints.cli serve ...` on a free port; output in `log`."""
 
-    def __init__(self, cli_args: list[str], log_path: str, port: int | None = None):
+    def __init__(self, cli_args: list[str], log_path: str, port: int | None = None,
+                 env: dict[str, str] | None = None):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         command = [sys.executable, "-m", "inference_engine.entrypoints.cli", "serve",
                    "--host", "127.0.0.1", "--port", str(self.port), *cli_args]
         self._log = open(log_path, "w")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
                                         env=env)
 

@@ -1,0 +1,68 @@
+"""Models named by a Hugging Face hub id (`org/name`): the files the engine needs are downloaded
+through huggingface_hub into its cache (or `download_dir`), or found there, and the engine then
+reads the local snapshot folder like any checkpoint folder.
+
+What is fetched: configs, tokenizer files, the generation config and chat templates, and the
+weights: safetensors (with their index) where the repository has them, else `pytorch_model*.bin`.
+huggingface_hub honours HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE (read when it is imported);
+several processes asking for one snapshot share its lock files, so it is downloaded once.
+"""
+import os
+import re
+
+from inference_engine.transformers_utils.config import PRESETS
+
+# A hub id: a name, or an owner and a name, of letters, digits and `-_.` (huggingface_hub's
+# own rule; no `..`, no leading or trailing `-.`).
+_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9])?"
+_HUB_ID = re.compile(rf"^(?:{_NAME}/)?{_NAME}$")
+SIDE_FILES = ["*.json", "*.jinja", "*.model", "*.txt", "*.tiktoken", "tokenizer*"]
+SAFETENSORS = ["*.safetensors"]
+PYTORCH_BIN = ["pytorch_model*.bin"]
+
+
+def is_hub_id(name: str) -> bool:
+    """True for a name that is no local path, no preset and reads as a hub id."""
+    return (not os.path.exists(name) and name not in PRESETS and ".." not in name
+            and not name.endswith(".gguf") and _HUB_ID.match(name) is not None)
+
+
+def download_model(repo_id: str, revision: str | None = None, download_dir: str | None = None,
+                   token: str | None = None, weights: bool = True) -> str:
+    """The local folder of `repo_id` at `revision` (a branch, tag or commit; None: main) with
+    the files the engine reads (`weights`: the weights too), downloaded if the cache lacks
+    them. Raises FileNotFoundError or PermissionError saying what failed."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError, RevisionNotFoundError)
+    where = repo_id + (f" at revision {revision!r}" if revision else "")
+    # HF_ENDPOINT as it is now (huggingface_hub reads it once, when imported).
+    source = dict(revision=revision, cache_dir=download_dir, token=token,
+                  endpoint=os.environ.get("HF_ENDPOINT") or None)
+    try:
+        folder = snapshot_download(
+            repo_id, allow_patterns=SIDE_FILES + (SAFETENSORS if weights else []), **source)
+        if not weights:
+            return folder
+        if not _has(folder, ".safetensors"):  # an older checkpoint: PyTorch's pickles
+            folder = snapshot_download(repo_id, allow_patterns=PYTORCH_BIN, **source)
+    except GatedRepoError as exc:  # (before RepositoryNotFoundError: it is one)
+        raise PermissionError(f"{where} is gated: accept its terms on the hub and pass a token "
+                              "that may read it (HF_TOKEN or --hf-token)") from exc
+    except RepositoryNotFoundError as exc:
+        raise FileNotFoundError(f"no model {repo_id!r} on the hub (nor a local path of that "
+                                "name); a private repository needs a token (HF_TOKEN or "
+                                "--hf-token)") from exc
+    except RevisionNotFoundError as exc:
+        raise FileNotFoundError(f"{repo_id} has no revision {revision!r}") from exc
+    except LocalEntryNotFoundError as exc:
+        raise FileNotFoundError(f"{where} is not in the local cache and the hub cannot be "
+                                "reached (or HF_HUB_OFFLINE is set)") from exc
+    if not (_has(folder, ".safetensors") or _has(folder, ".bin")):
+        raise FileNotFoundError(f"{where} has no weights this engine reads (*.safetensors or "
+                                "pytorch_model*.bin)")
+    return folder
+
+
+def _has(folder: str, suffix: str) -> bool:
+    return any(name.endswith(suffix) for name in os.listdir(folder))
