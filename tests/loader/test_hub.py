@@ -1,12 +1,15 @@
 """Hub ids: a model named `org/name` is downloaded through huggingface_hub (here from a local
 stand-in for the hub, utils/hub_standin.py), found in the cache afterwards with the hub gone,
 pinned to a revision, and refused with a clear error when it cannot be had."""
+import io
 import json
 import os
 
 import httpx
 import pytest
+import torch
 from huggingface_hub import constants
+from safetensors.torch import load_file
 
 from inference_engine import LLM, SamplingParams
 from inference_engine.engine.arg_utils import EngineArgs
@@ -26,7 +29,8 @@ def checkpoint(tmp_path_factory) -> str:
 @pytest.fixture
 def hub(checkpoint, monkeypatch):
     """The stand-in, serving the tiny checkpoint as `org/tiny` (main and tag v1, which has
-    another max_position_embeddings), `org/gated` behind its token, `org/no-weights`."""
+    another max_position_embeddings), `org/gated` behind its token, `org/no-weights`, and
+    `org/pickled` (its weights as pytorch_model.bin)."""
     hub = StandInHub()
     hub.add_folder("org/tiny", checkpoint)
     files = {name: open(os.path.join(checkpoint, name), "rb").read()
@@ -36,6 +40,10 @@ def hub(checkpoint, monkeypatch):
     hub.add("org/tiny", {**files, "config.json": json.dumps(older).encode()}, revision="v1")
     hub.add_folder("org/gated", checkpoint, gated=True)
     hub.add("org/no-weights", {"config.json": files["config.json"]})
+    pickled = io.BytesIO()
+    torch.save(load_file(os.path.join(checkpoint, "model.safetensors")), pickled)
+    hub.add("org/pickled", {"config.json": files["config.json"],
+                            "pytorch_model.bin": pickled.getvalue()})
     hub.start()
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # (tests/conftest.py sets it)
@@ -73,6 +81,12 @@ def test_an_engine_on_a_hub_id_matches_the_local_folder(hub, checkpoint, tmp_pat
                 for o in remote.generate(["Hello there"], GREEDY)] == expected
     finally:
         remote.shutdown()
+
+
+def test_pickled_weights_are_fetched_where_no_safetensors_exist(hub, tmp_path):
+    folder = download_model("org/pickled", download_dir=str(tmp_path))
+    assert sorted(os.listdir(folder)) == ["config.json", "pytorch_model.bin"]
+    assert "org/tiny/pytorch_model.bin" not in hub.requests
 
 
 def test_a_revision_is_pinned(hub, tmp_path):

@@ -89,7 +89,7 @@ def test_load_format_must_fit_the_source(tmp_path):
     with pytest.raises(ValueError, match="gguf"):
         resolve_load_format(str(tmp_path), "gguf")
     with pytest.raises(ValueError, match="load_format must be one of"):
-        resolve_load_format(gguf_path, "pt")
+        resolve_load_format(gguf_path, "npcache")
     assert set(PRESETS) == {"llama3-8b", "llama2-7b", "llama2-70b", "bloom-176b", "qwen3-30b-a3b"}
 
 

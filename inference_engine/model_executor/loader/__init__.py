@@ -1,4 +1,5 @@
-"""Where a model's weights come from: safetensors folder, GGUF file, or random (dummy).
+"""Where a model's weights come from: safetensors folder, PyTorch pickles, GGUF file, or random
+(dummy).
 
 Every source yields Hugging Face parameter names (`model.layers.0.self_attn.q_proj.weight`, ...)
 with tensors in Hugging Face layout; the model's `load_weights` maps them onto its own
@@ -11,6 +12,7 @@ from torch import nn
 
 from inference_engine.model_executor.loader.dummy import initialize_dummy_weights
 from inference_engine.model_executor.loader.gguf_loader import iterate_gguf_weights
+from inference_engine.model_executor.loader.pt_loader import iterate_pt_weights
 from inference_engine.model_executor.loader.safetensors_loader import iterate_safetensors_weights
 from inference_engine.transformers_utils.embedded import model_or_default
 from inference_engine.transformers_utils.load_format import resolve_load_format
@@ -36,4 +38,6 @@ def iterate_weights(model: str | None, load_format: str,
         return iterate_gguf_weights(model, hf_config)
     if load_format == "safetensors":
         return iterate_safetensors_weights(model)
+    if load_format == "pt":
+        return iterate_pt_weights(model)
     raise ValueError("dummy weights are not iterated; call initialize_dummy_weights(model)")
