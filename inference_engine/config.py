@@ -38,6 +38,7 @@ class ModelConfig:
     served_model_name: str | None = None
     served_model_aliases: list[str] = field(default_factory=list)  # more names it answers to
     skip_tokenizer_init: bool = False
+    trust_remote_code: bool = False  # configs and tokenizers may run the checkpoint's own code
     device: str = "auto"
     pooling_type: PoolingType | str | None = None  # a name is resolved on construction
     # Default sampling values: "auto" (the checkpoint's generation_config.json), "vllm" (none)
@@ -53,7 +54,7 @@ class ModelConfig:
         from inference_engine.transformers_utils.config import get_hf_config
         from inference_engine.transformers_utils.load_format import resolve_load_format
         if self.hf_config is None:
-            self.hf_config = get_hf_config(self.model)
+            self.hf_config = get_hf_config(self.model, self.trust_remote_code)
         self.load_format = resolve_load_format(self.model, self.load_format)
         if self.quantization not in (None, *QUANTIZATION_METHODS):
             raise ValueError(f"quantization {self.quantization!r} is not supported (supported: "

@@ -38,6 +38,8 @@ class EngineArgs:
     tokenizer_revision: str | None = None
     download_dir: str | None = None
     hf_token: str | None = None
+    # Configs and tokenizers whose classes are code in the checkpoint run it only with this.
+    trust_remote_code: bool = False
     served_model_name: str | list[str] | None = None  # several: all accepted, the first named
     dtype: str = "auto"
     load_format: str = "auto"
@@ -107,11 +109,13 @@ class EngineArgs:
         from inference_engine.transformers_utils.hub import download_model, is_hub_id
         model = self.model or embedded_model_path()
         if is_hub_id(model):
-            model = download_model(model, self.revision, self.download_dir, self.hf_token)
+            model = download_model(model, self.revision, self.download_dir, self.hf_token,
+                                   code=self.trust_remote_code)
         tokenizer = self.tokenizer
         if tokenizer is not None and is_hub_id(tokenizer):
             tokenizer = download_model(tokenizer, self.tokenizer_revision or self.revision,
-                                       self.download_dir, self.hf_token, weights=False)
+                                       self.download_dir, self.hf_token, weights=False,
+                                       code=self.trust_remote_code)
         names = ([self.served_model_name] if isinstance(self.served_model_name, str)
                  else list(self.served_model_name or []))
         model_config = ModelConfig(
@@ -119,7 +123,8 @@ class EngineArgs:
             max_model_len=self.max_model_len, seed=self.seed,
             served_model_name=names[0] if names else self.model or "SmolLM2-135M-Instruct",
             served_model_aliases=names[1:],
-            skip_tokenizer_init=self.skip_tokenizer_init, device=self.device,
+            skip_tokenizer_init=self.skip_tokenizer_init,
+            trust_remote_code=self.trust_remote_code, device=self.device,
             pooling_type=self.pooling_type, generation_config=self.generation_config,
             override_generation_config=self.override_generation_config,
             quantization=self.quantization)

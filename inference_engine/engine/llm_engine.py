@@ -41,7 +41,7 @@ class LLMEngine:
         self.tokenizer = None
         if not mc.skip_tokenizer_init:
             from inference_engine.transformers_utils.tokenizer import get_tokenizer
-            self.tokenizer = get_tokenizer(mc.model, mc.tokenizer)
+            self.tokenizer = get_tokenizer(mc.model, mc.tokenizer, mc.trust_remote_code)
         eos = getattr(self.tokenizer, "eos_token_id", None)
         self.eos_token_id = eos if eos is not None else getattr(mc.hf_config, "eos_token_id", None)
         if isinstance(self.eos_token_id, list):

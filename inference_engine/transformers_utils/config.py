@@ -5,6 +5,7 @@ A GGUF file's config is built from its metadata here rather than through
 reader (about 12 s for the embedded model; this takes a fraction of a second). The fields match
 what transformers derives from the same file.
 """
+import contextlib
 import os
 
 from transformers import AutoConfig, LlamaConfig, PretrainedConfig, Qwen2Config, Qwen3Config
@@ -58,8 +59,9 @@ def is_gguf(model: str) -> bool:
     return model.endswith(".gguf")
 
 
-def get_hf_config(model: str | None) -> PretrainedConfig:
-    """The config of a checkpoint folder, a `.gguf` file or a preset (None: the embedded model)."""
+def get_hf_config(model: str | None, trust_remote_code: bool = False) -> PretrainedConfig:
+    """The config of a checkpoint folder, a `.gguf` file or a preset (None: the embedded model);
+    a config whose class is code in the folder loads only with `trust_remote_code`."""
     model = model_or_default(model)
     if model in PRESETS:
         return preset_config(model)
@@ -68,10 +70,25 @@ def get_hf_config(model: str | None) -> PretrainedConfig:
         return gguf_config(GGUFFile(model))
     if not os.path.isfile(os.path.join(model, "config.json")):
         raise FileNotFoundError(f"{model} has no config.json: not a Hugging Face checkpoint folder")
-    config = AutoConfig.from_pretrained(model, local_files_only=True)
+    with needs_trust_remote_code(model):
+        config = AutoConfig.from_pretrained(model, local_files_only=True,
+                                            trust_remote_code=trust_remote_code)
     if not config.architectures:
         config.architectures = [_causal_lm_class(config.model_type, model)]
     return config
+
+
+@contextlib.contextmanager
+def needs_trust_remote_code(model: str):
+    """transformers' refusal to run a checkpoint's own code, as the flag that allows it."""
+    try:
+        yield
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise
+        raise ValueError(f"{model} loads code of its own (its config's or tokenizer's "
+                         "`auto_map`); pass --trust-remote-code (LLM(trust_remote_code=True)) "
+                         "if you trust it") from None
 
 
 def preset_config(name: str) -> PretrainedConfig:

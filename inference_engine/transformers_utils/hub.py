@@ -28,10 +28,10 @@ def is_hub_id(name: str) -> bool:
 
 
 def download_model(repo_id: str, revision: str | None = None, download_dir: str | None = None,
-                   token: str | None = None, weights: bool = True) -> str:
+                   token: str | None = None, weights: bool = True, code: bool = False) -> str:
     """The local folder of `repo_id` at `revision` (a branch, tag or commit; None: main) with
-    the files the engine reads (`weights`: the weights too), downloaded if the cache lacks
-    them. Raises FileNotFoundError or PermissionError saying what failed."""
+    the files the engine reads (`weights`: the weights too; `code`: the repository's Python
+    files, for --trust-remote-code), downloaded if the cache lacks them. Raises FileNotFoundError or PermissionError saying what failed."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError,
                                         RepositoryNotFoundError, RevisionNotFoundError)
@@ -41,7 +41,8 @@ def download_model(repo_id: str, revision: str | None = None, download_dir: str 
                   endpoint=os.environ.get("HF_ENDPOINT") or None)
     try:
         folder = snapshot_download(
-            repo_id, allow_patterns=SIDE_FILES + (SAFETENSORS if weights else []), **source)
+            repo_id, allow_patterns=(SIDE_FILES + (SAFETENSORS if weights else [])
+                                     + (["*.py"] if code else [])), **source)
         if not weights:
             return folder
         if not _has(folder, ".safetensors"):  # an older checkpoint: PyTorch's pickles

@@ -15,7 +15,8 @@ import tempfile
 import transformers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from inference_engine.transformers_utils.config import PRESETS, check_model_path, is_gguf
+from inference_engine.transformers_utils.config import (PRESETS, check_model_path, is_gguf,
+                                                     needs_trust_remote_code)
 from inference_engine.transformers_utils.embedded import (cache_dir, embedded_model_path,
                                                           model_or_default)
 from inference_engine.transformers_utils.gguf_reader import GGUFFile
@@ -23,7 +24,8 @@ from inference_engine.transformers_utils.gguf_reader import GGUFFile
 logger = logging.getLogger(__name__)
 
 
-def get_tokenizer(model: str | None, tokenizer: str | None = None) -> PreTrainedTokenizerBase:
+def get_tokenizer(model: str | None, tokenizer: str | None = None,
+                  trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
     """The tokenizer of `tokenizer` if given, else of `model` (None: the embedded model).
 
     A preset has no tokenizer of its own: the embedded model's is returned, with a warning.
@@ -36,7 +38,9 @@ def get_tokenizer(model: str | None, tokenizer: str | None = None) -> PreTrained
     check_model_path(source)
     if is_gguf(source):
         return gguf_tokenizer(source)
-    return AutoTokenizer.from_pretrained(source, local_files_only=True)
+    with needs_trust_remote_code(source):
+        return AutoTokenizer.from_pretrained(source, local_files_only=True,
+                                             trust_remote_code=trust_remote_code)
 
 
 def gguf_tokenizer(path: str) -> PreTrainedTokenizerBase:
