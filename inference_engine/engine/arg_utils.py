@@ -1,5 +1,6 @@
 """EngineArgs: every engine setting in one flat dataclass, shared by the CLI, LLM and the server."""
 import argparse
+import os
 import dataclasses
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ class EngineArgs:
     tokenizer_revision: str | None = None
     download_dir: str | None = None
     hf_token: str | None = None
+    gguf_file: str | None = None  # one GGUF file of the hub repository `model` (or org/name:QUANT)
     # Configs and tokenizers whose classes are code in the checkpoint run it only with this.
     trust_remote_code: bool = False
     served_model_name: str | list[str] | None = None  # several: all accepted, the first named
@@ -106,9 +108,17 @@ class EngineArgs:
 
     def create_engine_config(self) -> EngineConfig:
         from inference_engine.transformers_utils.embedded import embedded_model_path
-        from inference_engine.transformers_utils.hub import download_model, is_hub_id
+        from inference_engine.transformers_utils.hub import (download_gguf, download_model,
+                                                             gguf_hub_id, is_hub_id)
         model = self.model or embedded_model_path()
-        if is_hub_id(model):
+        tagged = gguf_hub_id(model)
+        if tagged is not None or (self.gguf_file is not None and is_hub_id(model)):
+            repo_id, quant = tagged or (model, None)
+            model = download_gguf(repo_id, quant, self.gguf_file, self.revision,
+                                  self.download_dir, self.hf_token)
+        elif self.gguf_file is not None:  # one GGUF file of a local folder
+            model = os.path.join(model, self.gguf_file)
+        elif is_hub_id(model):
             model = download_model(model, self.revision, self.download_dir, self.hf_token,
                                    code=self.trust_remote_code)
         tokenizer = self.tokenizer

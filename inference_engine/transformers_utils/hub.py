@@ -7,6 +7,7 @@ weights: safetensors (with their index) where the repository has them, else `pyt
 huggingface_hub honours HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE (read when it is imported);
 several processes asking for one snapshot share its lock files, so it is downloaded once.
 """
+import fnmatch
 import os
 import re
 
@@ -21,6 +22,38 @@ SAFETENSORS = ["*.safetensors"]
 PYTORCH_BIN = ["pytorch_model*.bin"]
 
 
+def gguf_hub_id(name: str) -> tuple[str, str] | None:
+    """`org/name:QUANT` (vLLM's form: one GGUF file of a repository of several) as
+    (repo id, quantization); None for any other name."""
+    repo_id, _, quant = name.rpartition(":")
+    if repo_id and re.fullmatch(r"[A-Za-z0-9_.-]+", quant) and is_hub_id(repo_id):
+        return repo_id, quant
+    return None
+
+
+def download_gguf(repo_id: str, quant: str | None = None, filename: str | None = None,
+                  revision: str | None = None, download_dir: str | None = None,
+                  token: str | None = None) -> str:
+    """The local path of one GGUF file of `repo_id`: `filename`, or the one whose name holds
+    `quant` (`Q4_K_M`, any case), downloaded if the cache lacks it."""
+    if filename is not None:
+        patterns = [filename]
+    else:
+        patterns = sorted({f"*{q}*.gguf" for q in (quant, quant.upper(), quant.lower())})
+    folder = _download(repo_id, revision, download_dir, token, patterns)
+    # (The snapshot's folder also holds the files fetched for other patterns before.)
+    names = (os.path.relpath(os.path.join(root, f), folder)
+             for root, _, found in os.walk(folder) for f in found)
+    files = sorted(n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns))
+    wanted = filename or f"*{quant}*.gguf file"
+    if not files:
+        raise FileNotFoundError(f"{repo_id} has no {wanted}")
+    if len(files) > 1:
+        raise ValueError(f"{repo_id} has several GGUF files matching {quant!r}: {files}; "
+                         "name one with --gguf-file")
+    return os.path.join(folder, files[0])
+
+
 def is_hub_id(name: str) -> bool:
     """True for a name that is no local path, no preset and reads as a hub id."""
     return (not os.path.exists(name) and name not in PRESETS and ".." not in name
@@ -31,22 +64,33 @@ def download_model(repo_id: str, revision: str | None = None, download_dir: str 
                    token: str | None = None, weights: bool = True, code: bool = False) -> str:
     """The local folder of `repo_id` at `revision` (a branch, tag or commit; None: main) with
     the files the engine reads (`weights`: the weights too; `code`: the repository's Python
-    files, for --trust-remote-code), downloaded if the cache lacks them. Raises FileNotFoundError or PermissionError saying what failed."""
+    files, for --trust-remote-code), downloaded if the cache lacks them. Raises
+    FileNotFoundError or PermissionError saying what failed."""
+    folder = _download(repo_id, revision, download_dir, token,
+                       SIDE_FILES + (SAFETENSORS if weights else []) + (["*.py"] if code else []))
+    if not weights:
+        return folder
+    if not _has(folder, ".safetensors"):  # an older checkpoint: PyTorch's pickles
+        folder = _download(repo_id, revision, download_dir, token, PYTORCH_BIN)
+    if not (_has(folder, ".safetensors") or _has(folder, ".bin")):
+        where = repo_id + (f" at revision {revision!r}" if revision else "")
+        raise FileNotFoundError(f"{where} has no weights this engine reads (*.safetensors or "
+                                "pytorch_model*.bin)")
+    return folder
+
+
+def _download(repo_id: str, revision: str | None, download_dir: str | None, token: str | None,
+              patterns: list[str]) -> str:
+    """snapshot_download of the files matching `patterns`, its errors told plainly."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError,
                                         RepositoryNotFoundError, RevisionNotFoundError)
     where = repo_id + (f" at revision {revision!r}" if revision else "")
-    # HF_ENDPOINT as it is now (huggingface_hub reads it once, when imported).
-    source = dict(revision=revision, cache_dir=download_dir, token=token,
-                  endpoint=os.environ.get("HF_ENDPOINT") or None)
     try:
-        folder = snapshot_download(
-            repo_id, allow_patterns=(SIDE_FILES + (SAFETENSORS if weights else [])
-                                     + (["*.py"] if code else [])), **source)
-        if not weights:
-            return folder
-        if not _has(folder, ".safetensors"):  # an older checkpoint: PyTorch's pickles
-            folder = snapshot_download(repo_id, allow_patterns=PYTORCH_BIN, **source)
+        # HF_ENDPOINT as it is now (huggingface_hub reads it once, when imported).
+        return snapshot_download(repo_id, revision=revision, cache_dir=download_dir,
+                                 token=token, allow_patterns=patterns,
+                                 endpoint=os.environ.get("HF_ENDPOINT") or None)
     except GatedRepoError as exc:  # (before RepositoryNotFoundError: it is one)
         raise PermissionError(f"{where} is gated: accept its terms on the hub and pass a token "
                               "that may read it (HF_TOKEN or --hf-token)") from exc
@@ -59,10 +103,6 @@ def download_model(repo_id: str, revision: str | None = None, download_dir: str 
     except LocalEntryNotFoundError as exc:
         raise FileNotFoundError(f"{where} is not in the local cache and the hub cannot be "
                                 "reached (or HF_HUB_OFFLINE is set)") from exc
-    if not (_has(folder, ".safetensors") or _has(folder, ".bin")):
-        raise FileNotFoundError(f"{where} has no weights this engine reads (*.safetensors or "
-                                "pytorch_model*.bin)")
-    return folder
 
 
 def _has(folder: str, suffix: str) -> bool:

@@ -13,8 +13,9 @@ from safetensors.torch import load_file
 
 from inference_engine import LLM, SamplingParams
 from inference_engine.engine.arg_utils import EngineArgs
-from inference_engine.transformers_utils.hub import download_model, is_hub_id
-from utils.hf_checkpoint import tiny_llama_config, write_hf_checkpoint
+from inference_engine.transformers_utils.hub import download_gguf, download_model, is_hub_id
+from utils.gguf_file import Q, write_llama_gguf
+from utils.hf_checkpoint import random_state_dict, tiny_llama_config, write_hf_checkpoint
 from utils.hub_standin import StandInHub
 from utils.server import SERVER_ARGS, ServerProcess
 
@@ -141,3 +142,31 @@ def test_serve_a_hub_id_then_again_from_the_cache_offline(hub, tmp_path):
         hub.stop()
     assert answers[0] == answers[1]
     assert hub.requests["org/tiny/model.safetensors"] == 1
+
+
+@pytest.fixture(scope="module")
+def gguf_repo(tmp_path_factory) -> dict[str, bytes]:
+    """A GGUF repository of two quantizations of one tiny model (with the embedded model's
+    tokenizer)."""
+    config = tiny_llama_config(vocab_size=49152)
+    weights = random_state_dict(config, seed=4)
+    folder = tmp_path_factory.mktemp("gguf")
+    return {name: open(write_llama_gguf(folder / name, config, weights, qtype), "rb").read()
+            for name, qtype in (("tiny-F32.gguf", Q.F32), ("tiny-Q8_0.gguf", Q.Q8_0))}
+
+
+def test_one_gguf_file_of_a_repository_by_its_quantization(hub, gguf_repo, tmp_path):
+    hub.add("org/tiny-GGUF", gguf_repo)
+    args = dict(download_dir=str(tmp_path), dtype="float32", cpu_kv_cache_space_gib=0.05)
+    config = EngineArgs(model="org/tiny-GGUF:q8_0", **args).create_engine_config()
+    assert config.model_config.model.endswith("tiny-Q8_0.gguf")
+    assert hub.requests["org/tiny-GGUF/tiny-Q8_0.gguf"] == 1
+    assert "org/tiny-GGUF/tiny-F32.gguf" not in hub.requests
+    llm = LLM("org/tiny-GGUF", gguf_file="tiny-F32.gguf", **args)
+    try:
+        assert llm.llm_engine.config.model_config.model.endswith("tiny-F32.gguf")
+        assert len(llm.generate(["Hi"], GREEDY)[0].outputs[0].token_ids) == 8
+    finally:
+        llm.shutdown()
+    with pytest.raises(FileNotFoundError, match=r"no \*Q2_K\*.gguf file"):
+        download_gguf("org/tiny-GGUF", "Q2_K", download_dir=str(tmp_path))
