@@ -4,6 +4,8 @@ pinned to a revision, and refused with a clear error when it cannot be had."""
 import io
 import json
 import os
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -170,3 +172,16 @@ def test_one_gguf_file_of_a_repository_by_its_quantization(hub, gguf_repo, tmp_p
         llm.shutdown()
     with pytest.raises(FileNotFoundError, match=r"no \*Q2_K\*.gguf file"):
         download_gguf("org/tiny-GGUF", "Q2_K", download_dir=str(tmp_path))
+
+
+def test_processes_downloading_at_once_fetch_each_file_once(hub, tmp_path):
+    """Replicas started together share huggingface_hub's file locks: one download a file."""
+    code = ("import sys; from inference_engine.transformers_utils.hub import download_model; "
+            "print(download_model('org/tiny', download_dir=sys.argv[1]))")
+    env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+             for _ in range(3)]
+    folders = {proc.communicate(timeout=120)[0].strip() for proc in procs}
+    assert all(proc.returncode == 0 for proc in procs) and len(folders) == 1
+    assert hub.requests["org/tiny/model.safetensors"] == 1
