@@ -1,6 +1,5 @@
 """EngineArgs: every engine setting in one flat dataclass, shared by the CLI, LLM and the server."""
 import argparse
-import os
 import dataclasses
 from dataclasses import dataclass
 
@@ -108,24 +107,14 @@ class EngineArgs:
 
     def create_engine_config(self) -> EngineConfig:
         from inference_engine.transformers_utils.embedded import embedded_model_path
-        from inference_engine.transformers_utils.hub import (download_gguf, download_model,
-                                                             gguf_hub_id, is_hub_id)
-        model = self.model or embedded_model_path()
-        tagged = gguf_hub_id(model)
-        if tagged is not None or (self.gguf_file is not None and is_hub_id(model)):
-            repo_id, quant = tagged or (model, None)
-            model = download_gguf(repo_id, quant, self.gguf_file, self.revision,
-                                  self.download_dir, self.hf_token)
-        elif self.gguf_file is not None:  # one GGUF file of a local folder
-            model = os.path.join(model, self.gguf_file)
-        elif is_hub_id(model):
-            model = download_model(model, self.revision, self.download_dir, self.hf_token,
-                                   code=self.trust_remote_code)
-        tokenizer = self.tokenizer
-        if tokenizer is not None and is_hub_id(tokenizer):
-            tokenizer = download_model(tokenizer, self.tokenizer_revision or self.revision,
-                                       self.download_dir, self.hf_token, weights=False,
-                                       code=self.trust_remote_code)
+        from inference_engine.transformers_utils.hub import local_model
+        hub = dict(download_dir=self.download_dir, token=self.hf_token,
+                   code=self.trust_remote_code)
+        model = local_model(self.model or embedded_model_path(), revision=self.revision,
+                            gguf_file=self.gguf_file, **hub)
+        tokenizer = self.tokenizer and local_model(
+            self.tokenizer, revision=self.tokenizer_revision or self.revision, weights=False,
+            **hub)
         names = ([self.served_model_name] if isinstance(self.served_model_name, str)
                  else list(self.served_model_name or []))
         model_config = ModelConfig(

@@ -4,7 +4,7 @@ reads the local snapshot folder like any checkpoint folder.
 
 What is fetched: configs, tokenizer files, the generation config and chat templates, and the
 weights: safetensors (with their index) where the repository has them, else `pytorch_model*.bin`.
-huggingface_hub honours HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE (read when it is imported);
+huggingface_hub honours HF_TOKEN and HF_HUB_OFFLINE, and HF_ENDPOINT (read here at each call);
 several processes asking for one snapshot share its lock files, so it is downloaded once.
 """
 import fnmatch
@@ -20,6 +20,23 @@ _HUB_ID = re.compile(rf"^(?:{_NAME}/)?{_NAME}$")
 SIDE_FILES = ["*.json", "*.jinja", "*.model", "*.txt", "*.tiktoken", "tokenizer*"]
 SAFETENSORS = ["*.safetensors"]
 PYTORCH_BIN = ["pytorch_model*.bin"]
+
+
+def local_model(name: str, revision: str | None = None, gguf_file: str | None = None,
+                download_dir: str | None = None, token: str | None = None, weights: bool = True,
+                code: bool = False) -> str:
+    """The local path of what the user named: a folder or file as it is (with `gguf_file`, that
+    file of the folder), a hub id's snapshot folder, or a GGUF repository's one file
+    (`org/name:QUANT`, or `gguf_file`), downloaded if the cache lacks them."""
+    tagged = gguf_hub_id(name)
+    if tagged is not None or (gguf_file is not None and is_hub_id(name)):
+        repo_id, quant = tagged or (name, None)
+        return download_gguf(repo_id, quant, gguf_file, revision, download_dir, token)
+    if gguf_file is not None:
+        return os.path.join(name, gguf_file)
+    if is_hub_id(name):
+        return download_model(name, revision, download_dir, token, weights, code)
+    return name
 
 
 def gguf_hub_id(name: str) -> tuple[str, str] | None:
