@@ -2,6 +2,7 @@
 
 Every tensor-parallel rank has one; the driver's (rank 0) also samples, in the same call.
 """
+import gc
 import logging
 
 import torch
@@ -84,7 +85,15 @@ class Worker:
         self.model_runner.release_cuda_graphs()
 
     def shutdown(self) -> None:
+        if self.model_runner is None:
+            return
         # Graphs that captured NCCL all-reduces make leaving the process group hang
         # (pytorch/pytorch#115388): they go first.
         self.release_cuda_graphs()
         destroy_distributed()
+        # The weights and the KV cache go with the runner: another engine in this process (a
+        # test's next LLM) sizes its cache from the memory left free.
+        self.model_runner = None
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
