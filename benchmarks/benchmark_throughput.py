@@ -17,6 +17,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--model", default=None, help="HF folder or GGUF file (default: embedded model)")
     p.add_argument("--preset", default=None, help="llama3-8b, llama2-7b, llama2-70b, bloom-176b, qwen3-30b-a3b (dummy weights)")
     p.add_argument("--load-format", default="auto")
+    p.add_argument("--model-impl", default="auto", choices=["auto", "native", "transformers"],
+                   help="transformers: transformers' own model on the paged cache (the fallback)")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--workload", default=DEFAULT_WORKLOAD)
     p.add_argument("--num-prompts", type=int, default=1000)
@@ -92,7 +94,7 @@ def run_engine(args, requests) -> tuple[float, float]:
               gpu_memory_utilization=args.gpu_memory_utilization,
               cpu_kv_cache_space_gib=args.cpu_kv_cache_space_gib, enforce_eager=args.enforce_eager,
               kv_cache_dtype=args.kv_cache_dtype, enable_prefix_caching=args.enable_prefix_caching,
-              quantization=args.quantization,
+              quantization=args.quantization, model_impl=args.model_impl,
               enable_chunked_prefill=args.enable_chunked_prefill,
               scheduling_policy=args.scheduling_policy,
               skip_tokenizer_init=dummy, piecewise_graph_max_tokens=args.piecewise_graph_max_tokens,

@@ -13,7 +13,8 @@ from inference_engine.transformers_utils.generation_config import default_sampli
 logger = logging.getLogger(__name__)
 
 # The weight quantizations model_executor/layers/quantization implements (vLLM's --quantization).
-QUANTIZATION_METHODS = ("fp8",)
+QUANTIZATION_METHODS = ("fp8", "gptq")  # model_executor/layers/quantization/
+MODEL_IMPLS = ("auto", "native", "transformers")  # model_executor/models/__init__.py
 _DTYPES = {"float32": torch.float32, "float": torch.float32, "float16": torch.float16,
            "half": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -45,7 +46,12 @@ class ModelConfig:
     # or a folder; the overrides (a dict or its JSON) win (transformers_utils/generation_config).
     generation_config: str = "auto"
     override_generation_config: dict | str | None = None
-    quantization: str | None = None  # "fp8": linear layers' weights in FP8, quantized on load
+    # "fp8": linear layers' weights in FP8, quantized on load; None: as the checkpoint's
+    # quantization_config says (gptq), else none.
+    quantization: str | None = None
+    # "native" (our model classes), "transformers" (transformers' own model on the paged cache)
+    # or "auto" (native where we have the architecture).
+    model_impl: str = "auto"
     hf_config: object = field(default=None, repr=False)
     torch_dtype: torch.dtype = field(default=torch.float32, init=False)
     sampling_defaults: dict = field(default_factory=dict, init=False)
@@ -56,9 +62,13 @@ class ModelConfig:
         if self.hf_config is None:
             self.hf_config = get_hf_config(self.model, self.trust_remote_code)
         self.load_format = resolve_load_format(self.model, self.load_format)
-        if self.quantization not in (None, *QUANTIZATION_METHODS):
-            raise ValueError(f"quantization {self.quantization!r} is not supported (supported: "
-                             f"{', '.join(QUANTIZATION_METHODS)})")
+        # Which of them fits the checkpoint is resolved with the model classes at hand
+        # (EngineArgs.create_engine_config, and again when the model is built).
+        for name, value, allowed in (("quantization", self.quantization, QUANTIZATION_METHODS),
+                                     ("model_impl", self.model_impl, MODEL_IMPLS)):
+            if value is not None and value not in allowed:
+                raise ValueError(f"{name} {value!r} is not supported (supported: "
+                                 f"{', '.join(allowed)})")
         self.torch_dtype = self._resolve_dtype()
         self.max_model_len = self._resolve_max_model_len()
         if self.served_model_name is None:

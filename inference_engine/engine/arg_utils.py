@@ -3,15 +3,15 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
-from inference_engine.config import (QUANTIZATION_METHODS, SCHEDULING_POLICIES, CacheConfig,
-                                     EngineConfig, LoRAConfig, ModelConfig, ParallelConfig,
-                                     SchedulerConfig)
+from inference_engine.config import (MODEL_IMPLS, QUANTIZATION_METHODS, SCHEDULING_POLICIES,
+                                     CacheConfig, EngineConfig, LoRAConfig, ModelConfig,
+                                     ParallelConfig, SchedulerConfig)
 from inference_engine.pooling_params import PoolingType
 from inference_engine.spec_decode.config import SpeculativeConfig
 
 # The CLI refuses other values up front.
-CHOICES = {"scheduling_policy": SCHEDULING_POLICIES, "quantization": QUANTIZATION_METHODS,
-           "pooling_type": tuple(t.value for t in PoolingType)}
+CHOICES = {"model_impl": MODEL_IMPLS, "scheduling_policy": SCHEDULING_POLICIES,
+           "quantization": QUANTIZATION_METHODS, "pooling_type": tuple(t.value for t in PoolingType)}
 
 
 def _speculative_config(text: str) -> str:
@@ -41,6 +41,9 @@ class EngineArgs:
     gguf_file: str | None = None  # one GGUF file of the hub repository `model` (or org/name:QUANT)
     # Configs and tokenizers whose classes are code in the checkpoint run it only with this.
     trust_remote_code: bool = False
+    # native, transformers (transformers' own model on the paged cache), or auto: native
+    # where the architecture has a class here (model_executor/models/), else transformers.
+    model_impl: str = "auto"
     served_model_name: str | list[str] | None = None  # several: all accepted, the first named
     dtype: str = "auto"
     load_format: str = "auto"
@@ -106,6 +109,8 @@ class EngineArgs:
         return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
 
     def create_engine_config(self) -> EngineConfig:
+        from inference_engine.model_executor.layers.quantization import resolve_quantization
+        from inference_engine.model_executor.models import resolve_model_impl
         from inference_engine.transformers_utils.embedded import embedded_model_path
         from inference_engine.transformers_utils.hub import local_model
         hub = dict(download_dir=self.download_dir, token=self.hf_token,
@@ -126,7 +131,14 @@ class EngineArgs:
             trust_remote_code=self.trust_remote_code, device=self.device,
             pooling_type=self.pooling_type, generation_config=self.generation_config,
             override_generation_config=self.override_generation_config,
-            quantization=self.quantization)
+            quantization=self.quantization, model_impl=self.model_impl)
+        # Checked here, before any worker starts: what runs the architecture, and which
+        # quantization method the checkpoint and the flags ask for.
+        hf_config = model_config.hf_config
+        model_config.model_impl = resolve_model_impl(hf_config, model_config.model_impl)
+        model_config.quantization = resolve_quantization(hf_config, model_config.quantization)
+        if model_config.model_impl == "transformers":
+            self._check_transformers_impl(model_config)
         return EngineConfig(
             model_config=model_config,
             cache_config=CacheConfig(self.block_size, self.gpu_memory_utilization,
@@ -145,3 +157,14 @@ class EngineArgs:
             lora_config=(LoRAConfig(self.max_loras, self.max_lora_rank, self.max_cpu_loras)
                          if self.enable_lora else None),
             speculative_config=SpeculativeConfig.parse(self.speculative_config))
+
+    def _check_transformers_impl(self, model_config: ModelConfig) -> None:
+        """transformers' own linear layers (torch.nn.Linear) neither shard over ranks nor take
+        adapters or quantized weights."""
+        for what, on in (("tensor_parallel_size > 1", self.tensor_parallel_size > 1),
+                         ("LoRA", self.enable_lora),
+                         (f"quantization ({model_config.quantization})", model_config.quantization)):
+            if on:
+                raise ValueError(f"{what} is not supported with the transformers implementation "
+                                 f"(--model-impl), which runs "
+                                 f"{model_config.hf_config.architectures}")

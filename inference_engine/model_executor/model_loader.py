@@ -3,17 +3,23 @@ import torch
 from torch import nn
 
 from inference_engine.config import ModelConfig
-from inference_engine.model_executor.layers.quantization.fp8 import quantize_linear_layers
+from inference_engine.model_executor.layers.linear import LinearBase
+from inference_engine.model_executor.layers.quantization import (building_with,
+                                                                 get_quantization_config,
+                                                                 resolve_quantization)
 from inference_engine.model_executor.loader import initialize_dummy_weights, iterate_weights
 from inference_engine.model_executor.models import get_model_class
 
 
 def get_model(model_config: ModelConfig, device: torch.device) -> nn.Module:
-    model_class = get_model_class(model_config.hf_config)
+    model_class = get_model_class(model_config.hf_config, model_config.model_impl)
+    hf_config = model_config.hf_config
+    method = resolve_quantization(hf_config, model_config.quantization)
+    quantization = get_quantization_config(method, hf_config)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(model_config.torch_dtype)
     try:
-        with torch.device(device):
+        with torch.device(device), building_with(quantization):
             model = model_class(model_config.hf_config)
     finally:
         torch.set_default_dtype(previous)
@@ -22,6 +28,9 @@ def get_model(model_config: ModelConfig, device: torch.device) -> nn.Module:
     else:
         model.load_weights(iterate_weights(model_config.model, model_config.load_format,
                                            model_config.hf_config))
-    if model_config.quantization == "fp8":
-        quantize_linear_layers(model)
+    for layer in model.modules():
+        if isinstance(layer, LinearBase):
+            layer.quant_method.process_weights_after_loading(layer)
+    if quantization is not None and device.type == "cuda":
+        torch.cuda.empty_cache()  # what the methods replaced, for the KV cache
     return model.eval()

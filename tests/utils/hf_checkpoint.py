@@ -146,14 +146,15 @@ def write_moe_checkpoint(path, config: PretrainedConfig, seed: int = 0,
 
 def write_hf_checkpoint(path, config: PretrainedConfig | None = None, *, seed: int = 0,
                         max_shard_size: int | str = "5GB", dtype: torch.dtype = torch.float32,
-                        tokenizer: bool = True) -> str:
+                        tokenizer: bool = True,
+                        state_dict: dict[str, torch.Tensor] | None = None) -> str:
     """Write a safetensors checkpoint folder at `path` and return its path.
 
     With no config, the weights are the embedded model's, dequantized from its GGUF file exactly
     as transformers dequantizes them; otherwise they are random (transformers' own
     initialization for `config`, seeded). Shards of at most `max_shard_size` get an index file.
     The embedded model's tokenizer files (with its chat template) go along unless `tokenizer`
-    is False.
+    is False. A given `state_dict` is written instead of the random one.
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -162,8 +163,10 @@ def write_hf_checkpoint(path, config: PretrainedConfig | None = None, *, seed: i
         state_dict = dict(iterate_weights(embedded_model_path(), "gguf", config))
     else:
         config = copy.deepcopy(config)  # the dtype set below is for the folder, not the caller
-        state_dict = random_state_dict(config, seed)
-    state_dict = {name: t.to(dtype).contiguous() for name, t in state_dict.items()}
+        state_dict = random_state_dict(config, seed) if state_dict is None else state_dict
+    # Integer tensors (packed quantized weights) keep their type.
+    state_dict = {name: (t.to(dtype) if t.is_floating_point() else t).contiguous()
+                  for name, t in state_dict.items()}
     config.dtype = dtype
     config.save_pretrained(path)
     save_torch_state_dict(state_dict, path, max_shard_size=max_shard_size)
