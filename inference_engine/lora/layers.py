@@ -44,7 +44,7 @@ def checkpoint_slice_sizes(layer: LinearBase) -> list[int]:
 def checkpoint_shapes(layer: LinearBase) -> dict:
     """The whole (unsharded) [out, in] that an adapter's B and A must cover for each piece
     set_slot takes: {shard id: (out, in)}, and None for a fused layer taken as one."""
-    out_size, in_size = layer.weight.shape
+    out_size, in_size = layer.output_size, layer.input_size
     if isinstance(layer, RowParallelLinear):
         in_size *= layer.tp_size
     slices = slices_of(layer)
@@ -61,9 +61,9 @@ class LoRASlots:
         self.layer = layer
         self.slices = slices_of(layer)
         self.max_loras, self.max_rank = max_loras, max_rank
-        out_size, in_size = layer.weight.shape
+        out_size, in_size = layer.output_size, layer.input_size
         width = len(self.slices) * max_loras * max_rank
-        like = {"dtype": layer.params_dtype, "device": layer.weight.device}
+        like = {"dtype": layer.params_dtype, "device": next(layer.parameters()).device}
         self.a = torch.zeros(width, in_size, **like)
         self.b = torch.zeros(out_size, width, **like)
 
@@ -91,6 +91,7 @@ class LoRASlots:
         if not isinstance(self.layer, RowParallelLinear):
             return a
         local = torch.empty(a.shape[0], self.a.shape[1], dtype=a.dtype)
+        local.input_dim = 1  # (how the layer's loader finds the dimension it splits)
         self.layer.weight_loader(local, a)  # this rank's share of the input
         return local
 
@@ -98,6 +99,7 @@ class LoRASlots:
         if isinstance(self.layer, RowParallelLinear):
             return b
         local = torch.zeros(self.b.shape[0], b.shape[1], dtype=b.dtype)
+        local.output_dim = 0
         if shard is None:
             self.layer.weight_loader(local, b)
         else:

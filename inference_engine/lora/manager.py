@@ -27,8 +27,8 @@ class LoRAManager:
             if isinstance(module, LinearBase):
                 module.lora = LoRASlots(module, max_loras, max_rank)
                 self.layers[name] = module
-        weight = next(iter(self.layers.values())).weight
-        self.dtype, self.device = weight.dtype, weight.device
+        layer = next(iter(self.layers.values()))  # (its weight may be quantized: not its dtype)
+        self.dtype, self.device = layer.params_dtype, next(layer.parameters()).device
         self.on_host: OrderedDict[int, LoRAAdapter] = OrderedDict()
         self.slot_of: OrderedDict[int, int] = OrderedDict()  # adapter id -> slot, LRU first
 

@@ -7,9 +7,9 @@ import torch
 
 from inference_engine import LLM, SamplingParams
 from inference_engine.model_executor.layers.linear import LinearBase
-from inference_engine.model_executor.layers.quantization.fp8 import (FP8, fp8_linear,
+from inference_engine.model_executor.layers.quantization import building_with
+from inference_engine.model_executor.layers.quantization.fp8 import (FP8, Fp8Config, fp8_linear,
                                                                      fp8_linear_reference,
-                                                                     quantize_linear_layers,
                                                                      quantize_rows)
 
 DEVICES = ["cpu", pytest.param("cuda", marks=[
@@ -45,11 +45,13 @@ def test_quantize_rows_round_trip():
     assert (values[1].float() == 0).all()
 
 
-def test_quantize_linear_layers_skips_shapes_the_matmul_cant_take():
-    model = torch.nn.Sequential(LinearBase(64, 32, bias=True), LinearBase(64, 24, bias=False))
+def test_fp8_layers_skip_shapes_the_matmul_cant_take():
+    with building_with(Fp8Config()):
+        model = torch.nn.Sequential(LinearBase(64, 32, bias=True),
+                                    LinearBase(64, 24, bias=False))
     for layer in model:
         torch.nn.init.normal_(layer.weight)
-    assert quantize_linear_layers(model) == 1
+        layer.quant_method.process_weights_after_loading(layer)
     assert model[0].weight.dtype == FP8 and model[0].weight_scale.shape == (1, 32)
     assert model[1].weight.dtype == torch.float32 and model[1].weight_scale is None
     x = torch.randn(3, 64)

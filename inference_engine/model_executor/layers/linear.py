@@ -4,13 +4,15 @@ Each parameter carries a `weight_loader` that copies this rank's slice of a chec
 into it; fused layers (QKV, gate-up) take a `shard_id` naming which part the tensor is.
 """
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from inference_engine import ops
 from inference_engine.distributed.parallel_state import all_reduce, get_tp_rank, get_tp_world_size
-from inference_engine.model_executor.layers.quantization.fp8 import fp8_linear
-from inference_engine.ops._compiled import SKINNY_MAX_ROWS
+from inference_engine.model_executor.layers.quantization import linear_method_for
+from inference_engine.model_executor.layers.quantization.base import shard_parameter
+from inference_engine.model_executor.layers.quantization.unquantized import linear
+
+__all__ = ["ColumnParallelLinear", "LinearBase", "MergedColumnParallelLinear",
+           "QKVParallelLinear", "ReplicatedLinear", "RowParallelLinear", "linear"]
 
 
 def _divide(a: int, b: int) -> int:
@@ -19,36 +21,38 @@ def _divide(a: int, b: int) -> int:
     return a // b
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """x W^T (+ b); a step of a few rows (late decode steps) takes the few-row op where it applies."""
-    if x.shape[0] <= SKINNY_MAX_ROWS and x.is_cuda:
-        return ops.skinny_matmul(x, weight, bias)
-    return F.linear(x, weight, bias)
+def _narrow_packed(param: nn.Parameter, dim: int, offset: int, size: int) -> tuple[int, int]:
+    """An (offset, size) along `dim` in values, in the parameter's stored elements."""
+    if getattr(param, "packed_dim", None) == dim:
+        return offset // param.pack_factor, size // param.pack_factor
+    return offset, size
 
 
 class LinearBase(nn.Module):
-    """y = x W^T (+ b) with W of shape [output_size, input_size] on this rank."""
+    """y = x W^T (+ b) over this rank's `input_size` x `output_size` shard. How W is held (plain,
+    FP8, packed integers with scales) is the layer's `quant_method`'s (layers/quantization/):
+    the model's quantization's, unless `quantize` is False."""
 
-    def __init__(self, input_size: int, output_size: int, bias: bool):
+    input_sharded = False  # whether ranks split the input (row parallel)
+
+    def __init__(self, input_size: int, output_size: int, bias: bool, quantize: bool = True):
         super().__init__()
         self.tp_rank, self.tp_size = get_tp_rank(), get_tp_world_size()
-        self.weight = nn.Parameter(torch.empty(output_size, input_size), requires_grad=False)
-        self.weight.weight_loader = self.weight_loader
-        self.bias = None
+        self.input_size, self.output_size = input_size, output_size
+        self.params_dtype = torch.get_default_dtype()  # the activations' (a quantized W differs)
+        self.quant_method = linear_method_for(self, quantize)
+        self.quant_method.create_weights(self, input_size, output_size, self.params_dtype)
         if bias:
-            self.bias = nn.Parameter(torch.empty(output_size), requires_grad=False)
-            self.bias.weight_loader = self.weight_loader
+            shard_parameter(self, "bias", (output_size,), self.params_dtype, output_dim=0)
+        else:
+            self.register_parameter("bias", None)
         self.lora = None  # LoRA slots (lora/layers.py), when the engine serves adapters
-        self.params_dtype = self.weight.dtype  # the activations' (an FP8 weight keeps it)
-        self.weight_scale = None  # [1, output_size] with an FP8 weight (quantization/fp8.py)
 
     def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor) -> None:
         param.data.copy_(loaded)
 
     def matmul(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        if self.weight_scale is not None:
-            return fp8_linear(x, self.weight, self.weight_scale, bias)
-        return linear(x, self.weight, bias)
+        return self.quant_method.apply(self, x, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.matmul(x, self.bias)
@@ -62,12 +66,17 @@ class ReplicatedLinear(LinearBase):
 class ColumnParallelLinear(LinearBase):
     """Splits the output dimension: each rank computes a slice of y."""
 
-    def __init__(self, input_size: int, output_size: int, bias: bool = False):
-        super().__init__(input_size, _divide(output_size, get_tp_world_size()), bias)
+    def __init__(self, input_size: int, output_size: int, bias: bool = False,
+                 quantize: bool = True):
+        super().__init__(input_size, _divide(output_size, get_tp_world_size()), bias, quantize)
 
     def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor) -> None:
-        size = param.shape[0]
-        param.data.copy_(loaded.narrow(0, self.tp_rank * size, size))
+        dim = getattr(param, "output_dim", None)
+        if dim is None:  # the same on every rank (a group index of the unsplit input)
+            param.data.copy_(loaded)
+            return
+        size = param.shape[dim]
+        param.data.copy_(loaded.narrow(dim, self.tp_rank * size, size))
 
 
 class MergedColumnParallelLinear(ColumnParallelLinear):
@@ -80,10 +89,20 @@ class MergedColumnParallelLinear(ColumnParallelLinear):
     def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor, shard_id: int) -> None:
         size = self.output_sizes[shard_id] // self.tp_size
         offset = sum(self.output_sizes[:shard_id]) // self.tp_size
-        param.data.narrow(0, offset, size).copy_(loaded.narrow(0, self.tp_rank * size, size))
+        self._load_shard(param, loaded, offset, size, self.tp_rank)
+
+    def _load_shard(self, param: nn.Parameter, loaded: torch.Tensor, offset: int, size: int,
+                    index: int) -> None:
+        """Copies block `index` of `size` output values of `loaded` to `offset` in `param`."""
+        dim = getattr(param, "output_dim", None)
+        if dim is None:  # shared by the fused parts (they read the same input)
+            param.data.copy_(loaded)
+            return
+        offset, size = _narrow_packed(param, dim, offset, size)
+        param.data.narrow(dim, offset, size).copy_(loaded.narrow(dim, index * size, size))
 
 
-class QKVParallelLinear(ColumnParallelLinear):
+class QKVParallelLinear(MergedColumnParallelLinear):
     """Query, key and value projections fused; key/value heads are replicated when there are
     fewer of them than ranks."""
 
@@ -96,8 +115,8 @@ class QKVParallelLinear(ColumnParallelLinear):
             self.num_kv_heads, self.kv_replicas = _divide(num_kv_heads, tp), 1
         else:
             self.num_kv_heads, self.kv_replicas = 1, _divide(tp, num_kv_heads)
-        out = (self.num_heads + 2 * self.num_kv_heads) * head_size * tp
-        super().__init__(hidden_size, out, bias)
+        q, kv = self.num_heads * head_size * tp, self.num_kv_heads * head_size * tp
+        super().__init__(hidden_size, [q, kv, kv], bias)
 
     def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor, shard_id: str) -> None:
         q_size, kv_size = self.num_heads * self.head_size, self.num_kv_heads * self.head_size
@@ -106,21 +125,25 @@ class QKVParallelLinear(ColumnParallelLinear):
         else:
             offset = q_size if shard_id == "k" else q_size + kv_size
             size, index = kv_size, self.tp_rank // self.kv_replicas
-        param.data.narrow(0, offset, size).copy_(loaded.narrow(0, index * size, size))
+        self._load_shard(param, loaded, offset, size, index)
 
 
 class RowParallelLinear(LinearBase):
     """Splits the input dimension: each rank holds a partial sum, all-reduced afterwards."""
 
-    def __init__(self, input_size: int, output_size: int, bias: bool = False):
-        super().__init__(_divide(input_size, get_tp_world_size()), output_size, bias)
+    input_sharded = True
+
+    def __init__(self, input_size: int, output_size: int, bias: bool = False,
+                 quantize: bool = True):
+        super().__init__(_divide(input_size, get_tp_world_size()), output_size, bias, quantize)
 
     def weight_loader(self, param: nn.Parameter, loaded: torch.Tensor) -> None:
-        if param.dim() == 1:  # the bias is added once, after the reduction
+        dim = getattr(param, "input_dim", None)
+        if dim is None:  # the bias (added once, after the reduction), or a tensor all ranks need
             param.data.copy_(loaded)
             return
-        size = param.shape[1]
-        param.data.copy_(loaded.narrow(1, self.tp_rank * size, size))
+        size = param.shape[dim]
+        param.data.copy_(loaded.narrow(dim, self.tp_rank * size, size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.matmul(x, None)

@@ -8,6 +8,11 @@ import logging
 import torch
 from torch import nn
 
+from inference_engine.model_executor.layers.quantization.base import (LinearMethod,
+                                                                      QuantizationConfig,
+                                                                      set_weight_attrs)
+from inference_engine.model_executor.layers.quantization.unquantized import UnquantizedLinearMethod
+
 logger = logging.getLogger(__name__)
 
 FP8 = torch.float8_e4m3fn
@@ -48,24 +53,40 @@ def can_quantize(layer: nn.Module) -> bool:
     return out_size % 16 == 0 and in_size % 16 == 0
 
 
-def quantize_linear_layers(model: nn.Module) -> int:
-    """Puts the weight of every linear layer of `model` in FP8 but the experts' routers (and
-    those whose shapes the scaled matmul can't take); returns how many were quantized."""
-    from inference_engine.model_executor.layers.linear import LinearBase
-    done, skipped = 0, []
-    for name, layer in model.named_modules():
-        if not isinstance(layer, LinearBase) or name.endswith(".gate"):
-            continue  # (a mixture of experts' router: small, and its logits pick the experts)
+class Fp8LinearMethod(UnquantizedLinearMethod):
+    """Loads the checkpoint's weight as it is, then puts it in FP8 with a scale per output
+    channel (`weight_scale` [1, N]); a layer whose shape the scaled matmul can't take keeps it."""
+
+    def process_weights_after_loading(self, layer: nn.Module) -> None:
+        layer.weight_scale = None
         if not can_quantize(layer):
-            skipped.append(name)
-            continue
+            logger.warning("fp8: a linear layer of %s keeps its weight (a dimension not a "
+                           "multiple of 16)", tuple(layer.weight.shape))
+            return
         values, scale = quantize_rows(layer.weight.data)
-        layer.weight = nn.Parameter(values, requires_grad=False)
+        layer.weight = set_weight_attrs(nn.Parameter(values, requires_grad=False),
+                                        output_dim=0, input_dim=1)
         layer.weight_scale = scale.t().contiguous()  # [1, N]: the scaled matmul's column scales
-        done += 1
-    if skipped:
-        logger.warning("fp8: %d linear layers keep their weights (a dimension not a multiple "
-                       "of 16): %s", len(skipped), ", ".join(skipped[:4]))
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()  # the bf16 weights' memory, for the KV cache
-    return done
+
+    def apply(self, layer: nn.Module, x: torch.Tensor,
+              bias: torch.Tensor | None) -> torch.Tensor:
+        if getattr(layer, "weight_scale", None) is None:
+            return super().apply(layer, x, bias)
+        return fp8_linear(x, layer.weight, layer.weight_scale, bias)
+
+
+class Fp8Config(QuantizationConfig):
+    """`--quantization fp8` on a checkpoint of bf16/fp16/fp32 weights. Checkpoints whose weights
+    are stored in FP8 (a `quantization_config` of method fp8) are not read yet."""
+
+    name = "fp8"
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Fp8Config":
+        if config:
+            raise ValueError("checkpoints with FP8 weights stored in them are not supported "
+                             "yet; --quantization fp8 quantizes a bf16/fp16 checkpoint on load")
+        return cls()
+
+    def linear_method(self, layer: nn.Module) -> LinearMethod:
+        return Fp8LinearMethod()
