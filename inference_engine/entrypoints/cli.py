@@ -34,6 +34,12 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _run(argv: list[str] | None) -> None:
+    args = make_parser().parse_args(argv)
+    args.func(args)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """`inference-engine` and its commands, `generate` and `serve`."""
     from inference_engine.engine.arg_utils import EngineArgs
     from inference_engine.entrypoints.openai.cli_args import make_arg_parser
     parser = argparse.ArgumentParser(prog="inference-engine")
@@ -49,8 +55,7 @@ def _run(argv: list[str] | None) -> None:
     serve = sub.add_parser("serve", help="start the OpenAI-compatible server")
     make_arg_parser(serve)
     serve.set_defaults(func=_serve)
-    args = parser.parse_args(argv)
-    args.func(args)
+    return parser
 
 
 if __name__ == "__main__":
