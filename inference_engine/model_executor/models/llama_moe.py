@@ -23,7 +23,9 @@ class SparseMoeBlock(nn.Module):
         super().__init__()
         num_experts = getattr(config, "num_local_experts", None) or config.num_experts
         size = getattr(config, "moe_intermediate_size", None) or config.intermediate_size
-        self.gate = ReplicatedLinear(config.hidden_size, num_experts, bias=False)
+        # The router stays unquantized (as quantized checkpoints keep it): small, and it picks
+        # the experts.
+        self.gate = ReplicatedLinear(config.hidden_size, num_experts, bias=False, quantize=False)
         # Mixtral always renormalizes the top-k weights; Qwen3-MoE as norm_topk_prob says.
         self.experts = FusedMoE(num_experts, config.num_experts_per_tok, config.hidden_size, size,
                                 getattr(config, "norm_topk_prob", True))
