@@ -1,4 +1,4 @@
-"""GPTQ checkpoints (utils/gptq_checkpoint.py writes them from the format's description): the
+"""GPTQ checkpoints (utils/quantized_checkpoint.py writes them from the format's description): the
 unpacking and dequantization against the description over bits, group sizes, act-order,
 symmetry and both zero-point conventions; whole checkpoints generating the tokens of their
 dequantized float twins (float32, CPU), sharded over 2 ranks as on 1; what is refused."""
@@ -14,7 +14,7 @@ from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.model_executor.layers.quantization import QUANTIZATION_CONFIGS
 from inference_engine.model_executor.layers.quantization.gptq import (dequantize_gptq,
                                                                       unpack_int32)
-from utils.gptq_checkpoint import GPTQSpec, _pack, quantize_gptq, write_gptq_checkpoint
+from utils.quantized_checkpoint import GPTQSpec, _pack, quantize_gptq, write_quantized_checkpoint
 from utils.hf_checkpoint import tiny_llama_config, write_hf_checkpoint
 
 PROMPTS = [[5, 17, 300, 4000, 12], list(range(100, 140)), [7] * 9]
@@ -57,7 +57,7 @@ def test_dequantized_as_the_format_describes(spec):
 
 @pytest.mark.parametrize("spec", SPECS, ids=str)
 def test_a_gptq_checkpoint_generates_as_its_dequantized_twin(tmp_path, spec):
-    gptq, twin = write_gptq_checkpoint(tmp_path, tiny_llama_config(), spec, seed=3)
+    gptq, twin = write_quantized_checkpoint(tmp_path, tiny_llama_config(), spec, seed=3)
     runs = []
     for path in (gptq, twin):
         llm = LLM(path, dtype="float32", skip_tokenizer_init=True, max_model_len=128,
@@ -70,7 +70,7 @@ def test_a_gptq_checkpoint_generates_as_its_dequantized_twin(tmp_path, spec):
 
 
 def test_packed_weights_stay_packed(tmp_path):
-    gptq, _ = write_gptq_checkpoint(tmp_path, tiny_llama_config(), GPTQSpec())
+    gptq, _ = write_quantized_checkpoint(tmp_path, tiny_llama_config(), GPTQSpec())
     llm = LLM(gptq, dtype="float32", skip_tokenizer_init=True, max_model_len=64,
               cpu_kv_cache_space_gib=0.01)
     layer = llm.llm_engine.executor.driver.model_runner.model.model.layers[0].mlp.down_proj
@@ -82,7 +82,7 @@ def test_packed_weights_stay_packed(tmp_path):
 @pytest.mark.parametrize("spec", [GPTQSpec(), GPTQSpec(group_size=32, desc_act=True,
                                                        sym=False)], ids=str)
 def test_two_ranks_generate_as_one(tmp_path, spec):
-    gptq, _ = write_gptq_checkpoint(tmp_path, tiny_llama_config(), spec, seed=5)
+    gptq, _ = write_quantized_checkpoint(tmp_path, tiny_llama_config(), spec, seed=5)
     runs = []
     for tp in (1, 2):
         llm = LLM(gptq, dtype="float32", skip_tokenizer_init=True, max_model_len=128,
@@ -97,14 +97,14 @@ def test_what_cannot_run_is_refused_at_start(tmp_path):
     plain = write_hf_checkpoint(tmp_path / "plain", tiny_llama_config(), tokenizer=False)
     with pytest.raises(ValueError, match="needs a GPTQ checkpoint"):
         method_of(plain, quantization="gptq")
-    gptq, _ = write_gptq_checkpoint(tmp_path / "q", tiny_llama_config(), GPTQSpec())
+    gptq, _ = write_quantized_checkpoint(tmp_path / "q", tiny_llama_config(), GPTQSpec())
     with pytest.raises(ValueError, match="--quantization fp8 does not apply to a checkpoint "
                                          "quantized with gptq"):
         method_of(gptq, quantization="fp8")
     for change, message in (({"bits": 3}, "GPTQ with 3 bits is not supported"),
-                            ({"quant_method": "awq"}, "quantized with 'awq', which is not "
-                                                      "supported yet")):
-        path = tmp_path / "q" / "gptq" / "config.json"
+                            ({"quant_method": "bitsandbytes"}, "quantized with 'bitsandbytes', "
+                                                               "which is not supported yet")):
+        path = tmp_path / "q" / "quantized" / "config.json"
         config = json.loads(path.read_text())
         config["quantization_config"].update(change)
         path.write_text(json.dumps(config))

@@ -1,12 +1,14 @@
 """Weight quantization: one module per method, this registry, and the context through which a
 model's linear layers get their method while the model is built (base.py says what a method
 provides). The method comes from the checkpoint's `quantization_config` or from
-`--quantization` (vLLM's flag; config.py resolves the name)."""
+`--quantization` (vLLM's flag): resolve_quantization picks it, config.QUANTIZATION_METHODS lists
+the names for the CLI."""
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from torch import nn
 
+from inference_engine.model_executor.layers.quantization.awq import AWQConfig
 from inference_engine.model_executor.layers.quantization.base import (LinearMethod,
                                                                       QuantizationConfig)
 from inference_engine.model_executor.layers.quantization.fp8 import Fp8Config
@@ -14,7 +16,7 @@ from inference_engine.model_executor.layers.quantization.gptq import GPTQConfig
 from inference_engine.model_executor.layers.quantization.unquantized import UnquantizedLinearMethod
 
 QUANTIZATION_CONFIGS: dict[str, type[QuantizationConfig]] = {
-    c.name: c for c in (Fp8Config, GPTQConfig)}
+    c.name: c for c in (AWQConfig, Fp8Config, GPTQConfig)}
 
 _building: QuantizationConfig | None = None
 

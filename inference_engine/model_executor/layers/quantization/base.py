@@ -62,6 +62,3 @@ class QuantizationConfig:
         """The method for `layer` (layers built with quantize=False, such as MoE routers, get
         the unquantized one from the caller)."""
         raise NotImplementedError
-
-    def check(self, model_dtype: torch.dtype, device: torch.device) -> None:
-        """Raises ValueError for what this method cannot run (a dtype, a device)."""

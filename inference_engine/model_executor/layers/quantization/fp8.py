@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 FP8 = torch.float8_e4m3fn
 FP8_MAX = torch.finfo(FP8).max
+_KEPT_SHAPES: set[tuple[int, ...]] = set()
 
 
 def quantize_rows(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,8 +61,11 @@ class Fp8LinearMethod(UnquantizedLinearMethod):
     def process_weights_after_loading(self, layer: nn.Module) -> None:
         layer.weight_scale = None
         if not can_quantize(layer):
-            logger.warning("fp8: a linear layer of %s keeps its weight (a dimension not a "
-                           "multiple of 16)", tuple(layer.weight.shape))
+            shape = tuple(layer.weight.shape)
+            if shape not in _KEPT_SHAPES:  # once per shape, not once per layer
+                _KEPT_SHAPES.add(shape)
+                logger.warning("fp8: linear layers of shape %s keep their weights (a dimension "
+                               "not a multiple of 16)", shape)
             return
         values, scale = quantize_rows(layer.weight.data)
         layer.weight = set_weight_attrs(nn.Parameter(values, requires_grad=False),
