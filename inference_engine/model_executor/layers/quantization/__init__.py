@@ -11,12 +11,14 @@ from torch import nn
 from inference_engine.model_executor.layers.quantization.awq import AWQConfig
 from inference_engine.model_executor.layers.quantization.base import (LinearMethod,
                                                                       QuantizationConfig)
+from inference_engine.model_executor.layers.quantization.compressed_tensors import (
+    CompressedTensorsConfig)
 from inference_engine.model_executor.layers.quantization.fp8 import Fp8Config
 from inference_engine.model_executor.layers.quantization.gptq import GPTQConfig
 from inference_engine.model_executor.layers.quantization.unquantized import UnquantizedLinearMethod
 
 QUANTIZATION_CONFIGS: dict[str, type[QuantizationConfig]] = {
-    c.name: c for c in (AWQConfig, Fp8Config, GPTQConfig)}
+    c.name: c for c in (AWQConfig, CompressedTensorsConfig, Fp8Config, GPTQConfig)}
 
 _building: QuantizationConfig | None = None
 

@@ -1,0 +1,110 @@
+"""compressed-tensors checkpoints (llm-compressor's output), the `pack-quantized` format with
+integer weights and unquantized activations: W4A16 and W8A16, in groups along the input or one
+scale per output channel, symmetric or with zero points.
+
+A layer of K inputs and N outputs stores, with p = 32 / bits values per int32:
+
+    weight_packed      int32 [N, K / p]  value (k % p) of weight_packed[n, k // p], lowest first,
+                                         offset by 2^(bits-1) (the signed value plus that)
+    weight_scale             [N, G]
+    weight_zero_point  int32 [N / p, G]  (asymmetric only) packed along the outputs, offset too
+    weight_shape       int   [2]         N, K
+
+    W[n, k] = weight_scale[n, g] * (q[n, k] - z[n, g]) with g = k // group_size
+
+The offsets cancel in q - z; without zero points z is 2^(bits-1). As GPTQ and AWQ here, each call
+dequantizes its weight for now. Other formats of the library (float-quantized FP8,
+int-quantized W8A8, activation ordering) are refused at start.
+"""
+import torch
+from torch import nn
+
+from inference_engine.model_executor.layers.quantization.base import (LinearMethod,
+                                                                      QuantizationConfig,
+                                                                      shard_parameter)
+from inference_engine.model_executor.layers.quantization.gptq import unpack_int32
+
+
+class CompressedTensorsW4A16(LinearMethod):
+    """Integer weights of 4 or 8 bits, activations as they are (W4A16, W8A16)."""
+
+    def __init__(self, bits: int, group_size: int | None, symmetric: bool):
+        self.bits, self.group_size, self.symmetric = bits, group_size, symmetric
+
+    def create_weights(self, layer: nn.Module, input_size: int, output_size: int,
+                       params_dtype: torch.dtype) -> None:
+        pack = 32 // self.bits
+        group = self.group_size or input_size  # None: one scale per output channel
+        if input_size % group or input_size % pack or (not self.symmetric and output_size % pack):
+            raise ValueError(f"compressed-tensors ({self.bits} bits, groups of {group}) cannot "
+                             f"split a layer of {input_size} inputs and {output_size} outputs "
+                             "on this rank: fewer tensor-parallel ranks may")
+        groups_dim = 1 if self.group_size else None  # per channel: the same on every rank
+        groups = input_size // group
+        shard_parameter(layer, "weight_packed", (output_size, input_size // pack), torch.int32,
+                        output_dim=0, input_dim=1, packed_dim=1, pack_factor=pack)
+        shard_parameter(layer, "weight_scale", (output_size, groups), params_dtype,
+                        output_dim=0, input_dim=groups_dim)
+        if not self.symmetric:
+            shard_parameter(layer, "weight_zero_point", (output_size // pack, groups),
+                            torch.int32, output_dim=0, input_dim=groups_dim, packed_dim=0,
+                            pack_factor=pack)
+        shard_parameter(layer, "weight_shape", (2,), torch.int64)  # (read, not needed)
+
+    def apply(self, layer: nn.Module, x: torch.Tensor,
+              bias: torch.Tensor | None) -> torch.Tensor:
+        q = unpack_int32(layer.weight_packed, self.bits, 1)  # [N, K]
+        groups = torch.arange(q.shape[1], device=q.device) // (self.group_size or q.shape[1])
+        if self.symmetric:
+            zeros = 1 << (self.bits - 1)
+        else:
+            zeros = unpack_int32(layer.weight_zero_point, self.bits, 0)[:, groups]
+        scale = layer.weight_scale[:, groups]
+        weight = (q - zeros).to(scale.dtype) * scale
+        return torch.nn.functional.linear(x, weight.to(x.dtype), bias)
+
+
+def _refuse(what: str) -> None:
+    raise ValueError(f"compressed-tensors {what} is not supported yet (pack-quantized integer "
+                     "weights of 4 or 8 bits with unquantized activations are: W4A16, W8A16)")
+
+
+class CompressedTensorsConfig(QuantizationConfig):
+    name = "compressed-tensors"
+
+    def __init__(self, bits: int, group_size: int | None, symmetric: bool):
+        self.bits, self.group_size, self.symmetric = bits, group_size, symmetric
+
+    @classmethod
+    def from_config(cls, config: dict) -> "CompressedTensorsConfig":
+        if not config:
+            raise ValueError("--quantization compressed-tensors needs such a checkpoint (its "
+                             "config.json's quantization_config)")
+        groups = config.get("config_groups") or {}
+        if len(groups) != 1:
+            _refuse(f"with {len(groups)} config groups")
+        (group,) = groups.values()
+        form = group.get("format") or config.get("format")
+        if form != "pack-quantized":
+            _refuse(f"format {form!r}")
+        if group.get("targets") != ["Linear"]:
+            _refuse(f"targets {group.get('targets')}")
+        for name in config.get("ignore") or []:
+            if name != "lm_head" and not name.rstrip("$").endswith("gate"):
+                _refuse(f"with layers left unquantized by name ({name!r})")
+        if group.get("input_activations") is not None:
+            _refuse("with quantized activations")
+        weights = group.get("weights") or {}
+        if weights.get("type") != "int" or weights.get("num_bits") not in (4, 8):
+            _refuse(f"with {weights.get('num_bits')}-bit {weights.get('type')} weights")
+        if weights.get("actorder") not in (None, False):
+            _refuse(f"with activation ordering ({weights.get('actorder')})")
+        strategy = weights.get("strategy")
+        if strategy not in ("group", "channel"):
+            _refuse(f"with the {strategy!r} strategy")
+        return cls(weights["num_bits"],
+                   weights.get("group_size") if strategy == "group" else None,
+                   bool(weights.get("symmetric", True)))
+
+    def linear_method(self, layer: nn.Module) -> LinearMethod:
+        return CompressedTensorsW4A16(self.bits, self.group_size, self.symmetric)

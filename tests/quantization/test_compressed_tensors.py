@@ -1,0 +1,122 @@
+"""compressed-tensors checkpoints made by the format's own library (its quantization parameters,
+its PackedQuantizationCompressor), W4A16 and W8A16, grouped or per channel, symmetric or not:
+our dequantized weights equal the library's decompression, a whole checkpoint generates the
+tokens of the float model built from the library's decompressed weights (float32, CPU), over 2
+ranks as on 1; other formats are refused at start."""
+import copy
+import json
+
+import pytest
+import torch
+from compressed_tensors.compressors.pack_quantized import PackedQuantizationCompressor
+from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
+from compressed_tensors.quantization.utils import calculate_qparams
+
+from inference_engine import LLM, SamplingParams
+from inference_engine.engine.arg_utils import EngineArgs
+from inference_engine.model_executor.layers.linear import LinearBase
+from inference_engine.model_executor.layers.quantization import building_with
+from inference_engine.model_executor.layers.quantization.compressed_tensors import (
+    CompressedTensorsConfig)
+from utils.hf_checkpoint import random_state_dict, tiny_llama_config, write_hf_checkpoint
+from utils.quantized_checkpoint import PROJECTIONS
+
+PROMPTS = [[5, 17, 300, 4000, 12], list(range(100, 140)), [7] * 9]
+GREEDY = SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)
+SCHEMES = [dict(num_bits=4, symmetric=True, strategy="group", group_size=32),
+           dict(num_bits=4, symmetric=False, strategy="group", group_size=64),
+           dict(num_bits=8, symmetric=True, strategy="channel"),
+           dict(num_bits=8, symmetric=False, strategy="group", group_size=32)]
+
+
+def compress(weight: torch.Tensor, args: QuantizationArgs) -> tuple[dict, torch.Tensor]:
+    """The library's compressed tensors of `weight` [N, K], and its decompression of them."""
+    grouped = weight.unflatten(1, (-1, args.group_size or weight.shape[1]))
+    scale, zero_point = calculate_qparams(grouped.amin(-1), grouped.amax(-1), args)
+    scheme = QuantizationScheme(targets=["Linear"], weights=args)
+    state = {"weight": weight, "weight_scale": scale}
+    if not args.symmetric:
+        state["weight_zero_point"] = zero_point
+    compressed = PackedQuantizationCompressor.compress(state, scheme)
+    return compressed, PackedQuantizationCompressor.decompress(compressed, scheme)["weight"]
+
+
+def quantization_config(args: QuantizationArgs) -> dict:
+    return {"quant_method": "compressed-tensors", "format": "pack-quantized",
+            "quantization_status": "compressed", "ignore": ["lm_head"],
+            "config_groups": {"group_0": {"targets": ["Linear"], "input_activations": None,
+                                          "weights": args.model_dump(mode="json")}}}
+
+
+def write_checkpoint(path, args: QuantizationArgs, seed: int = 0) -> tuple[str, str]:
+    """(compressed-tensors folder, float twin of the library's decompressed weights)."""
+    config = tiny_llama_config()
+    state = random_state_dict(config, seed)
+    compressed, floats = {}, {}
+    for name, tensor in state.items():
+        module = name.removesuffix(".weight")
+        if name.endswith(".weight") and module.rpartition(".")[2] in PROJECTIONS:
+            tensors, floats[name] = compress(tensor, args)
+            compressed.update({f"{module}.{part}": t for part, t in tensors.items()})
+        else:
+            compressed[name] = floats[name] = tensor
+    twin = write_hf_checkpoint(path / "float", config, state_dict=floats, tokenizer=False)
+    config = copy.deepcopy(config)
+    config.quantization_config = quantization_config(args)
+    return write_hf_checkpoint(path / "ct", config, state_dict=compressed, tokenizer=False), twin
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, ids=str)
+def test_dequantized_as_the_library_decompresses(scheme):
+    args = QuantizationArgs(type="int", **scheme)
+    weight = torch.randn(48, 128, generator=torch.Generator().manual_seed(3))
+    tensors, expected = compress(weight, args)
+    config = CompressedTensorsConfig.from_config(quantization_config(args))
+    with building_with(config):
+        layer = LinearBase(128, 48, bias=False)
+    for name, tensor in tensors.items():
+        getattr(layer, name).data.copy_(tensor)
+    eye = torch.eye(128)
+    torch.testing.assert_close(layer(eye).t(), expected, rtol=0, atol=1e-6)
+
+
+def generate(path: str, **kwargs) -> list:
+    llm = LLM(path, dtype="float32", skip_tokenizer_init=True, max_model_len=128,
+              cpu_kv_cache_space_gib=0.05, **kwargs)
+    try:
+        return [o.outputs[0].token_ids for o in llm.generate(
+            prompt_token_ids=PROMPTS, sampling_params=GREEDY, use_tqdm=False)]
+    finally:
+        llm.shutdown()
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, ids=str)
+def test_a_checkpoint_generates_as_the_librarys_decompressed_twin(tmp_path, scheme):
+    folder, twin = write_checkpoint(tmp_path, QuantizationArgs(type="int", **scheme), seed=2)
+    config = EngineArgs(model=folder, dtype="float32").create_engine_config().model_config
+    assert config.quantization == "compressed-tensors"
+    assert generate(folder) == generate(twin)
+
+
+def test_two_ranks_generate_as_one(tmp_path):
+    args = QuantizationArgs(type="int", num_bits=4, symmetric=False, strategy="group",
+                            group_size=32)
+    folder, _ = write_checkpoint(tmp_path, args, seed=4)
+    assert generate(folder, tensor_parallel_size=2) == generate(folder)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"format": "float-quantized"}, "format 'float-quantized' is not supported yet"),
+    ({"input_activations": {"num_bits": 8, "type": "int"}}, "with quantized activations"),
+    ({"weights": {"num_bits": 4, "type": "int", "strategy": "group", "group_size": 32,
+                  "actorder": "group"}}, "activation ordering"),
+])
+def test_other_formats_are_refused_at_start(tmp_path, change, message):
+    folder, _ = write_checkpoint(tmp_path, QuantizationArgs(type="int", num_bits=4,
+                                                            strategy="group", group_size=32))
+    path = tmp_path / "ct" / "config.json"
+    config = json.loads(path.read_text())
+    config["quantization_config"]["config_groups"]["group_0"].update(change)
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=message):
+        EngineArgs(model=folder, dtype="float32").create_engine_config()
