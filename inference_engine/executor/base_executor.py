@@ -102,18 +102,36 @@ class ExecutorBase:
             raise self._dead
         if self.num_remote_ranks == 0:
             return [getattr(self.driver, method)(*args, *driver_args)]
+        pending = None
         try:
             pending = self._send(method, args)
             result = getattr(self.driver, method)(*args, *driver_args)
             return [result] + self._collect(method, pending, timeout)
         except Exception as exc:
-            # A rank that died takes the blame for the driver's broken collective; the driver
-            # may notice the closed connection a moment before the rank is reaped.
-            reason = self._find_dead_rank(wait_s=1.0) or f"{method} failed: {exc}"
-            self._mark_dead(reason)
+            # A rank that failed, or died, takes the blame for the driver's broken collective:
+            # its own error first (it left after sending it: see mp_executor._serve), else its
+            # death (the driver may notice the closed connection before the rank is reaped).
+            reason = (self._remote_error(method, pending) or self._find_dead_rank(wait_s=1.0)
+                      or f"{method} failed: {exc}")
+            self._mark_dead(reason, replace=True)
             raise self._dead from exc
 
-    def _mark_dead(self, reason: str) -> None:
+    def _remote_error(self, method: str, pending: Any) -> str | None:
+        """What a remote rank answered, if it failed, within a second."""
+        try:
+            self._collect(method, pending, timeout=1.0)
+        except WorkerDeadError as exc:
+            return str(exc) if "failed in" in str(exc) else None
+        except Exception:
+            return None
+        return None
+
+    def _mark_dead(self, reason: str, replace: bool = False) -> None:
+        """`replace`: a more precise reason than the monitor's, which may have come first."""
+        if replace and self._dead is not None:
+            self._dead = WorkerDeadError(f"a tensor-parallel worker failed, the engine is dead: "
+                                         f"{reason}")
+            return
         if self._dead is None:
             logger.error("tensor-parallel worker failure: %s", reason)
             self._dead = WorkerDeadError(f"a tensor-parallel worker failed, the engine is dead: "

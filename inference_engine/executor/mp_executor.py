@@ -171,5 +171,8 @@ def _serve(conn: Connection, worker: Worker) -> None:
         except Exception:
             result = ("error", traceback.format_exc())
         _reply(conn, *result)
-        if method == "shutdown":
+        # After a failure the rank leaves: the driver may be waiting in a collective this rank
+        # will never join, and the closed connections fail it at once (the monitor aborts
+        # NCCL's), where it would otherwise wait out the collective timeout.
+        if method == "shutdown" or result[0] == "error":
             return

@@ -47,7 +47,13 @@ class RayWorkerWrapper:
         self.worker = Worker(config, eos_token_id, 0, rank, init_method)
 
     def execute_method(self, method: str, *args) -> Any:
-        return getattr(self.worker, method)(*args)
+        try:
+            return getattr(self.worker, method)(*args)
+        except Exception:
+            # The driver may be waiting in a collective this rank will never join: the actor
+            # leaves a moment after the error goes back, which fails that collective at once.
+            threading.Timer(1.0, os._exit, (1,)).start()
+            raise
 
 
 class RayExecutor(ExecutorBase):

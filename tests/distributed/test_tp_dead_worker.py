@@ -4,6 +4,7 @@ server answers /health with 500."""
 import os
 import signal
 import threading
+import time
 
 import httpx
 import pytest
@@ -86,5 +87,44 @@ def test_ray_actor_killed_is_seen_by_check_health_and_fails_requests(tiny_gqa, r
         assert "rank 1's Ray actor died" in str(error)
         with pytest.raises(WorkerDeadError, match="rank 1"):
             llm.generate(PROMPT, SHORT, use_tqdm=False)
+    finally:
+        executor.shutdown()
+
+
+class _FailsOffTheDriver:
+    """A step's input that reads as it is in the driver's process and raises in a rank's."""
+
+    def __init__(self, inner):
+        self.inner, self.pid = inner, os.getpid()
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in ("inner", "pid"):  # (unpickling looks these up)
+            raise AttributeError(name)
+        if os.getpid() != self.pid:
+            raise RuntimeError("injected failure on a remote rank")
+        return getattr(self.inner, name)
+
+
+def test_mp_rank_failing_in_a_step_fails_it_at_once_with_its_error(tiny_gqa):
+    """The driver is in the step's first collective when rank 1 fails: the rank leaves, which
+    breaks the collective at once (not after the 5-minute collective timeout), and the error
+    names the rank's own exception."""
+    llm = LLM(tiny_gqa, tensor_parallel_size=2, distributed_executor_backend="mp", **ENGINE_KWARGS)
+    executor = llm.llm_engine.executor
+    run_workers = executor._run_workers
+
+    def failing_on_rank_1(method, *args, **kwargs):
+        if method == "execute_step":
+            args = (_FailsOffTheDriver(args[0]), *args[1:])
+        return run_workers(method, *args, **kwargs)
+
+    try:
+        llm.generate(PROMPT, SHORT, use_tqdm=False)
+        executor._run_workers = failing_on_rank_1
+        start = time.monotonic()
+        with pytest.raises(WorkerDeadError, match="injected failure on a remote rank"):
+            llm.generate(PROMPT, SHORT, use_tqdm=False)
+        assert time.monotonic() - start < 30
+        assert "rank 1 failed in execute_step" in str(_health_error(executor))
     finally:
         executor.shutdown()
