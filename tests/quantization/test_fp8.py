@@ -8,9 +8,10 @@ import torch
 from inference_engine import LLM, SamplingParams
 from inference_engine.model_executor.layers.linear import LinearBase
 from inference_engine.model_executor.layers.quantization import building_with
-from inference_engine.model_executor.layers.quantization.fp8 import (FP8, Fp8Config, fp8_linear,
+from inference_engine.model_executor.layers.quantization.fp8 import (FP8, fp8_linear,
                                                                      fp8_linear_reference,
                                                                      quantize_rows)
+from inference_engine.model_executor.layers.quantization.fp8_checkpoint import Fp8Config
 
 DEVICES = ["cpu", pytest.param("cuda", marks=[
     pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")])]

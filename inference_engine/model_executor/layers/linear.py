@@ -34,6 +34,7 @@ class LinearBase(nn.Module):
     the model's quantization's, unless `quantize` is False."""
 
     input_sharded = False  # whether ranks split the input (row parallel)
+    output_sharded = False  # whether ranks split the output (column parallel)
 
     def __init__(self, input_size: int, output_size: int, bias: bool, quantize: bool = True):
         super().__init__()
@@ -65,6 +66,8 @@ class ReplicatedLinear(LinearBase):
 
 class ColumnParallelLinear(LinearBase):
     """Splits the output dimension: each rank computes a slice of y."""
+
+    output_sharded = True
 
     def __init__(self, input_size: int, output_size: int, bias: bool = False,
                  quantize: bool = True):

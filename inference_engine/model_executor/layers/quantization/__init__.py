@@ -13,7 +13,7 @@ from inference_engine.model_executor.layers.quantization.base import (LinearMeth
                                                                       QuantizationConfig)
 from inference_engine.model_executor.layers.quantization.compressed_tensors import (
     CompressedTensorsConfig)
-from inference_engine.model_executor.layers.quantization.fp8 import Fp8Config
+from inference_engine.model_executor.layers.quantization.fp8_checkpoint import Fp8Config
 from inference_engine.model_executor.layers.quantization.gptq import GPTQConfig
 from inference_engine.model_executor.layers.quantization.unquantized import UnquantizedLinearMethod
 

@@ -1,6 +1,7 @@
-"""compressed-tensors checkpoints (llm-compressor's output), the `pack-quantized` format with
-integer weights and unquantized activations: W4A16 and W8A16, in groups along the input or one
-scale per output channel, symmetric or with zero points.
+"""compressed-tensors checkpoints (llm-compressor's output): the `pack-quantized` format with
+integer weights and unquantized activations (W4A16 and W8A16, in groups along the input or one
+scale per output channel, symmetric or with zero points), and the `float-quantized` W8A8-FP8
+(fp8_checkpoint.py multiplies it).
 
 A layer of K inputs and N outputs stores, with p = 32 / bits values per int32:
 
@@ -13,8 +14,8 @@ A layer of K inputs and N outputs stores, with p = 32 / bits values per int32:
     W[n, k] = weight_scale[n, g] * (q[n, k] - z[n, g]) with g = k // group_size
 
 The offsets cancel in q - z; without zero points z is 2^(bits-1). As GPTQ and AWQ here, each call
-dequantizes its weight for now. Other formats of the library (float-quantized FP8,
-int-quantized W8A8, activation ordering) are refused at start.
+dequantizes its weight for now. Other formats of the library (int-quantized W8A8, activation
+ordering, several config groups) are refused at start.
 """
 import torch
 from torch import nn
@@ -22,6 +23,7 @@ from torch import nn
 from inference_engine.model_executor.layers.quantization.base import (LinearMethod,
                                                                       QuantizationConfig,
                                                                       shard_parameter)
+from inference_engine.model_executor.layers.quantization.fp8_checkpoint import Fp8CheckpointMethod
 from inference_engine.model_executor.layers.quantization.gptq import unpack_int32
 
 
@@ -66,14 +68,52 @@ class CompressedTensorsW4A16(LinearMethod):
 
 def _refuse(what: str) -> None:
     raise ValueError(f"compressed-tensors {what} is not supported yet (pack-quantized integer "
-                     "weights of 4 or 8 bits with unquantized activations are: W4A16, W8A16)")
+                     "weights of 4 or 8 bits with unquantized activations, W4A16 and W8A16, "
+                     "and float-quantized W8A8-FP8 are)")
+
+
+def _int_weights(group: dict) -> LinearMethod:
+    """pack-quantized: W4A16, W8A16."""
+    if group.get("input_activations") is not None:
+        _refuse("pack-quantized with quantized activations")
+    weights = group.get("weights") or {}
+    if weights.get("type") != "int" or weights.get("num_bits") not in (4, 8):
+        _refuse(f"with {weights.get('num_bits')}-bit {weights.get('type')} weights")
+    if weights.get("actorder") not in (None, False):
+        _refuse(f"with activation ordering ({weights.get('actorder')})")
+    strategy = weights.get("strategy")
+    if strategy not in ("group", "channel"):
+        _refuse(f"with the {strategy!r} strategy")
+    return CompressedTensorsW4A16(weights["num_bits"],
+                                  weights.get("group_size") if strategy == "group" else None,
+                                  bool(weights.get("symmetric", True)))
+
+
+def _fp8(group: dict) -> LinearMethod:
+    """float-quantized: W8A8-FP8, weight scales per tensor or channel, activation scales static
+    per tensor or dynamic per tensor or token."""
+    weights, inputs = group.get("weights") or {}, group.get("input_activations")
+    if weights.get("type") != "float" or weights.get("num_bits") != 8:
+        _refuse(f"float-quantized with {weights.get('num_bits')}-bit {weights.get('type')} "
+                "weights")
+    if weights.get("strategy") not in ("tensor", "channel"):
+        _refuse(f"float-quantized with the {weights.get('strategy')!r} weight strategy")
+    if inputs is None:
+        _refuse("float-quantized with unquantized activations (W8A16-FP8)")
+    if inputs.get("type") != "float" or inputs.get("num_bits") != 8:
+        _refuse("float-quantized with activations other than FP8")
+    dynamic, strategy = bool(inputs.get("dynamic", False)), inputs.get("strategy")
+    if strategy not in ("tensor", "token") or (strategy == "token" and not dynamic):
+        _refuse(f"float-quantized with {'dynamic' if dynamic else 'static'} {strategy} "
+                "activation scales")
+    return Fp8CheckpointMethod(static_input=not dynamic, per_token=strategy == "token")
 
 
 class CompressedTensorsConfig(QuantizationConfig):
     name = "compressed-tensors"
 
-    def __init__(self, bits: int, group_size: int | None, symmetric: bool):
-        self.bits, self.group_size, self.symmetric = bits, group_size, symmetric
+    def __init__(self, group: dict, form: str):
+        self.group, self.form = group, form
 
     @classmethod
     def from_config(cls, config: dict) -> "CompressedTensorsConfig":
@@ -85,26 +125,16 @@ class CompressedTensorsConfig(QuantizationConfig):
             _refuse(f"with {len(groups)} config groups")
         (group,) = groups.values()
         form = group.get("format") or config.get("format")
-        if form != "pack-quantized":
+        if form not in ("pack-quantized", "float-quantized"):
             _refuse(f"format {form!r}")
         if group.get("targets") != ["Linear"]:
             _refuse(f"targets {group.get('targets')}")
         for name in config.get("ignore") or []:
             if name != "lm_head" and not name.rstrip("$").endswith("gate"):
                 _refuse(f"with layers left unquantized by name ({name!r})")
-        if group.get("input_activations") is not None:
-            _refuse("with quantized activations")
-        weights = group.get("weights") or {}
-        if weights.get("type") != "int" or weights.get("num_bits") not in (4, 8):
-            _refuse(f"with {weights.get('num_bits')}-bit {weights.get('type')} weights")
-        if weights.get("actorder") not in (None, False):
-            _refuse(f"with activation ordering ({weights.get('actorder')})")
-        strategy = weights.get("strategy")
-        if strategy not in ("group", "channel"):
-            _refuse(f"with the {strategy!r} strategy")
-        return cls(weights["num_bits"],
-                   weights.get("group_size") if strategy == "group" else None,
-                   bool(weights.get("symmetric", True)))
+        made = cls(group, form)
+        made.linear_method(None)  # its settings, checked now
+        return made
 
     def linear_method(self, layer: nn.Module) -> LinearMethod:
-        return CompressedTensorsW4A16(self.bits, self.group_size, self.symmetric)
+        return (_int_weights if self.form == "pack-quantized" else _fp8)(self.group)

@@ -8,9 +8,7 @@ import logging
 import torch
 from torch import nn
 
-from inference_engine.model_executor.layers.quantization.base import (LinearMethod,
-                                                                      QuantizationConfig,
-                                                                      set_weight_attrs)
+from inference_engine.model_executor.layers.quantization.base import set_weight_attrs
 from inference_engine.model_executor.layers.quantization.unquantized import UnquantizedLinearMethod
 
 logger = logging.getLogger(__name__)
@@ -27,16 +25,24 @@ def quantize_rows(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (t.float() / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8), scale
 
 
+def scaled_matmul(x_q: torch.Tensor, x_scale: torch.Tensor, weight: torch.Tensor,
+                  weight_scale: torch.Tensor, bias: torch.Tensor | None,
+                  dtype: torch.dtype) -> torch.Tensor:
+    """(x_q * x_scale) (W * weight_scale)^T (+ b) in `dtype`: FP8 x_q [M, K] with row scales
+    [M, 1], FP8 W [N, K] with column scales [1, N], accumulated in float32. On CUDA the output
+    is bf16 (what the row-wise scaled matmul writes), then cast."""
+    out_dtype = torch.bfloat16 if x_q.is_cuda else dtype
+    y = torch._scaled_mm(x_q, weight.t(), scale_a=x_scale, scale_b=weight_scale,
+                         out_dtype=out_dtype).to(dtype)
+    return y if bias is None else y + bias
+
+
 def fp8_linear(x: torch.Tensor, weight: torch.Tensor, weight_scale: torch.Tensor,
                bias: torch.Tensor | None) -> torch.Tensor:
-    """x W^T (+ b) for FP8 `weight` [N, K] with scales `weight_scale` [1, N]: x [M, K] is
-    quantized per row, the product accumulates in float32 and scales back per row and column.
-    On CUDA the output is bf16 (what the row-wise scaled matmul writes), cast to x's dtype."""
+    """x W^T (+ b) for FP8 `weight` [N, K] with scales `weight_scale` [1, N], x [M, K]
+    quantized per row."""
     x_q, x_scale = quantize_rows(x)
-    out_dtype = torch.bfloat16 if x.is_cuda else x.dtype
-    y = torch._scaled_mm(x_q, weight.t(), scale_a=x_scale, scale_b=weight_scale,
-                         out_dtype=out_dtype).to(x.dtype)
-    return y if bias is None else y + bias
+    return scaled_matmul(x_q, x_scale, weight, weight_scale, bias, x.dtype)
 
 
 def fp8_linear_reference(x: torch.Tensor, weight: torch.Tensor, weight_scale: torch.Tensor,
@@ -77,20 +83,3 @@ class Fp8LinearMethod(UnquantizedLinearMethod):
         if getattr(layer, "weight_scale", None) is None:
             return super().apply(layer, x, bias)
         return fp8_linear(x, layer.weight, layer.weight_scale, bias)
-
-
-class Fp8Config(QuantizationConfig):
-    """`--quantization fp8` on a checkpoint of bf16/fp16/fp32 weights. Checkpoints whose weights
-    are stored in FP8 (a `quantization_config` of method fp8) are not read yet."""
-
-    name = "fp8"
-
-    @classmethod
-    def from_config(cls, config: dict) -> "Fp8Config":
-        if config:
-            raise ValueError("checkpoints with FP8 weights stored in them are not supported "
-                             "yet; --quantization fp8 quantizes a bf16/fp16 checkpoint on load")
-        return cls()
-
-    def linear_method(self, layer: nn.Module) -> LinearMethod:
-        return Fp8LinearMethod()
