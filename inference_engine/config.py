@@ -13,7 +13,7 @@ from inference_engine.transformers_utils.generation_config import default_sampli
 logger = logging.getLogger(__name__)
 
 # The weight quantizations model_executor/layers/quantization implements (vLLM's --quantization).
-QUANTIZATION_METHODS = ("awq", "compressed-tensors", "fp8", "gptq")  # model_executor/layers/quantization/
+QUANTIZATION_METHODS = ("awq", "compressed-tensors", "fp8", "gptq", "squeezellm")  # model_executor/layers/quantization/
 MODEL_IMPLS = ("auto", "native", "transformers")  # model_executor/models/__init__.py
 _DTYPES = {"float32": torch.float32, "float": torch.float32, "float16": torch.float16,
            "half": torch.float16, "bfloat16": torch.bfloat16}
@@ -47,7 +47,7 @@ class ModelConfig:
     generation_config: str = "auto"
     override_generation_config: dict | str | None = None
     # "fp8": linear layers' weights in FP8, quantized on load; None: as the checkpoint's
-    # quantization_config says (gptq, awq, compressed-tensors), else none.
+    # quantization_config says (gptq, awq, compressed-tensors, squeezellm), else none.
     quantization: str | None = None
     # "native" (our model classes), "transformers" (transformers' own model on the paged cache)
     # or "auto" (native where we have the architecture).

@@ -116,11 +116,32 @@ def quantize_awq(weight: torch.Tensor, spec: AWQSpec,
     return tensors, torch.from_numpy(dequantized)
 
 
-def write_quantized_checkpoint(path, config, spec: GPTQSpec | AWQSpec,
+@dataclass(frozen=True)
+class SqueezeLLMSpec:
+    def quantization_config(self) -> dict:
+        return {"quant_method": "squeezellm", "wbits": 4}
+
+
+def quantize_squeezellm(weight: torch.Tensor, spec: SqueezeLLMSpec,
+                        seed: int = 0) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """A weight [N, K] as SqueezeLLM tensors: each output channel's 16 values at its own
+    quantiles (a stand-in for the paper's k-means centroids) in float16, each weight the index
+    of its nearest; and the float32 weight [N, K] they stand for."""
+    w = weight.double().numpy()
+    table = np.quantile(w, np.linspace(0, 1, 16), axis=1).T.astype(np.float16)  # [N, 16]
+    index = np.abs(w[:, :, None] - table[:, None, :].astype(np.float64)).argmin(-1)  # [N, K]
+    dequantized = np.take_along_axis(table.astype(np.float32), index, axis=1)
+    tensors = {"qweight": torch.from_numpy(_pack(index.T, 4, 0)),
+               "lookup_table": torch.from_numpy(table)}
+    return tensors, torch.from_numpy(dequantized)
+
+
+def write_quantized_checkpoint(path, config, spec: GPTQSpec | AWQSpec | SqueezeLLMSpec,
                                seed: int = 0) -> tuple[str, str]:
     """(quantized folder, float twin folder) of a random model of `config`: every projection of
-    the decoder layers quantized as `spec` says (GPTQ or AWQ), the rest as it was."""
-    quantize = quantize_gptq if isinstance(spec, GPTQSpec) else quantize_awq
+    the decoder layers quantized as `spec` says (GPTQ, AWQ, SqueezeLLM), the rest as it was."""
+    quantize = {GPTQSpec: quantize_gptq, AWQSpec: quantize_awq,
+                SqueezeLLMSpec: quantize_squeezellm}[type(spec)]
     path = Path(path)
     state = random_state_dict(config, seed)
     quantized, floats = {}, {}

@@ -15,10 +15,12 @@ from inference_engine.model_executor.layers.quantization.compressed_tensors impo
     CompressedTensorsConfig)
 from inference_engine.model_executor.layers.quantization.fp8_checkpoint import Fp8Config
 from inference_engine.model_executor.layers.quantization.gptq import GPTQConfig
+from inference_engine.model_executor.layers.quantization.squeezellm import SqueezeLLMConfig
 from inference_engine.model_executor.layers.quantization.unquantized import UnquantizedLinearMethod
 
 QUANTIZATION_CONFIGS: dict[str, type[QuantizationConfig]] = {
-    c.name: c for c in (AWQConfig, CompressedTensorsConfig, Fp8Config, GPTQConfig)}
+    c.name: c for c in (AWQConfig, CompressedTensorsConfig, Fp8Config, GPTQConfig,
+                        SqueezeLLMConfig)}
 
 _building: QuantizationConfig | None = None
 
