@@ -106,7 +106,7 @@ def test_two_ranks_generate_as_one(tmp_path):
 
 
 @pytest.mark.parametrize("change,message", [
-    ({"format": "int-quantized"}, "format 'int-quantized' is not supported yet"),
+    ({"format": "sparse-bitmask"}, "format 'sparse-bitmask' is not supported yet"),
     ({"input_activations": {"num_bits": 8, "type": "int"}}, "with quantized activations"),
     ({"weights": {"num_bits": 4, "type": "int", "strategy": "group", "group_size": 32,
                   "actorder": "group"}}, "activation ordering"),

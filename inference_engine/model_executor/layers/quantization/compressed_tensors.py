@@ -1,7 +1,7 @@
 """compressed-tensors checkpoints (llm-compressor's output): the `pack-quantized` format with
 integer weights and unquantized activations (W4A16 and W8A16, in groups along the input or one
-scale per output channel, symmetric or with zero points), and the `float-quantized` W8A8-FP8
-(fp8_checkpoint.py multiplies it).
+scale per output channel, symmetric or with zero points), the `float-quantized` W8A8-FP8
+(fp8_checkpoint.py multiplies it) and the `int-quantized` W8A8-INT8 (int8.py).
 
 A layer of K inputs and N outputs stores, with p = 32 / bits values per int32:
 
@@ -14,8 +14,8 @@ A layer of K inputs and N outputs stores, with p = 32 / bits values per int32:
     W[n, k] = weight_scale[n, g] * (q[n, k] - z[n, g]) with g = k // group_size
 
 The offsets cancel in q - z; without zero points z is 2^(bits-1). As GPTQ and AWQ here, each call
-dequantizes its weight for now. Other formats of the library (int-quantized W8A8, activation
-ordering, several config groups) are refused at start.
+dequantizes its weight for now. What else the library writes (activation ordering, several
+config groups, sparse and FP4 formats) is refused at start.
 """
 import torch
 from torch import nn
@@ -25,6 +25,7 @@ from inference_engine.model_executor.layers.quantization.base import (LinearMeth
                                                                       shard_parameter)
 from inference_engine.model_executor.layers.quantization.fp8_checkpoint import Fp8CheckpointMethod
 from inference_engine.model_executor.layers.quantization.gptq import unpack_int32
+from inference_engine.model_executor.layers.quantization.int8 import Int8W8A8Method
 
 
 class CompressedTensorsW4A16(LinearMethod):
@@ -68,8 +69,8 @@ class CompressedTensorsW4A16(LinearMethod):
 
 def _refuse(what: str) -> None:
     raise ValueError(f"compressed-tensors {what} is not supported yet (pack-quantized integer "
-                     "weights of 4 or 8 bits with unquantized activations, W4A16 and W8A16, "
-                     "and float-quantized W8A8-FP8 are)")
+                     "weights of 4 or 8 bits with unquantized activations, W4A16 and W8A16; "
+                     "float-quantized W8A8-FP8; int-quantized W8A8-INT8 are)")
 
 
 def _int_weights(group: dict) -> LinearMethod:
@@ -109,6 +110,25 @@ def _fp8(group: dict) -> LinearMethod:
     return Fp8CheckpointMethod(static_input=not dynamic, per_token=strategy == "token")
 
 
+def _int8(group: dict) -> LinearMethod:
+    """int-quantized: W8A8-INT8, symmetric, weight scales per channel or tensor, activation
+    scales dynamic per token or static per tensor."""
+    weights, inputs = group.get("weights") or {}, group.get("input_activations")
+    if weights.get("type") != "int" or weights.get("num_bits") != 8:
+        _refuse(f"int-quantized with {weights.get('num_bits')}-bit {weights.get('type')} weights")
+    if weights.get("strategy") not in ("tensor", "channel") or not weights.get("symmetric", True):
+        _refuse("int-quantized with weights other than symmetric, per channel or tensor")
+    if inputs is None or inputs.get("type") != "int" or inputs.get("num_bits") != 8:
+        _refuse("int-quantized with activations other than INT8")
+    if not inputs.get("symmetric", True):
+        _refuse("int-quantized with asymmetric activations")
+    dynamic, strategy = bool(inputs.get("dynamic", False)), inputs.get("strategy")
+    if (strategy, dynamic) not in (("token", True), ("tensor", False)):
+        _refuse(f"int-quantized with {'dynamic' if dynamic else 'static'} {strategy} "
+                "activation scales")
+    return Int8W8A8Method(static_input=not dynamic)
+
+
 class CompressedTensorsConfig(QuantizationConfig):
     name = "compressed-tensors"
 
@@ -125,7 +145,7 @@ class CompressedTensorsConfig(QuantizationConfig):
             _refuse(f"with {len(groups)} config groups")
         (group,) = groups.values()
         form = group.get("format") or config.get("format")
-        if form not in ("pack-quantized", "float-quantized"):
+        if form not in _METHODS:
             _refuse(f"format {form!r}")
         if group.get("targets") != ["Linear"]:
             _refuse(f"targets {group.get('targets')}")
@@ -137,4 +157,7 @@ class CompressedTensorsConfig(QuantizationConfig):
         return made
 
     def linear_method(self, layer: nn.Module) -> LinearMethod:
-        return (_int_weights if self.form == "pack-quantized" else _fp8)(self.group)
+        return _METHODS[self.form](self.group)
+
+
+_METHODS = {"pack-quantized": _int_weights, "float-quantized": _fp8, "int-quantized": _int8}

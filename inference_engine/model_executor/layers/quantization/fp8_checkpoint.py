@@ -21,7 +21,7 @@ from inference_engine.model_executor.layers.quantization.fp8 import (FP8, FP8_MA
                                                                      quantize_rows, scaled_matmul)
 
 
-def _load_row_scales(layer: nn.Module, param: nn.Parameter, loaded: torch.Tensor,
+def load_row_scales(layer: nn.Module, param: nn.Parameter, loaded: torch.Tensor,
                      *shard) -> None:
     """A checkpoint tensor's scale(s) onto its rows of this rank's [output_size] scales."""
     loaded = loaded.reshape(-1).float()
@@ -30,7 +30,8 @@ def _load_row_scales(layer: nn.Module, param: nn.Parameter, loaded: torch.Tensor
     layer.weight_loader(param, loaded, *shard)
 
 
-def _load_input_scale(param: nn.Parameter, loaded: torch.Tensor, *shard) -> None:
+def load_input_scale(param: nn.Parameter, loaded: torch.Tensor, *shard) -> None:
+    """The fused parts' static input scales: the largest (they read one input)."""
     param.data.copy_(torch.maximum(param.data, loaded.reshape(1).float()))
 
 
@@ -50,12 +51,12 @@ class Fp8CheckpointMethod(LinearMethod):
                         input_dim=1)
         scale = shard_parameter(layer, "weight_scale", (output_size,), torch.float32,
                                 output_dim=0)
-        scale.weight_loader = lambda param, loaded, *shard: _load_row_scales(
+        scale.weight_loader = lambda param, loaded, *shard: load_row_scales(
             layer, param, loaded, *shard)
         if self.static_input:
             inp = shard_parameter(layer, "input_scale", (1,), torch.float32)
             inp.data.zero_()
-            inp.weight_loader = _load_input_scale
+            inp.weight_loader = load_input_scale
 
     def apply(self, layer: nn.Module, x: torch.Tensor,
               bias: torch.Tensor | None) -> torch.Tensor:
