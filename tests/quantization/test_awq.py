@@ -8,14 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from inference_engine import LLM, SamplingParams
 from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.model_executor.layers.quantization.awq import dequantize_awq, unpack_awq
 from utils.hf_checkpoint import tiny_llama_config
-from utils.quantized_checkpoint import AWQSpec, _pack_awq, quantize_awq, write_quantized_checkpoint
-
-PROMPTS = [[5, 17, 300, 4000, 12], list(range(100, 140)), [7] * 9]
-GREEDY = SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)
+from utils.quantized_checkpoint import (AWQSpec, _pack_awq, greedy_tokens, quantize_awq,
+                                        write_quantized_checkpoint)
 
 
 def test_unpacking_reads_autoawqs_nibble_order():
@@ -34,28 +31,18 @@ def test_dequantized_as_the_format_describes(group_size):
     assert (ours - weight).abs().max() <= (weight.max() - weight.min()) / 15
 
 
-def generate(path: str, **kwargs) -> list:
-    llm = LLM(path, dtype="float32", skip_tokenizer_init=True, max_model_len=128,
-              cpu_kv_cache_space_gib=0.05, **kwargs)
-    try:
-        return [o.outputs[0].token_ids for o in llm.generate(
-            prompt_token_ids=PROMPTS, sampling_params=GREEDY, use_tqdm=False)]
-    finally:
-        llm.shutdown()
-
-
 @pytest.mark.parametrize("group_size", [32, 64])
 def test_an_awq_checkpoint_generates_as_its_dequantized_twin(tmp_path, group_size):
     awq, twin = write_quantized_checkpoint(tmp_path, tiny_llama_config(), AWQSpec(group_size),
                                            seed=3)
     config = EngineArgs(model=awq, dtype="float32").create_engine_config().model_config
     assert config.quantization == "awq"
-    assert generate(awq) == generate(twin)
+    assert greedy_tokens(awq) == greedy_tokens(twin)
 
 
 def test_two_ranks_generate_as_one(tmp_path):
     awq, _ = write_quantized_checkpoint(tmp_path, tiny_llama_config(), AWQSpec(32), seed=4)
-    assert generate(awq, tensor_parallel_size=2) == generate(awq)
+    assert greedy_tokens(awq, tensor_parallel_size=2) == greedy_tokens(awq)
 
 
 def test_unsupported_awq_variants_are_refused(tmp_path):

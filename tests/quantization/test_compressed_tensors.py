@@ -12,17 +12,14 @@ from compressed_tensors.compressors.pack_quantized import PackedQuantizationComp
 from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
 from compressed_tensors.quantization.utils import calculate_qparams
 
-from inference_engine import LLM, SamplingParams
 from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.model_executor.layers.linear import LinearBase
 from inference_engine.model_executor.layers.quantization import building_with
 from inference_engine.model_executor.layers.quantization.compressed_tensors import (
     CompressedTensorsConfig)
 from utils.hf_checkpoint import random_state_dict, tiny_llama_config, write_hf_checkpoint
-from utils.quantized_checkpoint import PROJECTIONS
+from utils.quantized_checkpoint import PROJECTIONS, greedy_tokens
 
-PROMPTS = [[5, 17, 300, 4000, 12], list(range(100, 140)), [7] * 9]
-GREEDY = SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)
 SCHEMES = [dict(num_bits=4, symmetric=True, strategy="group", group_size=32),
            dict(num_bits=4, symmetric=False, strategy="group", group_size=64),
            dict(num_bits=8, symmetric=True, strategy="channel"),
@@ -80,29 +77,19 @@ def test_dequantized_as_the_library_decompresses(scheme):
     torch.testing.assert_close(layer(eye).t(), expected, rtol=0, atol=1e-6)
 
 
-def generate(path: str, **kwargs) -> list:
-    llm = LLM(path, dtype="float32", skip_tokenizer_init=True, max_model_len=128,
-              cpu_kv_cache_space_gib=0.05, **kwargs)
-    try:
-        return [o.outputs[0].token_ids for o in llm.generate(
-            prompt_token_ids=PROMPTS, sampling_params=GREEDY, use_tqdm=False)]
-    finally:
-        llm.shutdown()
-
-
 @pytest.mark.parametrize("scheme", SCHEMES, ids=str)
 def test_a_checkpoint_generates_as_the_librarys_decompressed_twin(tmp_path, scheme):
     folder, twin = write_checkpoint(tmp_path, QuantizationArgs(type="int", **scheme), seed=2)
     config = EngineArgs(model=folder, dtype="float32").create_engine_config().model_config
     assert config.quantization == "compressed-tensors"
-    assert generate(folder) == generate(twin)
+    assert greedy_tokens(folder) == greedy_tokens(twin)
 
 
 def test_two_ranks_generate_as_one(tmp_path):
     args = QuantizationArgs(type="int", num_bits=4, symmetric=False, strategy="group",
                             group_size=32)
     folder, _ = write_checkpoint(tmp_path, args, seed=4)
-    assert generate(folder, tensor_parallel_size=2) == generate(folder)
+    assert greedy_tokens(folder, tensor_parallel_size=2) == greedy_tokens(folder)
 
 
 @pytest.mark.parametrize("change,message", [

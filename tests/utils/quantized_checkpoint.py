@@ -19,6 +19,21 @@ import torch
 from utils.hf_checkpoint import random_state_dict, write_hf_checkpoint
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# Prompts of 5 to 40 tokens for greedy_tokens.
+PROMPTS = [[5, 17, 300, 4000, 12], list(range(100, 140)), [7] * 9]
+
+
+def greedy_tokens(path: str, max_tokens: int = 12, **llm_kwargs) -> list[list[int]]:
+    """The engine's greedy tokens for PROMPTS on the checkpoint at `path` (float32, CPU)."""
+    from inference_engine import LLM, SamplingParams
+    llm = LLM(path, dtype="float32", skip_tokenizer_init=True, max_model_len=128,
+              cpu_kv_cache_space_gib=0.05, **llm_kwargs)
+    params = SamplingParams(temperature=0, max_tokens=max_tokens, ignore_eos=True)
+    try:
+        return [list(o.outputs[0].token_ids) for o in llm.generate(
+            prompt_token_ids=PROMPTS, sampling_params=params, use_tqdm=False)]
+    finally:
+        llm.shutdown()
 
 
 @dataclass(frozen=True)

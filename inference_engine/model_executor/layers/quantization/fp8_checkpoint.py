@@ -22,7 +22,7 @@ from inference_engine.model_executor.layers.quantization.fp8 import (FP8, FP8_MA
 
 
 def load_row_scales(layer: nn.Module, param: nn.Parameter, loaded: torch.Tensor,
-                     *shard) -> None:
+                    *shard) -> None:
     """A checkpoint tensor's scale(s) onto its rows of this rank's [output_size] scales."""
     loaded = loaded.reshape(-1).float()
     if loaded.numel() == 1:  # one scale for the whole checkpoint tensor: every row of it
@@ -35,6 +35,23 @@ def load_input_scale(param: nn.Parameter, loaded: torch.Tensor, *shard) -> None:
     param.data.copy_(torch.maximum(param.data, loaded.reshape(1).float()))
 
 
+def register_scaled_weight(layer: nn.Module, input_size: int, output_size: int,
+                           dtype: torch.dtype, static_input: bool, multiple: int) -> None:
+    """`weight` [output_size, input_size] of `dtype` with float32 row scales `weight_scale`, and
+    with `static_input` the input's scale `input_scale` [1] (FP8 and INT8 W8A8)."""
+    if input_size % multiple or output_size % multiple:
+        raise ValueError(f"a {dtype} layer of {input_size} inputs and {output_size} outputs on "
+                         f"this rank: its matmul needs multiples of {multiple}")
+    shard_parameter(layer, "weight", (output_size, input_size), dtype, output_dim=0, input_dim=1)
+    scale = shard_parameter(layer, "weight_scale", (output_size,), torch.float32, output_dim=0)
+    scale.weight_loader = lambda param, loaded, *shard: load_row_scales(layer, param, loaded,
+                                                                        *shard)
+    if static_input:
+        inp = shard_parameter(layer, "input_scale", (1,), torch.float32)
+        inp.data.zero_()
+        inp.weight_loader = load_input_scale
+
+
 class Fp8CheckpointMethod(LinearMethod):
     """FP8 weights as stored; the input quantized per tensor with the checkpoint's scale
     (`static_input`), per token, or per tensor with a scale of its own at each call."""
@@ -44,19 +61,8 @@ class Fp8CheckpointMethod(LinearMethod):
 
     def create_weights(self, layer: nn.Module, input_size: int, output_size: int,
                        params_dtype: torch.dtype) -> None:
-        if input_size % 16 or output_size % 16:
-            raise ValueError(f"an FP8 layer of {input_size} inputs and {output_size} outputs on "
-                             "this rank: the scaled matmul needs multiples of 16")
-        shard_parameter(layer, "weight", (output_size, input_size), FP8, output_dim=0,
-                        input_dim=1)
-        scale = shard_parameter(layer, "weight_scale", (output_size,), torch.float32,
-                                output_dim=0)
-        scale.weight_loader = lambda param, loaded, *shard: load_row_scales(
-            layer, param, loaded, *shard)
-        if self.static_input:
-            inp = shard_parameter(layer, "input_scale", (1,), torch.float32)
-            inp.data.zero_()
-            inp.weight_loader = load_input_scale
+        # The scaled matmul needs multiples of 16.
+        register_scaled_weight(layer, input_size, output_size, FP8, self.static_input, 16)
 
     def apply(self, layer: nn.Module, x: torch.Tensor,
               bias: torch.Tensor | None) -> torch.Tensor:

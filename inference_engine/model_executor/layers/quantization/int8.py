@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inference_engine.model_executor.layers.quantization.base import LinearMethod, shard_parameter
+from inference_engine.model_executor.layers.quantization.base import LinearMethod
 from inference_engine.model_executor.layers.quantization.fp8_checkpoint import (
-    load_input_scale, load_row_scales)
+    register_scaled_weight)
 
 INT8_MAX = 127.0
 _CUDA_MIN_ROWS = 17  # torch._int_mm on CUDA wants more than 16 rows
@@ -42,19 +42,7 @@ class Int8W8A8Method(LinearMethod):
 
     def create_weights(self, layer: nn.Module, input_size: int, output_size: int,
                        params_dtype: torch.dtype) -> None:
-        if input_size % 8 or output_size % 8:
-            raise ValueError(f"an INT8 layer of {input_size} inputs and {output_size} outputs "
-                             "on this rank: the int8 matmul needs multiples of 8")
-        shard_parameter(layer, "weight", (output_size, input_size), torch.int8, output_dim=0,
-                        input_dim=1)
-        scale = shard_parameter(layer, "weight_scale", (output_size,), torch.float32,
-                                output_dim=0)
-        scale.weight_loader = lambda param, loaded, *shard: load_row_scales(
-            layer, param, loaded, *shard)
-        if self.static_input:
-            inp = shard_parameter(layer, "input_scale", (1,), torch.float32)
-            inp.data.zero_()
-            inp.weight_loader = load_input_scale
+        register_scaled_weight(layer, input_size, output_size, torch.int8, self.static_input, 8)
 
     def apply(self, layer: nn.Module, x: torch.Tensor,
               bias: torch.Tensor | None) -> torch.Tensor:
