@@ -12,6 +12,7 @@ import pytest
 from conftest import ENGINE_KWARGS
 from inference_engine import LLM, SamplingParams
 from inference_engine.executor import WorkerDeadError
+from utils.rank_faults import FailsOffTheDriver
 from utils.server import SERVER_ARGS, ServerThread, wait_until
 
 pytestmark = pytest.mark.timeout(300)
@@ -91,20 +92,6 @@ def test_ray_actor_killed_is_seen_by_check_health_and_fails_requests(tiny_gqa, r
         executor.shutdown()
 
 
-class _FailsOffTheDriver:
-    """A step's input that reads as it is in the driver's process and raises in a rank's."""
-
-    def __init__(self, inner):
-        self.inner, self.pid = inner, os.getpid()
-
-    def __getattr__(self, name):
-        if name.startswith("__") or name in ("inner", "pid"):  # (unpickling looks these up)
-            raise AttributeError(name)
-        if os.getpid() != self.pid:
-            raise RuntimeError("injected failure on a remote rank")
-        return getattr(self.inner, name)
-
-
 def test_mp_rank_failing_in_a_step_fails_it_at_once_with_its_error(tiny_gqa):
     """The driver is in the step's first collective when rank 1 fails: the rank leaves, which
     breaks the collective at once (not after the 5-minute collective timeout), and the error
@@ -115,7 +102,7 @@ def test_mp_rank_failing_in_a_step_fails_it_at_once_with_its_error(tiny_gqa):
 
     def failing_on_rank_1(method, *args, **kwargs):
         if method == "execute_step":
-            args = (_FailsOffTheDriver(args[0]), *args[1:])
+            args = (FailsOffTheDriver(args[0]), *args[1:])
         return run_workers(method, *args, **kwargs)
 
     try:
