@@ -14,8 +14,8 @@ from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.model_executor.layers.quantization import QUANTIZATION_CONFIGS
 from inference_engine.model_executor.layers.quantization.gptq import (dequantize_gptq,
                                                                       unpack_int32)
-from utils.quantized_checkpoint import GPTQSpec, _pack, quantize_gptq, write_quantized_checkpoint
 from utils.hf_checkpoint import tiny_llama_config, write_hf_checkpoint
+from utils.quantized_checkpoint import GPTQSpec, _pack, quantize_gptq, write_quantized_checkpoint
 
 PROMPTS = [[5, 17, 300, 4000, 12], list(range(100, 140)), [7] * 9]
 GREEDY = SamplingParams(temperature=0, max_tokens=12, ignore_eos=True)
