@@ -2,7 +2,7 @@
 # A GPU machine's whole job in one go: install carried wheels, build the extension, run the GPU
 # tests and the benchmarks, and write every log under OUT.
 #   benchmarks/gpu_job.sh OUT [step ...]
-# steps: build ops engine pytest bf16-agreement async piecewise tp-tests kernels probe-eager skinny-matmul attn-mix attn-resident warm throughput throughput-split512
+# steps: build ops engine pytest bf16-agreement async piecewise tp-tests kernels probe-eager skinny-matmul wna16 attn-mix attn-resident warm throughput throughput-split512
 #   throughput-jit-launch (Triton kernels launched through their JIT, as before the fifth session)
 #   throughput-simt (decode attention on the CUDA cores, as before the eighth session)
 #   throughput-no-skinny (cuBLAS for steps of 1-8 rows too, as before the ninth session)
@@ -98,6 +98,7 @@ for step in $STEPS; do
     tp-tests) run tp_tests python -m pytest tests/distributed/test_tp_gpu.py -q -p no:cacheprovider ;;
     kernels) run kernels bash -c "python benchmarks/kernels/benchmark_paged_attention.py && python benchmarks/kernels/benchmark_rms_norm_rotary.py" ;;
     probe-eager) run probe_eager python benchmarks/kernels/probe_eager_host_overhead.py ;;
+    wna16) run wna16 python benchmarks/kernels/benchmark_wna16.py ${WNA16_ARGS:-} ;;  # W4A16 vs bf16
     skinny-matmul) run skinny_matmul python benchmarks/kernels/benchmark_skinny_matmul.py \
                      ${SKINNY_ARGS:-} ;;  # e.g. SKINNY_ARGS="--kernels cublas skinny --rows 1 4 8"
     throughput-unfused-rotary) INFERENCE_ENGINE_FUSED_ROTARY=0 run throughput_unfused_rotary \

@@ -182,4 +182,39 @@ inline void check_greedy_sample(const at::Tensor& tokens, const at::Tensor& logp
               "greedy_sample: tensors must share a device");
 }
 
+// Integer weights (W4A16, W8A16): qweight int32 [N, K / (32 / bits)], scales and zeros [N, G],
+// all contiguous; a group is whole words.
+inline void check_wna16(const at::Tensor& qweight, const at::Tensor& scales, const at::Tensor& zeros,
+                        int64_t bits, int64_t group_size) {
+  TORCH_CHECK(bits == 4 || bits == 8, "wna16: 4 or 8 bits");
+  TORCH_CHECK(group_size > 0 && group_size % (32 / bits) == 0, "wna16: a group must be whole words");
+  TORCH_CHECK(qweight.scalar_type() == at::kInt && qweight.dim() == 2 && qweight.is_contiguous(),
+              "wna16: qweight must be contiguous int32 [N, K / (32 / bits)]");
+  TORCH_CHECK(scales.dim() == 2 && scales.is_contiguous() && scales.size(0) == qweight.size(0),
+              "wna16: scales must be contiguous [N, G]");
+  TORCH_CHECK(zeros.sizes() == scales.sizes() && zeros.is_contiguous() &&
+                  zeros.scalar_type() == scales.scalar_type(),
+              "wna16: zeros must be contiguous, with the scales' shape and dtype");
+  TORCH_CHECK(scales.size(1) * group_size == qweight.size(1) * (32 / bits),
+              "wna16: the groups must cover the packed inputs");
+}
+
+// x [M, K] contiguous in the scales' dtype; out [M, N]; bias [N] or none.
+inline void check_wna16_matmul(const at::Tensor& out, const at::Tensor& x, const at::Tensor& scales,
+                               const std::optional<at::Tensor>& bias, int64_t n, int64_t k) {
+  TORCH_CHECK(x.dim() == 2 && x.is_contiguous() && x.size(1) == k, "wna16_matmul: x must be contiguous [M, K]");
+  TORCH_CHECK(x.scalar_type() == scales.scalar_type() && out.scalar_type() == x.scalar_type(),
+              "wna16_matmul: x, out and the scales must share a dtype");
+  TORCH_CHECK(out.is_contiguous() && out.dim() == 2 && out.size(0) == x.size(0) && out.size(1) == n,
+              "wna16_matmul: out must be contiguous [M, N]");
+  TORCH_CHECK(!bias || (bias->is_contiguous() && bias->numel() == n && bias->scalar_type() == x.scalar_type()),
+              "wna16_matmul: bias must be contiguous [N] in x's dtype");
+}
+
+inline void check_dequantize_wna16(const at::Tensor& out, const at::Tensor& scales, int64_t n, int64_t k) {
+  TORCH_CHECK(out.is_contiguous() && out.dim() == 2 && out.size(0) == n && out.size(1) == k &&
+                  out.scalar_type() == scales.scalar_type(),
+              "dequantize_wna16: out must be contiguous [N, K] in the scales' dtype");
+}
+
 }  // namespace ie

@@ -35,6 +35,12 @@ TORCH_LIBRARY(inference_engine, m) {
       "float scale, Tensor? alibi_slopes, int partition_size) -> ()");
   m.def("skinny_matmul(Tensor! out, Tensor input, Tensor weight, Tensor? bias) -> ()");
   m.def("greedy_sample(Tensor! tokens, Tensor! logprobs, Tensor logits) -> ()");
+  m.def(
+      "wna16_matmul(Tensor! out, Tensor x, Tensor qweight, Tensor scales, Tensor zeros, int bits, "
+      "int group_size, Tensor? bias) -> ()");
+  m.def(
+      "dequantize_wna16(Tensor! out, Tensor qweight, Tensor scales, Tensor zeros, int bits, "
+      "int group_size) -> ()");
 }
 
 // The ops are reached through torch.ops.inference_engine; the Python module itself is empty: it

@@ -17,4 +17,6 @@ TORCH_LIBRARY_IMPL(inference_engine, CPU, m) {
   m.impl("paged_attention_v1", &ie::cpu::paged_attention_v1);
   m.impl("paged_attention_v2", &ie::cpu::paged_attention_v2);
   m.impl("greedy_sample", &ie::cpu::greedy_sample);
+  m.impl("wna16_matmul", &ie::cpu::wna16_matmul);
+  m.impl("dequantize_wna16", &ie::cpu::dequantize_wna16);
 }

@@ -45,4 +45,11 @@ void paged_attention_v2(at::Tensor& out, at::Tensor& exp_sums, at::Tensor& max_l
 
 void greedy_sample(at::Tensor& tokens, at::Tensor& logprobs, const at::Tensor& logits);
 
+// Integer weights (layout: inference_engine/ops/quantized_linear.py).
+void wna16_matmul(at::Tensor& out, const at::Tensor& x, const at::Tensor& qweight,
+                  const at::Tensor& scales, const at::Tensor& zeros, int64_t bits,
+                  int64_t group_size, const std::optional<at::Tensor>& bias);
+void dequantize_wna16(at::Tensor& out, const at::Tensor& qweight, const at::Tensor& scales,
+                      const at::Tensor& zeros, int64_t bits, int64_t group_size);
+
 }  // namespace ie::cpu

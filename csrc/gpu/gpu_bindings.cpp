@@ -236,6 +236,31 @@ void skinny_matmul(at::Tensor& out, const at::Tensor& input, const at::Tensor& w
                                     stream()));
 }
 
+void wna16_matmul(at::Tensor& out, const at::Tensor& input, const at::Tensor& qweight,
+                  const at::Tensor& scales, const at::Tensor& zeros, int64_t bits,
+                  int64_t group_size, const std::optional<at::Tensor>& bias) {
+  check_wna16(qweight, scales, zeros, bits, group_size);
+  const int64_t n = qweight.size(0), k = scales.size(1) * group_size;
+  check_wna16_matmul(out, input, scales, bias, n, k);
+  const at::cuda::OptionalCUDAGuard guard(input.device());
+  const at::Tensor x = vector_aligned(input);
+  check_launch(launch_wna16_matmul(out.data_ptr(), x.data_ptr(), qweight.data_ptr(),
+                                   scales.data_ptr(), zeros.data_ptr(),
+                                   bias.has_value() ? bias->data_ptr() : nullptr, x.size(0), n, k,
+                                   x.stride(0), bits, group_size, dtype_of(x), stream()));
+}
+
+void dequantize_wna16(at::Tensor& out, const at::Tensor& qweight, const at::Tensor& scales,
+                      const at::Tensor& zeros, int64_t bits, int64_t group_size) {
+  check_wna16(qweight, scales, zeros, bits, group_size);
+  const int64_t n = qweight.size(0), k = scales.size(1) * group_size;
+  check_dequantize_wna16(out, scales, n, k);
+  const at::cuda::OptionalCUDAGuard guard(out.device());
+  check_launch(launch_dequantize_wna16(out.data_ptr(), qweight.data_ptr(), scales.data_ptr(),
+                                       zeros.data_ptr(), n, k, bits, group_size,
+                                       dtype_of(scales), stream()));
+}
+
 void greedy_sample(at::Tensor& tokens, at::Tensor& logprobs, const at::Tensor& logits) {
   check_greedy_sample(tokens, logprobs, logits);
   const at::cuda::OptionalCUDAGuard guard(logits.device());
@@ -263,4 +288,6 @@ TORCH_LIBRARY_IMPL(inference_engine, CUDA, m) {
   m.impl("paged_attention_v2", &ie::gpu::paged_attention_v2);
   m.impl("skinny_matmul", &ie::gpu::skinny_matmul);
   m.impl("greedy_sample", &ie::gpu::greedy_sample);
+  m.impl("wna16_matmul", &ie::gpu::wna16_matmul);
+  m.impl("dequantize_wna16", &ie::gpu::dequantize_wna16);
 }

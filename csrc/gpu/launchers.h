@@ -91,6 +91,17 @@ const char* launch_skinny_matmul(void* out, const void* x, const void* w, const 
                                  int rows, int n, int k, int64_t x_stride, DType dtype,
                                  cudaStream_t stream);
 
+// Integer weights (inference_engine/ops/quantized_linear.py): qweight int32 [n, k / (32 / bits)],
+// scales and zeros [n, k / group_size] in x's type. wna16_matmul: out [rows, n] = x W^T (+ bias)
+// for 1 to 16 rows of x (16-byte aligned, rows x_stride apart); dequantize_wna16: out [n, k] = W.
+const char* launch_wna16_matmul(void* out, const void* x, const void* qweight, const void* scales,
+                                const void* zeros, const void* bias, int rows, int n, int k,
+                                int64_t x_stride, int bits, int group_size, DType dtype,
+                                cudaStream_t stream);
+const char* launch_dequantize_wna16(void* out, const void* qweight, const void* scales,
+                                    const void* zeros, int64_t n, int64_t k, int bits,
+                                    int group_size, DType dtype, cudaStream_t stream);
+
 // tokens[r] = the first index of row r's largest logit, logprobs[r] = its log-softmax value.
 // logits: [rows, vocab] at row stride row_stride (elements); aligned: 16-byte aligned data.
 const char* launch_greedy_sample(int64_t* tokens, float* logprobs, const void* logits,

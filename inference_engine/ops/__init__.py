@@ -4,14 +4,16 @@ Each op runs, per device type, the compiled extension (inference_engine._C) when
 for that device, else a Triton kernel where one exists (GPU only), else its plain-PyTorch
 reference (the `*_ref` functions beside this file). The choice is logged once per op and device.
 """
-from inference_engine.ops import _compiled
+from inference_engine.ops import _compiled, _compiled_quantized
 from inference_engine.ops._dispatch import Op
-from inference_engine.ops.activation import gelu_and_mul_ref, gelu_tanh_and_mul_ref, silu_and_mul_ref
+from inference_engine.ops.activation import (gelu_and_mul_ref, gelu_tanh_and_mul_ref,
+                                             silu_and_mul_ref)
 from inference_engine.ops.attention import (copy_blocks_ref, paged_attention_ref,
                                             prefill_attention_ref, reshape_and_cache_ref,
                                             swap_blocks_ref)
 from inference_engine.ops.layernorm import fused_add_rms_norm_ref, rms_norm_ref
 from inference_engine.ops.linear import skinny_matmul_ref
+from inference_engine.ops.quantized_linear import dequantize_wna16_ref, wna16_matmul_ref
 from inference_engine.ops.rotary import rotary_and_cache_ref, rotary_embedding_ref
 from inference_engine.ops.sampling import greedy_sample_ref
 
@@ -47,8 +49,11 @@ swap_blocks = Op(swap_blocks_ref, _compiled.swap_blocks, device_of=_swap_device)
 skinny_matmul = Op(skinny_matmul_ref, _compiled.skinny_matmul,
                    compiled_takes=_compiled.skinny_matmul_takes)
 greedy_sample = Op(greedy_sample_ref, _compiled.greedy_sample)
+wna16_matmul = Op(wna16_matmul_ref, _compiled_quantized.wna16_matmul,
+                  compiled_takes=_compiled_quantized.wna16_matmul_takes)
+dequantize_wna16 = Op(dequantize_wna16_ref, _compiled_quantized.dequantize_wna16)
 
 __all__ = ["rms_norm", "fused_add_rms_norm", "rotary_embedding", "rotary_and_cache",
            "silu_and_mul", "gelu_and_mul", "gelu_tanh_and_mul", "reshape_and_cache",
            "prefill_attention", "paged_attention", "copy_blocks", "swap_blocks", "skinny_matmul",
-           "greedy_sample"]
+           "greedy_sample", "wna16_matmul", "dequantize_wna16"]

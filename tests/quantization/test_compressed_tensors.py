@@ -73,8 +73,11 @@ def test_dequantized_as_the_library_decompresses(scheme):
         layer = LinearBase(128, 48, bias=False)
     for name, tensor in tensors.items():
         getattr(layer, name).data.copy_(tensor)
-    eye = torch.eye(128)
+    layer.quant_method.process_weights_after_loading(layer)
+    eye = torch.eye(128)  # (128 rows: the dequantized weight's product)
     torch.testing.assert_close(layer(eye).t(), expected, rtol=0, atol=1e-6)
+    x = torch.randn(3, 128)  # (a few rows: the packed weight's)
+    torch.testing.assert_close(layer(x), x @ expected.t(), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES, ids=str)

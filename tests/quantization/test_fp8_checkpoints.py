@@ -3,84 +3,28 @@ dynamic activation scales; written here from its description) and compressed-ten
 `float-quantized` W8A8-FP8 (made by the library's own compressor). Loaded weights equal the
 checkpoint's dequantized ones (fused q/k/v and gate/up with a scale each), a layer multiplies
 as the plain-PyTorch W8A8 reference does, a whole model serves, two ranks generate as one."""
-import copy
-
 import pytest
 import torch
-from compressed_tensors.compressors.naive_quantized.base import FloatQuantizationCompressor
-from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
-from compressed_tensors.quantization.utils import calculate_qparams
 
 from inference_engine import LLM, SamplingParams
 from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.model_executor.layers.quantization.fp8 import FP8, FP8_MAX
-from utils.hf_checkpoint import random_state_dict, tiny_llama_config, write_hf_checkpoint
-from utils.quantized_checkpoint import PROJECTIONS
+from utils.w8a8_checkpoint import (autofp8_tensors, ct_tensors, ct_w8a8_config,
+                                   write_w8a8_checkpoint)
 
 PROMPTS = [[5, 17, 300, 4000, 12], list(range(100, 140)), [7] * 9]
 GREEDY = SamplingParams(temperature=0, max_tokens=8, ignore_eos=True, logprobs=1)
 INPUT_SCALE = 0.02  # the static activation scale written for every layer
 
-
-def autofp8_tensors(weight: torch.Tensor, static: bool) -> tuple[dict, torch.Tensor]:
-    """AutoFP8's tensors of `weight`: FP8 values with one float32 scale, and the input scale
-    (static); with the weight they stand for."""
-    scale = weight.abs().max().float() / FP8_MAX
-    values = (weight / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8)
-    tensors = {"weight": values, "weight_scale": scale}
-    if static:
-        tensors["input_scale"] = torch.tensor(INPUT_SCALE)
-    return tensors, values.float() * scale
-
-
-def library_tensors(weight: torch.Tensor, strategy: str) -> tuple[dict, torch.Tensor]:
-    """compressed-tensors' float-quantized tensors of `weight` (its own scales, its compressor)
-    and its decompression."""
-    args = QuantizationArgs(num_bits=8, type="float", strategy=strategy, symmetric=True)
-    low, high = ((weight.amin().reshape(1), weight.amax().reshape(1)) if strategy == "tensor"
-                 else (weight.amin(1, keepdim=True), weight.amax(1, keepdim=True)))
-    scale, zero_point = calculate_qparams(low, high, args)
-    scheme = QuantizationScheme(targets=["Linear"], weights=args)
-    tensors = FloatQuantizationCompressor.compress(
-        {"weight": weight, "weight_scale": scale, "weight_zero_point": zero_point}, scheme)
-    return tensors, FloatQuantizationCompressor.decompress(dict(tensors), scheme)["weight"]
-
-
-def write_checkpoint(path, quantization_config: dict, quantize, seed: int = 0) -> tuple[str, dict]:
-    """The FP8 folder, and the dequantized weights of each projection by name."""
-    config = tiny_llama_config()
-    state = random_state_dict(config, seed)
-    stored, dequantized = {}, {}
-    for name, tensor in state.items():
-        module = name.removesuffix(".weight")
-        if name.endswith(".weight") and module.rpartition(".")[2] in PROJECTIONS:
-            tensors, dequantized[name] = quantize(tensor)
-            stored.update({f"{module}.{part}": t for part, t in tensors.items()})
-        else:
-            stored[name] = tensor
-    config = copy.deepcopy(config)
-    config.quantization_config = quantization_config
-    return write_hf_checkpoint(path, config, state_dict=stored, tokenizer=False), dequantized
-
-
-def ct_config(weight_strategy: str, input_strategy: str, dynamic: bool) -> dict:
-    inputs = QuantizationArgs(num_bits=8, type="float", strategy=input_strategy, dynamic=dynamic)
-    weights = QuantizationArgs(num_bits=8, type="float", strategy=weight_strategy)
-    return {"quant_method": "compressed-tensors", "format": "float-quantized",
-            "ignore": ["lm_head"], "config_groups": {"group_0": {
-                "targets": ["Linear"], "weights": weights.model_dump(mode="json"),
-                "input_activations": inputs.model_dump(mode="json")}}}
-
-
 CASES = {
     "autofp8-static": ({"quant_method": "fp8", "activation_scheme": "static"},
-                       lambda w: autofp8_tensors(w, True)),
+                       lambda w: autofp8_tensors(w, INPUT_SCALE)),
     "autofp8-dynamic": ({"quant_method": "fp8", "activation_scheme": "dynamic"},
-                        lambda w: autofp8_tensors(w, False)),
-    "ct-channel-token": (ct_config("channel", "token", True),
-                         lambda w: library_tensors(w, "channel")),
-    "ct-tensor-tensor": (ct_config("tensor", "tensor", True),
-                         lambda w: library_tensors(w, "tensor")),
+                        lambda w: autofp8_tensors(w, None)),
+    "ct-channel-token": (ct_w8a8_config("float", "channel", "token", True),
+                         lambda w: ct_tensors(w, "float", "channel")),
+    "ct-tensor-tensor": (ct_w8a8_config("float", "tensor", "tensor", True),
+                         lambda w: ct_tensors(w, "float", "tensor")),
 }
 
 
@@ -92,7 +36,7 @@ def engine(path: str, **kwargs) -> LLM:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_loaded_as_stored_and_multiplied_as_the_reference(tmp_path, case):
     quantization_config, quantize = CASES[case]
-    path, dequantized = write_checkpoint(tmp_path, quantization_config, quantize, seed=1)
+    path, dequantized = write_w8a8_checkpoint(tmp_path, quantization_config, quantize, seed=1)
     method = EngineArgs(model=path, dtype="float32").create_engine_config().model_config
     assert method.quantization == quantization_config["quant_method"]
     llm = engine(path)
@@ -121,7 +65,7 @@ def test_loaded_as_stored_and_multiplied_as_the_reference(tmp_path, case):
 
 def test_two_ranks_generate_as_one_with_static_scales(tmp_path):
     quantization_config, quantize = CASES["autofp8-static"]
-    path, _ = write_checkpoint(tmp_path, quantization_config, quantize, seed=3)
+    path, _ = write_w8a8_checkpoint(tmp_path, quantization_config, quantize, seed=3)
     runs = []
     for tp in (1, 2):
         llm = engine(path, tensor_parallel_size=tp)
@@ -134,6 +78,6 @@ def test_two_ranks_generate_as_one_with_static_scales(tmp_path):
 def test_block_wise_fp8_is_refused(tmp_path):
     config = {"quant_method": "fp8", "activation_scheme": "dynamic",
               "weight_block_size": [128, 128]}
-    path, _ = write_checkpoint(tmp_path, config, lambda w: autofp8_tensors(w, False))
+    path, _ = write_w8a8_checkpoint(tmp_path, config, lambda w: autofp8_tensors(w, None))
     with pytest.raises(ValueError, match="block-wise scales"):
         EngineArgs(model=path, dtype="float32").create_engine_config()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from inference_engine import LLM, SamplingParams
+from inference_engine import LLM, SamplingParams, ops
 from inference_engine.config import QUANTIZATION_METHODS
 from inference_engine.engine.arg_utils import EngineArgs
 from inference_engine.model_executor.layers.quantization import QUANTIZATION_CONFIGS
@@ -74,8 +74,11 @@ def test_packed_weights_stay_packed(tmp_path):
     llm = LLM(gptq, dtype="float32", skip_tokenizer_init=True, max_model_len=64,
               cpu_kv_cache_space_gib=0.01)
     layer = llm.llm_engine.executor.driver.model_runner.model.model.layers[0].mlp.down_proj
-    assert layer.qweight.dtype == torch.int32 and layer.qweight.shape == (128 // 8, 64)
-    assert not hasattr(layer, "weight")
+    # Repacked along the input, a row of W per output (ops/quantized_linear.py).
+    assert layer.qweight.dtype == torch.int32 and layer.qweight.shape == (64, 128 // 8)
+    assert layer.scales.shape == layer.zeros.shape == (64, 128 // 32)
+    assert not hasattr(layer, "weight") and not hasattr(layer, "qzeros")
+    assert ops.wna16_matmul.backend("cpu") == "compiled"  # decode steps' rows: csrc/cpu/wna16.cpp
     llm.shutdown()
 
 

@@ -2,62 +2,23 @@
 weights equal its decompression (fused q/k/v with a scale each), a layer multiplies as the
 plain-PyTorch W8A8 reference does (activations per token, or with a static scale), a whole model
 serves, two ranks generate as one."""
-import copy
-
 import pytest
 import torch
-from compressed_tensors.compressors.naive_quantized.base import IntQuantizationCompressor
-from compressed_tensors.quantization import QuantizationArgs, QuantizationScheme
-from compressed_tensors.quantization.utils import calculate_qparams
 
 from inference_engine import LLM, SamplingParams
 from inference_engine.engine.arg_utils import EngineArgs
-from utils.hf_checkpoint import random_state_dict, tiny_llama_config, write_hf_checkpoint
-from utils.quantized_checkpoint import PROJECTIONS
+from utils.w8a8_checkpoint import ct_tensors, ct_w8a8_config, write_w8a8_checkpoint
 
 PROMPTS = [[5, 17, 300, 4000, 12], list(range(100, 140)), [7] * 9]
 GREEDY = SamplingParams(temperature=0, max_tokens=8, ignore_eos=True)
 INPUT_SCALE = 0.01
 
 
-def compress(weight: torch.Tensor, strategy: str, static: bool) -> tuple[dict, torch.Tensor]:
-    args = QuantizationArgs(num_bits=8, type="int", strategy=strategy, symmetric=True)
-    low, high = ((weight.amin().reshape(1), weight.amax().reshape(1)) if strategy == "tensor"
-                 else (weight.amin(1, keepdim=True), weight.amax(1, keepdim=True)))
-    scale, zero_point = calculate_qparams(low, high, args)
-    scheme = QuantizationScheme(targets=["Linear"], weights=args)
-    tensors = IntQuantizationCompressor.compress(
-        {"weight": weight, "weight_scale": scale, "weight_zero_point": zero_point}, scheme)
-    decompressed = IntQuantizationCompressor.decompress(dict(tensors), scheme)["weight"]
-    tensors = {k: v for k, v in tensors.items() if k != "weight_zero_point"}
-    if static:
-        tensors["input_scale"] = torch.tensor([INPUT_SCALE])
-    return tensors, decompressed
-
-
-def quantization_config(strategy: str, static: bool) -> dict:
-    inputs = QuantizationArgs(num_bits=8, type="int", symmetric=True, dynamic=not static,
-                              strategy="tensor" if static else "token")
-    weights = QuantizationArgs(num_bits=8, type="int", strategy=strategy, symmetric=True)
-    return {"quant_method": "compressed-tensors", "format": "int-quantized",
-            "ignore": ["lm_head"], "config_groups": {"group_0": {
-                "targets": ["Linear"], "weights": weights.model_dump(mode="json"),
-                "input_activations": inputs.model_dump(mode="json")}}}
-
-
 def write_checkpoint(path, strategy: str, static: bool, seed: int = 0) -> tuple[str, dict]:
-    config = tiny_llama_config()
-    stored, dequantized = {}, {}
-    for name, tensor in random_state_dict(config, seed).items():
-        module = name.removesuffix(".weight")
-        if name.endswith(".weight") and module.rpartition(".")[2] in PROJECTIONS:
-            tensors, dequantized[name] = compress(tensor, strategy, static)
-            stored.update({f"{module}.{part}": t for part, t in tensors.items()})
-        else:
-            stored[name] = tensor
-    config = copy.deepcopy(config)
-    config.quantization_config = quantization_config(strategy, static)
-    return write_hf_checkpoint(path, config, state_dict=stored, tokenizer=False), dequantized
+    inputs = "tensor" if static else "token"
+    return write_w8a8_checkpoint(
+        path, ct_w8a8_config("int", strategy, inputs, dynamic=not static),
+        lambda w: ct_tensors(w, "int", strategy, INPUT_SCALE if static else None), seed)
 
 
 def engine(path: str, **kwargs) -> LLM:

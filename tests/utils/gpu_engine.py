@@ -9,9 +9,10 @@ from inference_engine import LLM
 
 
 @contextmanager
-def float32_engine(path: str, **kwargs) -> Iterator[LLM]:
-    """LLM(path) in float32 on the GPU with 1024 cache blocks; shut down on leaving."""
-    llm = LLM(path, dtype="float32", device="cuda", skip_tokenizer_init=True,
+def float32_engine(path: str, dtype: str = "float32", **kwargs) -> Iterator[LLM]:
+    """LLM(path) in float32 (or `dtype`) on the GPU with 1024 cache blocks; shut down on
+    leaving."""
+    llm = LLM(path, dtype=dtype, device="cuda", skip_tokenizer_init=True,
               num_gpu_blocks_override=1024, **kwargs)
     try:
         yield llm

@@ -11,7 +11,7 @@ A layer of K inputs and N outputs stores, eight 4-bit values per int32:
 
 Inside each int32 the outputs are interleaved: bits 4i..4i+3 hold output AWQ_ORDER[i] of its
 eight (AutoAWQ's order, which its kernels read in pairs). No act-order: groups follow the input.
-As GPTQ here, each call dequantizes its weight (a plain-PyTorch path on every device).
+Once loaded, a layer is repacked into the integer-weight layout the kernels read (wna16.py).
 """
 import torch
 from torch import nn
@@ -19,7 +19,8 @@ from torch import nn
 from inference_engine.model_executor.layers.quantization.base import (LinearMethod,
                                                                       QuantizationConfig,
                                                                       shard_parameter)
-from inference_engine.model_executor.layers.quantization.gptq import unpack_int32
+from inference_engine.model_executor.layers.quantization.wna16 import WNA16Method
+from inference_engine.ops.quantized_linear import unpack_int32
 
 AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)  # output of each nibble, lowest first
 # Output j of eight sits in nibble AWQ_NIBBLE[j] (AWQ_ORDER's inverse).
@@ -41,7 +42,9 @@ def dequantize_awq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Te
     return ((q - zeros[groups]).to(scales.dtype) * scales[groups]).t().contiguous()
 
 
-class AWQLinearMethod(LinearMethod):
+class AWQLinearMethod(WNA16Method):
+    bits = 4
+
     def __init__(self, config: "AWQConfig"):
         self.config = config
 
@@ -60,10 +63,12 @@ class AWQLinearMethod(LinearMethod):
         shard_parameter(layer, "scales", (groups, output_size), params_dtype,
                         input_dim=0, output_dim=1)
 
-    def apply(self, layer: nn.Module, x: torch.Tensor,
-              bias: torch.Tensor | None) -> torch.Tensor:
-        weight = dequantize_awq(layer.qweight, layer.qzeros, layer.scales, self.config.group_size)
-        return torch.nn.functional.linear(x, weight.to(x.dtype), bias)
+    def checkpoint_tensors(self) -> tuple[str, ...]:
+        return ("qweight", "qzeros", "scales")
+
+    def unpacked(self, layer: nn.Module):
+        return (unpack_awq(layer.qweight).t(), unpack_awq(layer.qzeros).t(),
+                layer.scales.data.t(), None)
 
 
 class AWQConfig(QuantizationConfig):

@@ -13,8 +13,8 @@ A layer of K inputs and N outputs stores, with p = 32 / bits values per int32:
 
     W[n, k] = weight_scale[n, g] * (q[n, k] - z[n, g]) with g = k // group_size
 
-The offsets cancel in q - z; without zero points z is 2^(bits-1). As GPTQ and AWQ here, each call
-dequantizes its weight for now. What else the library writes (activation ordering, several
+The offsets cancel in q - z; without zero points z is 2^(bits-1). Once loaded, a layer is put in
+the integer-weight layout the kernels read (wna16.py; the packed weight already is). What else the library writes (activation ordering, several
 config groups, sparse and FP4 formats) is refused at start.
 """
 import torch
@@ -24,11 +24,12 @@ from inference_engine.model_executor.layers.quantization.base import (LinearMeth
                                                                       QuantizationConfig,
                                                                       shard_parameter)
 from inference_engine.model_executor.layers.quantization.fp8_checkpoint import Fp8CheckpointMethod
-from inference_engine.model_executor.layers.quantization.gptq import unpack_int32
 from inference_engine.model_executor.layers.quantization.int8 import Int8W8A8Method
+from inference_engine.model_executor.layers.quantization.wna16 import WNA16Method
+from inference_engine.ops.quantized_linear import unpack_int32
 
 
-class CompressedTensorsW4A16(LinearMethod):
+class CompressedTensorsW4A16(WNA16Method):
     """Integer weights of 4 or 8 bits, activations as they are (W4A16, W8A16)."""
 
     def __init__(self, bits: int, group_size: int | None, symmetric: bool):
@@ -54,17 +55,17 @@ class CompressedTensorsW4A16(LinearMethod):
                             pack_factor=pack)
         shard_parameter(layer, "weight_shape", (2,), torch.int64)  # (read, not needed)
 
-    def apply(self, layer: nn.Module, x: torch.Tensor,
-              bias: torch.Tensor | None) -> torch.Tensor:
+    def checkpoint_tensors(self) -> tuple[str, ...]:
+        return ("weight_packed", "weight_scale", "weight_zero_point", "weight_shape")
+
+    def unpacked(self, layer: nn.Module):
         q = unpack_int32(layer.weight_packed, self.bits, 1)  # [N, K]
-        groups = torch.arange(q.shape[1], device=q.device) // (self.group_size or q.shape[1])
+        scales = layer.weight_scale.data
         if self.symmetric:
-            zeros = 1 << (self.bits - 1)
+            zeros = torch.full(scales.shape, 1 << (self.bits - 1), device=scales.device)
         else:
-            zeros = unpack_int32(layer.weight_zero_point, self.bits, 0)[:, groups]
-        scale = layer.weight_scale[:, groups]
-        weight = (q - zeros).to(scale.dtype) * scale
-        return torch.nn.functional.linear(x, weight.to(x.dtype), bias)
+            zeros = unpack_int32(layer.weight_zero_point, self.bits, 0)
+        return q, zeros, scales, None
 
 
 def _refuse(what: str) -> None:

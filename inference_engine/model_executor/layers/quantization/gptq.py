@@ -15,8 +15,8 @@ G = K / group_size (1 for group_size -1: a scale per output). The original forma
 (`checkpoint_format` "gptq") stores each zero point minus one, in its bits (so that a zero of 0
 wraps to the largest value); GPTQModel's "gptq_v2" stores it as it is.
 
-The product runs on the weight dequantized for each call (a plain-PyTorch path, on every
-device); the packed tensors are what stays in memory.
+Once loaded, a layer is repacked into the integer-weight layout the kernels read (wna16.py),
+its inputs put in group order where act-order shuffled them.
 """
 import torch
 from torch import nn
@@ -24,16 +24,8 @@ from torch import nn
 from inference_engine.model_executor.layers.quantization.base import (LinearMethod,
                                                                       QuantizationConfig,
                                                                       shard_parameter)
-
-
-def unpack_int32(packed: torch.Tensor, bits: int, dim: int) -> torch.Tensor:
-    """The unsigned `bits`-bit values packed in int32 `packed` along `dim`, lowest bits first:
-    that dimension grows 32 / bits times."""
-    shifts = torch.arange(0, 32, bits, dtype=torch.int32, device=packed.device)
-    shape = [1] * (packed.dim() + 1)
-    shape[dim + 1] = -1
-    values = (packed.unsqueeze(dim + 1) >> shifts.view(shape)) & ((1 << bits) - 1)
-    return values.flatten(dim, dim + 1)
+from inference_engine.model_executor.layers.quantization.wna16 import WNA16Method
+from inference_engine.ops.quantized_linear import unpack_int32
 
 
 def dequantize_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor,
@@ -48,9 +40,9 @@ def dequantize_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.T
     return ((q - zeros[groups]).to(scales.dtype) * scales[groups]).t().contiguous()
 
 
-class GPTQLinearMethod(LinearMethod):
+class GPTQLinearMethod(WNA16Method):
     def __init__(self, config: "GPTQConfig"):
-        self.config = config
+        self.config, self.bits = config, config.bits
 
     def create_weights(self, layer: nn.Module, input_size: int, output_size: int,
                        params_dtype: torch.dtype) -> None:
@@ -85,15 +77,17 @@ class GPTQLinearMethod(LinearMethod):
         # counts from its first (process_weights_after_loading).
         layer.first_group = first // group if groups_split else 0
 
-    def process_weights_after_loading(self, layer: nn.Module) -> None:
-        layer.g_idx.data -= layer.first_group
+    def checkpoint_tensors(self) -> tuple[str, ...]:
+        return ("qweight", "qzeros", "scales", "g_idx")
 
-    def apply(self, layer: nn.Module, x: torch.Tensor,
-              bias: torch.Tensor | None) -> torch.Tensor:
-        c = self.config
-        weight = dequantize_gptq(layer.qweight, layer.qzeros, layer.scales, layer.g_idx,
-                                 c.bits, c.checkpoint_format == "gptq")
-        return torch.nn.functional.linear(x, weight.to(x.dtype), bias)
+    def unpacked(self, layer: nn.Module):
+        bits = self.bits
+        zeros = unpack_int32(layer.qzeros, bits, 1)  # [G, N]
+        if self.config.checkpoint_format == "gptq":
+            zeros = (zeros + 1) & ((1 << bits) - 1)
+        g_idx = layer.g_idx.data - layer.first_group
+        return (unpack_int32(layer.qweight, bits, 0).t(), zeros.t(), layer.scales.data.t(),
+                g_idx)
 
 
 class GPTQConfig(QuantizationConfig):

@@ -1,0 +1,48 @@
+"""The compiled integer-weight ops (csrc/cpu/wna16.cpp, csrc/gpu/wna16_kernels.cu) with the
+references' signatures (ops/quantized_linear.py)."""
+import functools
+
+import torch
+
+_ops = torch.ops.inference_engine
+
+# The GPU's packed product (csrc/gpu/wna16_kernels.cu): up to this many rows, 16-bit, a group of
+# 32 inputs or more (a lane's 32 4-bit values, or 16 8-bit ones, share one scale), K a multiple
+# of 256 and N of 16, CUDA sm_80+.
+GPU_MAX_ROWS = 16
+
+
+@functools.cache
+def _sm80(device_index: int | None) -> bool:
+    return torch.cuda.get_device_capability(device_index) >= (8, 0)
+
+
+def wna16_matmul_takes(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
+                       zeros: torch.Tensor, bits: int, group_size: int,
+                       bias: torch.Tensor | None = None) -> bool:
+    """Whether the compiled packed product has a kernel for this call."""
+    if x.dim() != 2 or x.dtype != scales.dtype or bits not in (4, 8):
+        return False
+    k = x.shape[1]
+    if not x.is_cuda:  # the CPU kernel takes eight words at a time
+        return k % (8 * 32 // bits) == 0
+    return (x.dtype in (torch.float16, torch.bfloat16) and 1 <= x.shape[0] <= GPU_MAX_ROWS
+            and group_size % 32 == 0 and k % 256 == 0 and qweight.shape[0] % 16 == 0
+            and torch.version.hip is None and _sm80(x.device.index))
+
+
+def wna16_matmul(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
+                 zeros: torch.Tensor, bits: int, group_size: int,
+                 bias: torch.Tensor | None = None) -> torch.Tensor:
+    out = torch.empty(x.shape[0], qweight.shape[0], dtype=x.dtype, device=x.device)
+    _ops.wna16_matmul(out, x.contiguous(), qweight, scales, zeros, bits, group_size,
+                      None if bias is None else bias.contiguous())
+    return out
+
+
+def dequantize_wna16(qweight: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor, bits: int,
+                     group_size: int) -> torch.Tensor:
+    out = torch.empty(qweight.shape[0], scales.shape[1] * group_size, dtype=scales.dtype,
+                      device=scales.device)
+    _ops.dequantize_wna16(out, qweight, scales, zeros, bits, group_size)
+    return out

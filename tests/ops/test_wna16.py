@@ -1,0 +1,69 @@
+"""Integer-weight ops (W4A16, W8A16; layout in inference_engine/ops/quantized_linear.py): the
+compiled dequantization equals the reference's bit for bit, and the compiled product matches
+x @ W^T over bits, group sizes, rows, dtypes and bias, on the CPU and the GPU; packing round-trips."""
+import pytest
+import torch
+
+from inference_engine.ops import _compiled_quantized as compiled
+from inference_engine.ops.quantized_linear import (dequantize_wna16_ref, pack_int32,
+                                                   unpack_int32, wna16_matmul_ref)
+from op_testing import DEVICES, DTYPES, require_compiled
+
+# (N, K, group size): a group per channel, groups of a word (4-bit: 8 values), and real widths.
+SHAPES = [(16, 256, 32), (48, 512, 128), (32, 256, 256), (64, 1024, 64)]
+# ||out - ref|| / ||ref||: the dtype's output rounding over float32 sums in another order.
+RELATIVE_ERROR = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+
+
+def random_wna16(n, k, group_size, bits, dtype, device):
+    """(qweight, scales, zeros) of a random layer; scales are small, as a real layer's are."""
+    groups = k // group_size
+    q = torch.randint(0, 1 << bits, (n, k), device=device)
+    zeros = torch.randint(0, 1 << bits, (n, groups), device=device).to(dtype)
+    scales = (torch.rand(n, groups, device=device) * 0.02 + 0.001).to(dtype)
+    return pack_int32(q, bits, 1), scales, zeros
+
+
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((out.double() - ref.double()).norm() / ref.double().norm()).item()
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("dim", [0, 1])
+def test_packing_round_trips(bits, dim):
+    values = torch.randint(0, 1 << bits, (16, 32))
+    packed = pack_int32(values, bits, dim)
+    assert packed.dtype == torch.int32 and packed.shape[dim] == values.shape[dim] * bits // 32
+    assert torch.equal(unpack_int32(packed, bits, dim), values.to(torch.int32))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("n, k, group_size", SHAPES)
+def test_dequantized_as_the_reference(device, dtype, bits, n, k, group_size):
+    require_compiled("dequantize_wna16", device)
+    qweight, scales, zeros = random_wna16(n, k, group_size, bits, dtype, device)
+    assert torch.equal(compiled.dequantize_wna16(qweight, scales, zeros, bits, group_size),
+                       dequantize_wna16_ref(qweight, scales, zeros, bits, group_size))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("n, k, group_size", SHAPES)
+@pytest.mark.parametrize("rows", [1, 3, 8, 16])
+def test_product_matches_the_reference(device, dtype, bits, n, k, group_size, rows):
+    require_compiled("wna16_matmul", device)
+    qweight, scales, zeros = random_wna16(n, k, group_size, bits, dtype, device)
+    x = torch.randn(rows, k, dtype=dtype, device=device)
+    bias = torch.randn(n, dtype=dtype, device=device) if rows % 2 else None
+    if not compiled.wna16_matmul_takes(x, qweight, scales, zeros, bits, group_size, bias):
+        pytest.skip("no compiled kernel for this shape on this device")
+    out = compiled.wna16_matmul(x, qweight, scales, zeros, bits, group_size, bias)
+    weight = dequantize_wna16_ref(qweight, scales, zeros, bits, group_size).double()
+    expected = x.double() @ weight.t() + (0 if bias is None else bias.double())
+    assert out.dtype == dtype and out.shape == (rows, n)
+    assert relative_error(out, expected) < RELATIVE_ERROR[dtype]
+    ref = wna16_matmul_ref(x, qweight, scales, zeros, bits, group_size, bias)
+    assert relative_error(ref, expected) < RELATIVE_ERROR[dtype]  # (the bar the reference meets)
