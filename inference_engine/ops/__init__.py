@@ -28,6 +28,11 @@ def _triton_paged_attention(*args, **kwargs):
     return paged_attention(*args, **kwargs)
 
 
+def _triton_wna16_matmul(*args, **kwargs):
+    from inference_engine.ops.triton_wna16 import wna16_matmul
+    return wna16_matmul(*args, **kwargs)
+
+
 def _swap_device(src, dst, block_mapping) -> str:
     """A swap between host and GPU runs on the GPU side."""
     return "cuda" if "cuda" in (src.device.type, dst.device.type) else src.device.type
@@ -50,7 +55,8 @@ skinny_matmul = Op(skinny_matmul_ref, _compiled.skinny_matmul,
                    compiled_takes=_compiled.skinny_matmul_takes)
 greedy_sample = Op(greedy_sample_ref, _compiled.greedy_sample)
 wna16_matmul = Op(wna16_matmul_ref, _compiled_quantized.wna16_matmul,
-                  compiled_takes=_compiled_quantized.wna16_matmul_takes)
+                  compiled_takes=_compiled_quantized.wna16_matmul_takes,
+                  triton=_triton_wna16_matmul)
 dequantize_wna16 = Op(dequantize_wna16_ref, _compiled_quantized.dequantize_wna16)
 
 __all__ = ["rms_norm", "fused_add_rms_norm", "rotary_embedding", "rotary_and_cache",

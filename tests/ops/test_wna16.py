@@ -67,3 +67,24 @@ def test_product_matches_the_reference(device, dtype, bits, n, k, group_size, ro
     assert relative_error(out, expected) < RELATIVE_ERROR[dtype]
     ref = wna16_matmul_ref(x, qweight, scales, zeros, bits, group_size, bias)
     assert relative_error(ref, expected) < RELATIVE_ERROR[dtype]  # (the bar the reference meets)
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+@pytest.mark.parametrize("n, k, group_size", [(48, 256, 32), (40, 512, 512), (16, 384, 128)])
+@pytest.mark.parametrize("rows", [1, 5, 16, 33])
+@pytest.mark.parametrize("dtype", [pytest.param(torch.float32, id="fp32"),
+                                   pytest.param(torch.float16, id="fp16")])
+def test_triton_product_matches_the_reference(bits, n, k, group_size, rows, dtype):
+    """The Triton fallback (ROCm, float32, other shapes): compiled on the GPU, interpreted on
+    the CPU (conftest.py; its interpreter has no bfloat16)."""
+    pytest.importorskip("triton")
+    from inference_engine.ops.triton_wna16 import wna16_matmul
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    qweight, scales, zeros = random_wna16(n, k, group_size, bits, dtype, device)
+    x = torch.randn(rows, k, dtype=dtype, device=device)
+    bias = torch.randn(n, dtype=dtype, device=device) if rows % 2 else None
+    out = wna16_matmul(x, qweight, scales, zeros, bits, group_size, bias)
+    weight = dequantize_wna16_ref(qweight, scales, zeros, bits, group_size).double()
+    expected = x.double() @ weight.t() + (0 if bias is None else bias.double())
+    assert out.dtype == dtype and out.shape == (rows, n)
+    assert relative_error(out, expected) < RELATIVE_ERROR[dtype]

@@ -17,6 +17,7 @@ from inference_engine.model_executor.layers.linear import LinearBase
 from inference_engine.model_executor.layers.quantization import building_with
 from inference_engine.model_executor.layers.quantization.compressed_tensors import (
     CompressedTensorsConfig)
+from inference_engine.ops.quantized_linear import pack_int32, unpack_int32
 from utils.hf_checkpoint import random_state_dict, tiny_llama_config, write_hf_checkpoint
 from utils.quantized_checkpoint import PROJECTIONS, greedy_tokens
 
@@ -38,14 +39,30 @@ def compress(weight: torch.Tensor, args: QuantizationArgs) -> tuple[dict, torch.
     return compressed, PackedQuantizationCompressor.decompress(compressed, scheme)["weight"]
 
 
-def quantization_config(args: QuantizationArgs) -> dict:
+def compress_in_group_order(weight: torch.Tensor, args: QuantizationArgs,
+                            seed: int) -> tuple[dict, torch.Tensor]:
+    """Activation ordering "group" (older llm-compressor; the library now refuses to make it),
+    from its description: the inputs quantized in a shuffled order by the library, stored back
+    in their own order with each one's group in weight_g_idx."""
+    order = torch.randperm(weight.shape[1], generator=torch.Generator().manual_seed(seed))
+    tensors, dequantized = compress(weight[:, order], args)
+    back = torch.argsort(order)  # input k was quantized at position back[k]
+    q = unpack_int32(tensors["weight_packed"], args.num_bits, 1)[:, back]
+    tensors["weight_packed"] = pack_int32(q, args.num_bits, 1)
+    tensors["weight_g_idx"] = (back // args.group_size).to(torch.int32)
+    return tensors, dequantized[:, back]
+
+
+def quantization_config(args: QuantizationArgs, group_order: bool = False) -> dict:
+    weights = args.model_dump(mode="json") | ({"actorder": "group"} if group_order else {})
     return {"quant_method": "compressed-tensors", "format": "pack-quantized",
             "quantization_status": "compressed", "ignore": ["lm_head"],
             "config_groups": {"group_0": {"targets": ["Linear"], "input_activations": None,
-                                          "weights": args.model_dump(mode="json")}}}
+                                          "weights": weights}}}
 
 
-def write_checkpoint(path, args: QuantizationArgs, seed: int = 0) -> tuple[str, str]:
+def write_checkpoint(path, args: QuantizationArgs, seed: int = 0,
+                     group_order: bool = False) -> tuple[str, str]:
     """(compressed-tensors folder, float twin of the library's decompressed weights)."""
     config = tiny_llama_config()
     state = random_state_dict(config, seed)
@@ -53,13 +70,17 @@ def write_checkpoint(path, args: QuantizationArgs, seed: int = 0) -> tuple[str, 
     for name, tensor in state.items():
         module = name.removesuffix(".weight")
         if name.endswith(".weight") and module.rpartition(".")[2] in PROJECTIONS:
-            tensors, floats[name] = compress(tensor, args)
+            # Layers reading one input (q, k, v; gate, up) share its order, as GPTQ makes them.
+            reads = module.rpartition(".")[0] + module.endswith(("o_proj", "down_proj")) * ".o"
+            tensors, floats[name] = (
+                compress_in_group_order(tensor, args, sum(map(ord, reads)) + seed)
+                if group_order else compress(tensor, args))
             compressed.update({f"{module}.{part}": t for part, t in tensors.items()})
         else:
             compressed[name] = floats[name] = tensor
     twin = write_hf_checkpoint(path / "float", config, state_dict=floats, tokenizer=False)
     config = copy.deepcopy(config)
-    config.quantization_config = quantization_config(args)
+    config.quantization_config = quantization_config(args, group_order)
     return write_hf_checkpoint(path / "ct", config, state_dict=compressed, tokenizer=False), twin
 
 
@@ -95,11 +116,21 @@ def test_two_ranks_generate_as_one(tmp_path):
     assert greedy_tokens(folder, tensor_parallel_size=2) == greedy_tokens(folder)
 
 
+def test_group_activation_order_generates_as_its_twin_on_one_rank_and_two(tmp_path):
+    """Over two ranks the row-parallel layers' inputs come from any group: all scales kept."""
+    args = QuantizationArgs(type="int", num_bits=4, symmetric=True, strategy="group",
+                            group_size=32)
+    folder, twin = write_checkpoint(tmp_path, args, seed=6, group_order=True)
+    tokens = greedy_tokens(folder)
+    assert tokens == greedy_tokens(twin)
+    assert greedy_tokens(folder, tensor_parallel_size=2) == tokens
+
+
 @pytest.mark.parametrize("change,message", [
     ({"format": "sparse-bitmask"}, "format 'sparse-bitmask' is not supported yet"),
     ({"input_activations": {"num_bits": 8, "type": "int"}}, "with quantized activations"),
-    ({"weights": {"num_bits": 4, "type": "int", "strategy": "group", "group_size": 32,
-                  "actorder": "group"}}, "activation ordering"),
+    ({"weights": {"num_bits": 4, "type": "int", "strategy": "channel",
+                  "actorder": "group"}}, "activation ordering 'group' and no groups"),
 ])
 def test_other_formats_are_refused_at_start(tmp_path, change, message):
     folder, _ = write_checkpoint(tmp_path, QuantizationArgs(type="int", num_bits=4,

@@ -10,12 +10,14 @@ A layer of K inputs and N outputs stores, with p = 32 / bits values per int32:
     weight_scale             [N, G]
     weight_zero_point  int32 [N / p, G]  (asymmetric only) packed along the outputs, offset too
     weight_shape       int   [2]         N, K
+    weight_g_idx       int32 [K]         (activation ordering "group" only) each input's group
 
-    W[n, k] = weight_scale[n, g] * (q[n, k] - z[n, g]) with g = k // group_size
+    W[n, k] = weight_scale[n, g] * (q[n, k] - z[n, g]) with g = k // group_size (or g_idx[k])
 
 The offsets cancel in q - z; without zero points z is 2^(bits-1). Once loaded, a layer is put in
-the integer-weight layout the kernels read (wna16.py; the packed weight already is). What else the library writes (activation ordering, several
-config groups, sparse and FP4 formats) is refused at start.
+the integer-weight layout the kernels read (wna16.py; the packed weight already is, and
+act-order's inputs are put in group order). What else the library writes (several config
+groups, sparse and FP4 formats) is refused at start.
 """
 import torch
 from torch import nn
@@ -32,8 +34,9 @@ from inference_engine.ops.quantized_linear import unpack_int32
 class CompressedTensorsW4A16(WNA16Method):
     """Integer weights of 4 or 8 bits, activations as they are (W4A16, W8A16)."""
 
-    def __init__(self, bits: int, group_size: int | None, symmetric: bool):
+    def __init__(self, bits: int, group_size: int | None, symmetric: bool, group_order: bool):
         self.bits, self.group_size, self.symmetric = bits, group_size, symmetric
+        self.group_order = group_order  # actorder "group": weight_g_idx gives each input's group
 
     def create_weights(self, layer: nn.Module, input_size: int, output_size: int,
                        params_dtype: torch.dtype) -> None:
@@ -43,8 +46,13 @@ class CompressedTensorsW4A16(WNA16Method):
             raise ValueError(f"compressed-tensors ({self.bits} bits, groups of {group}) cannot "
                              f"split a layer of {input_size} inputs and {output_size} outputs "
                              "on this rank: fewer tensor-parallel ranks may")
-        groups_dim = 1 if self.group_size else None  # per channel: the same on every rank
-        groups = input_size // group
+        # Per channel, or in act-order split by the input (each rank's inputs from any group),
+        # every rank holds all the groups' scales.
+        sharded = layer.input_sharded and layer.tp_size > 1
+        groups_split = self.group_size is not None and not (self.group_order and sharded)
+        groups_dim = 1 if groups_split else None
+        groups = input_size // group if groups_split or not sharded else (
+            input_size * layer.tp_size // group)
         shard_parameter(layer, "weight_packed", (output_size, input_size // pack), torch.int32,
                         output_dim=0, input_dim=1, packed_dim=1, pack_factor=pack)
         shard_parameter(layer, "weight_scale", (output_size, groups), params_dtype,
@@ -54,9 +62,15 @@ class CompressedTensorsW4A16(WNA16Method):
                             torch.int32, output_dim=0, input_dim=groups_dim, packed_dim=0,
                             pack_factor=pack)
         shard_parameter(layer, "weight_shape", (2,), torch.int64)  # (read, not needed)
+        if self.group_order:
+            shard_parameter(layer, "weight_g_idx", (input_size,), torch.int32, input_dim=0)
+        # g_idx counts the whole input's groups; a rank holding only its own groups' scales
+        # counts from its first.
+        layer.first_group = layer.tp_rank * input_size // group if groups_split and sharded else 0
 
     def checkpoint_tensors(self) -> tuple[str, ...]:
-        return ("weight_packed", "weight_scale", "weight_zero_point", "weight_shape")
+        return ("weight_packed", "weight_scale", "weight_zero_point", "weight_shape",
+                "weight_g_idx")
 
     def unpacked(self, layer: nn.Module):
         q = unpack_int32(layer.weight_packed, self.bits, 1)  # [N, K]
@@ -65,7 +79,8 @@ class CompressedTensorsW4A16(WNA16Method):
             zeros = torch.full(scales.shape, 1 << (self.bits - 1), device=scales.device)
         else:
             zeros = unpack_int32(layer.weight_zero_point, self.bits, 0)
-        return q, zeros, scales, None
+        g_idx = layer.weight_g_idx.data - layer.first_group if self.group_order else None
+        return q, zeros, scales, g_idx
 
 
 def _refuse(what: str) -> None:
@@ -81,14 +96,19 @@ def _int_weights(group: dict) -> LinearMethod:
     weights = group.get("weights") or {}
     if weights.get("type") != "int" or weights.get("num_bits") not in (4, 8):
         _refuse(f"with {weights.get('num_bits')}-bit {weights.get('type')} weights")
-    if weights.get("actorder") not in (None, False):
-        _refuse(f"with activation ordering ({weights.get('actorder')})")
+    # Activation ordering "weight" only ordered the quantization (groups stay runs of inputs);
+    # "group" stored each input's group in weight_g_idx.
+    actorder = weights.get("actorder")
+    if actorder not in (None, False, "weight", "group"):
+        _refuse(f"with activation ordering {actorder!r}")
     strategy = weights.get("strategy")
     if strategy not in ("group", "channel"):
         _refuse(f"with the {strategy!r} strategy")
+    if actorder == "group" and strategy != "group":
+        _refuse("with activation ordering 'group' and no groups")
     return CompressedTensorsW4A16(weights["num_bits"],
                                   weights.get("group_size") if strategy == "group" else None,
-                                  bool(weights.get("symmetric", True)))
+                                  bool(weights.get("symmetric", True)), actorder == "group")
 
 
 def _fp8(group: dict) -> LinearMethod:
