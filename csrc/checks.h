@@ -217,4 +217,12 @@ inline void check_dequantize_wna16(const at::Tensor& out, const at::Tensor& scal
               "dequantize_wna16: out must be contiguous [N, K] in the scales' dtype");
 }
 
+// Look-up weights (SqueezeLLM): qweight int32 [N, K / 8] of 4-bit indices, lut [N, 16].
+inline void check_lut(const at::Tensor& qweight, const at::Tensor& lut) {
+  TORCH_CHECK(qweight.scalar_type() == at::kInt && qweight.dim() == 2 && qweight.is_contiguous(),
+              "lut: qweight must be contiguous int32 [N, K / 8]");
+  TORCH_CHECK(lut.dim() == 2 && lut.size(0) == qweight.size(0) && lut.size(1) == 16 && lut.is_contiguous(),
+              "lut: the table must be contiguous [N, 16]");
+}
+
 }  // namespace ie

@@ -41,6 +41,8 @@ TORCH_LIBRARY(inference_engine, m) {
   m.def(
       "dequantize_wna16(Tensor! out, Tensor qweight, Tensor scales, Tensor zeros, int bits, "
       "int group_size) -> ()");
+  m.def("lut_matmul(Tensor! out, Tensor x, Tensor qweight, Tensor lut, Tensor? bias) -> ()");
+  m.def("dequantize_lut(Tensor! out, Tensor qweight, Tensor lut) -> ()");
 }
 
 // The ops are reached through torch.ops.inference_engine; the Python module itself is empty: it

@@ -19,4 +19,6 @@ TORCH_LIBRARY_IMPL(inference_engine, CPU, m) {
   m.impl("greedy_sample", &ie::cpu::greedy_sample);
   m.impl("wna16_matmul", &ie::cpu::wna16_matmul);
   m.impl("dequantize_wna16", &ie::cpu::dequantize_wna16);
+  m.impl("lut_matmul", &ie::cpu::lut_matmul);
+  m.impl("dequantize_lut", &ie::cpu::dequantize_lut);
 }

@@ -51,5 +51,8 @@ void wna16_matmul(at::Tensor& out, const at::Tensor& x, const at::Tensor& qweigh
                   int64_t group_size, const std::optional<at::Tensor>& bias);
 void dequantize_wna16(at::Tensor& out, const at::Tensor& qweight, const at::Tensor& scales,
                       const at::Tensor& zeros, int64_t bits, int64_t group_size);
+void lut_matmul(at::Tensor& out, const at::Tensor& x, const at::Tensor& qweight,
+                const at::Tensor& lut, const std::optional<at::Tensor>& bias);
+void dequantize_lut(at::Tensor& out, const at::Tensor& qweight, const at::Tensor& lut);
 
 }  // namespace ie::cpu

@@ -13,6 +13,7 @@
 
 #include "../checks.h"
 #include "cpu_ops.h"
+#include "packed_rows.h"
 #include "vec.h"
 
 namespace ie::cpu {
@@ -123,7 +124,7 @@ using RowProducts = void (*)(IE_ROW_PRODUCTS_PARAMS);
 
 RowProducts pick_row_products() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return row_products_avx2;
+  if (has_avx2_fma()) return row_products_avx2;
 #endif
   return row_products_baseline;
 }
@@ -134,13 +135,7 @@ void wna16_matmul_impl(T* out, const T* x, const uint32_t* qweight, const T* sca
                        int bits, int64_t group_size) {
   const int per_word = 32 / bits;
   const int64_t words = k / per_word, groups = k / group_size, group_words = group_size / per_word;
-  std::vector<float> xt(rows * k);
-  for (int64_t m = 0; m < rows; ++m) {
-    const T* xm = x + m * k;
-    for (int64_t w = 0; w < words; ++w) {
-      for (int j = 0; j < per_word; ++j) xt[m * k + j * words + w] = static_cast<float>(xm[w * per_word + j]);
-    }
-  }
+  const std::vector<float> xt = regroup_inputs(x, rows, k, per_word);
   static const RowProducts row_products = pick_row_products();
   at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
     // Each word's zero point and scale (its group's), and the row's products.

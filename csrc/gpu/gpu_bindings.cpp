@@ -261,6 +261,15 @@ void dequantize_wna16(at::Tensor& out, const at::Tensor& qweight, const at::Tens
                                        dtype_of(scales), stream()));
 }
 
+void dequantize_lut(at::Tensor& out, const at::Tensor& qweight, const at::Tensor& lut) {
+  check_lut(qweight, lut);
+  const int64_t n = qweight.size(0), k = qweight.size(1) * 8;
+  check_dequantize_wna16(out, lut, n, k);
+  const at::cuda::OptionalCUDAGuard guard(out.device());
+  check_launch(launch_dequantize_lut(out.data_ptr(), qweight.data_ptr(), lut.data_ptr(), n, k,
+                                     dtype_of(lut), stream()));
+}
+
 void greedy_sample(at::Tensor& tokens, at::Tensor& logprobs, const at::Tensor& logits) {
   check_greedy_sample(tokens, logprobs, logits);
   const at::cuda::OptionalCUDAGuard guard(logits.device());
@@ -290,4 +299,5 @@ TORCH_LIBRARY_IMPL(inference_engine, CUDA, m) {
   m.impl("greedy_sample", &ie::gpu::greedy_sample);
   m.impl("wna16_matmul", &ie::gpu::wna16_matmul);
   m.impl("dequantize_wna16", &ie::gpu::dequantize_wna16);
+  m.impl("dequantize_lut", &ie::gpu::dequantize_lut);
 }

@@ -101,6 +101,10 @@ const char* launch_wna16_matmul(void* out, const void* x, const void* qweight, c
 const char* launch_dequantize_wna16(void* out, const void* qweight, const void* scales,
                                     const void* zeros, int64_t n, int64_t k, int bits,
                                     int group_size, DType dtype, cudaStream_t stream);
+// Look-up weights (SqueezeLLM): qweight int32 [n, k / 8] of 4-bit indices, lut [n, 16];
+// out [n, k] = W.
+const char* launch_dequantize_lut(void* out, const void* qweight, const void* lut, int64_t n,
+                                  int64_t k, DType dtype, cudaStream_t stream);
 
 // tokens[r] = the first index of row r's largest logit, logprobs[r] = its log-softmax value.
 // logits: [rows, vocab] at row stride row_stride (elements); aligned: 16-byte aligned data.

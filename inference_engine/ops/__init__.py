@@ -13,7 +13,8 @@ from inference_engine.ops.attention import (copy_blocks_ref, paged_attention_ref
                                             swap_blocks_ref)
 from inference_engine.ops.layernorm import fused_add_rms_norm_ref, rms_norm_ref
 from inference_engine.ops.linear import skinny_matmul_ref
-from inference_engine.ops.quantized_linear import dequantize_wna16_ref, wna16_matmul_ref
+from inference_engine.ops.quantized_linear import (dequantize_lut_ref, dequantize_wna16_ref,
+                                                   lut_matmul_ref, wna16_matmul_ref)
 from inference_engine.ops.rotary import rotary_and_cache_ref, rotary_embedding_ref
 from inference_engine.ops.sampling import greedy_sample_ref
 
@@ -31,6 +32,11 @@ def _triton_paged_attention(*args, **kwargs):
 def _triton_wna16_matmul(*args, **kwargs):
     from inference_engine.ops.triton_wna16 import wna16_matmul
     return wna16_matmul(*args, **kwargs)
+
+
+def _triton_lut_matmul(*args, **kwargs):
+    from inference_engine.ops.triton_wna16 import lut_matmul
+    return lut_matmul(*args, **kwargs)
 
 
 def _swap_device(src, dst, block_mapping) -> str:
@@ -58,8 +64,11 @@ wna16_matmul = Op(wna16_matmul_ref, _compiled_quantized.wna16_matmul,
                   compiled_takes=_compiled_quantized.wna16_matmul_takes,
                   triton=_triton_wna16_matmul)
 dequantize_wna16 = Op(dequantize_wna16_ref, _compiled_quantized.dequantize_wna16)
+lut_matmul = Op(lut_matmul_ref, _compiled_quantized.lut_matmul,
+                compiled_takes=_compiled_quantized.lut_matmul_takes, triton=_triton_lut_matmul)
+dequantize_lut = Op(dequantize_lut_ref, _compiled_quantized.dequantize_lut)
 
 __all__ = ["rms_norm", "fused_add_rms_norm", "rotary_embedding", "rotary_and_cache",
            "silu_and_mul", "gelu_and_mul", "gelu_tanh_and_mul", "reshape_and_cache",
            "prefill_attention", "paged_attention", "copy_blocks", "swap_blocks", "skinny_matmul",
-           "greedy_sample", "wna16_matmul", "dequantize_wna16"]
+           "greedy_sample", "wna16_matmul", "dequantize_wna16", "lut_matmul", "dequantize_lut"]

@@ -1,5 +1,6 @@
-"""The compiled integer-weight ops (csrc/cpu/wna16.cpp, csrc/gpu/wna16_kernels.cu) with the
-references' signatures (ops/quantized_linear.py)."""
+"""The compiled integer-weight ops (csrc/cpu/wna16.cpp, csrc/gpu/wna16_kernels.cu) and look-up
+ones (csrc/cpu/lut_gemm.cpp, csrc/gpu/lut_kernels.cu) with the references' signatures
+(ops/quantized_linear.py)."""
 import functools
 
 import torch
@@ -45,4 +46,24 @@ def dequantize_wna16(qweight: torch.Tensor, scales: torch.Tensor, zeros: torch.T
     out = torch.empty(qweight.shape[0], scales.shape[1] * group_size, dtype=scales.dtype,
                       device=scales.device)
     _ops.dequantize_wna16(out, qweight, scales, zeros, bits, group_size)
+    return out
+
+
+def lut_matmul_takes(x: torch.Tensor, qweight: torch.Tensor, lut: torch.Tensor,
+                     bias: torch.Tensor | None = None) -> bool:
+    """The compiled look-up product is the CPU's (the GPU's is Triton's), eight words at a time."""
+    return (not x.is_cuda and x.dim() == 2 and x.dtype == lut.dtype
+            and qweight.shape[1] % 8 == 0)
+
+
+def lut_matmul(x: torch.Tensor, qweight: torch.Tensor, lut: torch.Tensor,
+               bias: torch.Tensor | None = None) -> torch.Tensor:
+    out = torch.empty(x.shape[0], qweight.shape[0], dtype=x.dtype, device=x.device)
+    _ops.lut_matmul(out, x.contiguous(), qweight, lut, None if bias is None else bias.contiguous())
+    return out
+
+
+def dequantize_lut(qweight: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
+    out = torch.empty(qweight.shape[0], qweight.shape[1] * 8, dtype=lut.dtype, device=lut.device)
+    _ops.dequantize_lut(out, qweight, lut)
     return out

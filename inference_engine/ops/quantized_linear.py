@@ -1,6 +1,6 @@
-"""References for the integer-weight ops (W4A16, W8A16): the one layout every integer format
-(GPTQ, AWQ, compressed-tensors pack-quantized) is put in once loaded, its dequantization and the
-product on it.
+"""References for the integer-weight ops (W4A16, W8A16, and SqueezeLLM's look-up weights at the
+end): the one layout every integer format (GPTQ, AWQ, compressed-tensors pack-quantized) is put
+in once loaded, its dequantization and the product on it.
 
 A layer of K inputs and N outputs holds, with p = 32 / bits values per int32:
 
@@ -55,3 +55,17 @@ def wna16_matmul_ref(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tenso
     """x [M, K] W^T (+ b), W dequantized as dequantize_wna16_ref does."""
     weight = dequantize_wna16_ref(qweight, scales, zeros, bits, group_size)
     return F.linear(x, weight.to(x.dtype), bias)
+
+
+# Look-up weights (SqueezeLLM): 4-bit indices in qweight's layout above, each into its output's
+# table of 16 values, lut [N, 16] in the activations' dtype: W[n, k] = lut[n, q[n, k]].
+
+def dequantize_lut_ref(qweight: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
+    """W [N, K] in the table's dtype, contiguous."""
+    return torch.gather(lut, 1, unpack_int32(qweight, 4, 1).long())
+
+
+def lut_matmul_ref(x: torch.Tensor, qweight: torch.Tensor, lut: torch.Tensor,
+                   bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x [M, K] W^T (+ b), W looked up as dequantize_lut_ref does."""
+    return F.linear(x, dequantize_lut_ref(qweight, lut).to(x.dtype), bias)

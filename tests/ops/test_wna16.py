@@ -1,12 +1,13 @@
-"""Integer-weight ops (W4A16, W8A16; layout in inference_engine/ops/quantized_linear.py): the
-compiled dequantization equals the reference's bit for bit, and the compiled product matches
-x @ W^T over bits, group sizes, rows, dtypes and bias, on the CPU and the GPU; packing round-trips."""
+"""Integer-weight ops (W4A16, W8A16; layout in inference_engine/ops/quantized_linear.py) and
+SqueezeLLM's look-up ones: the compiled dequantization equals the reference's bit for bit, and
+the compiled and Triton products match x @ W^T over bits, group sizes, rows, dtypes and bias, on
+the CPU and the GPU; packing round-trips."""
 import pytest
 import torch
 
 from inference_engine.ops import _compiled_quantized as compiled
-from inference_engine.ops.quantized_linear import (dequantize_wna16_ref, pack_int32,
-                                                   unpack_int32, wna16_matmul_ref)
+from inference_engine.ops.quantized_linear import (dequantize_lut_ref, dequantize_wna16_ref,
+                                                   pack_int32, unpack_int32, wna16_matmul_ref)
 from op_testing import DEVICES, DTYPES, require_compiled
 
 # (N, K, group size): a group per channel, groups of a word (4-bit: 8 values), and real widths.
@@ -88,3 +89,50 @@ def test_triton_product_matches_the_reference(bits, n, k, group_size, rows, dtyp
     expected = x.double() @ weight.t() + (0 if bias is None else bias.double())
     assert out.dtype == dtype and out.shape == (rows, n)
     assert relative_error(out, expected) < RELATIVE_ERROR[dtype]
+
+
+def random_lut(n, k, dtype, device):
+    """(qweight, lut) of a random look-up layer (SqueezeLLM): 4-bit indices, tables of 16."""
+    indices = torch.randint(0, 16, (n, k), device=device)
+    return pack_int32(indices, 4, 1), (torch.randn(n, 16, device=device) * 0.05).to(dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, k", [(16, 64), (48, 512)])
+def test_looked_up_as_the_reference(device, dtype, n, k):
+    require_compiled("dequantize_lut", device)
+    qweight, lut = random_lut(n, k, dtype, device)
+    assert torch.equal(compiled.dequantize_lut(qweight, lut), dequantize_lut_ref(qweight, lut))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, k", [(16, 64), (48, 512), (40, 1024)])
+@pytest.mark.parametrize("rows", [1, 2, 3, 16])
+def test_lookup_product_matches_the_reference_on_the_cpu(dtype, n, k, rows):
+    require_compiled("lut_matmul", "cpu")
+    qweight, lut = random_lut(n, k, dtype, "cpu")
+    x = torch.randn(rows, k, dtype=dtype)
+    bias = torch.randn(n, dtype=dtype) if rows % 2 else None
+    assert compiled.lut_matmul_takes(x, qweight, lut, bias)
+    out = compiled.lut_matmul(x, qweight, lut, bias)
+    expected = (x.double() @ dequantize_lut_ref(qweight, lut).double().t()
+                + (0 if bias is None else bias.double()))
+    assert out.dtype == dtype and relative_error(out, expected) < RELATIVE_ERROR[dtype]
+
+
+@pytest.mark.parametrize("n, k", [(48, 256), (16, 384)])
+@pytest.mark.parametrize("rows", [1, 5, 33])
+@pytest.mark.parametrize("dtype", [pytest.param(torch.float32, id="fp32"),
+                                   pytest.param(torch.float16, id="fp16")])
+def test_triton_lookup_product_matches_the_reference(n, k, rows, dtype):
+    pytest.importorskip("triton")
+    from inference_engine.ops.triton_wna16 import lut_matmul
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    qweight, lut = random_lut(n, k, dtype, device)
+    x = torch.randn(rows, k, dtype=dtype, device=device)
+    bias = torch.randn(n, dtype=dtype, device=device) if rows % 2 else None
+    out = lut_matmul(x, qweight, lut, bias)
+    expected = (x.double() @ dequantize_lut_ref(qweight, lut).double().t()
+                + (0 if bias is None else bias.double()))
+    assert out.dtype == dtype and relative_error(out, expected) < RELATIVE_ERROR[dtype]

@@ -8,16 +8,20 @@ A layer of K inputs and N outputs stores:
 
     W[n, k] = lookup_table[n, i[k, n]]
 
-As the other integer formats here, each call dequantizes its weight for now (a plain-PyTorch
-path; the look-up GEMM kernel is to come).
+Once loaded, the indices are repacked along the input (a row of W per output, as the integer
+formats' layout in ops/quantized_linear.py); a step of a few rows multiplies through the
+look-up kernels (CPU: csrc/cpu/lut_gemm.cpp, GPU: Triton), more rows through the looked-up
+weight's dense matmul.
 """
 import torch
 from torch import nn
 
+from inference_engine import ops
 from inference_engine.model_executor.layers.quantization.base import (LinearMethod,
                                                                       QuantizationConfig,
                                                                       shard_parameter)
-from inference_engine.model_executor.layers.quantization.gptq import unpack_int32
+from inference_engine.model_executor.layers.quantization.wna16 import PACKED_MAX_ROWS
+from inference_engine.ops.quantized_linear import pack_int32, unpack_int32
 
 
 def dequantize_squeezellm(qweight: torch.Tensor, lookup_table: torch.Tensor) -> torch.Tensor:
@@ -36,9 +40,15 @@ class SqueezeLLMLinearMethod(LinearMethod):
                         input_dim=0, output_dim=1, packed_dim=0, pack_factor=8)
         shard_parameter(layer, "lookup_table", (output_size, 16), params_dtype, output_dim=0)
 
+    def process_weights_after_loading(self, layer: nn.Module) -> None:
+        indices = unpack_int32(layer.qweight.data, 4, 0).t().to(torch.uint8)  # [N, K]
+        layer.qweight = nn.Parameter(pack_int32(indices, 4, 1), requires_grad=False)
+
     def apply(self, layer: nn.Module, x: torch.Tensor,
               bias: torch.Tensor | None) -> torch.Tensor:
-        weight = dequantize_squeezellm(layer.qweight, layer.lookup_table)
+        if x.shape[0] <= PACKED_MAX_ROWS:
+            return ops.lut_matmul(x, layer.qweight, layer.lookup_table, bias)
+        weight = ops.dequantize_lut(layer.qweight, layer.lookup_table)
         return torch.nn.functional.linear(x, weight.to(x.dtype), bias)
 
 
