@@ -9,6 +9,7 @@ add one decode step's matmuls (32 layers and the unquantized LM head).
 
     python benchmarks/kernels/benchmark_wna16.py                  # GPU
     python benchmarks/kernels/benchmark_wna16.py --device cpu --rows 1 4 --calls 3
+    python benchmarks/kernels/benchmark_wna16.py --lut            # SqueezeLLM's look-ups
 """
 import argparse
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from bandwidth import copy_bandwidth_gbs, graph_time_us, print_table, time_us
+from inference_engine.model_executor.layers.quantization.squeezellm import SqueezeLLMLinearMethod
 from inference_engine.model_executor.layers.quantization.wna16 import WNA16Method
 from inference_engine.ops.quantized_linear import pack_int32
 
@@ -33,6 +35,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rows", type=int, nargs="+", default=[1, 4, 8, 16, 32, 64])
     p.add_argument("--bits", type=int, default=4, choices=[4, 8])
     p.add_argument("--group-size", type=int, default=128)
+    p.add_argument("--lut", action="store_true",
+                   help="SqueezeLLM's look-up weights (4-bit indices, a table per output)")
     p.add_argument("--min-bytes", type=float, default=512e6,
                    help="GPU: bf16 weight copies rotated through per shape, at least this many "
                         "bytes")
@@ -51,6 +55,13 @@ def packed_layer(n: int, k: int, bits: int, group_size: int, device: str):
         input_order=None, group_index=None, group_size=group_size)
 
 
+def lut_layer(n: int, k: int, device: str):
+    """A SqueezeLLM layer as SqueezeLLMLinearMethod.apply reads it once loaded, random."""
+    q = torch.randint(0, 16, (n, k), device=device, dtype=torch.uint8)
+    return SimpleNamespace(qweight=pack_int32(q, 4, 1),
+                           lookup_table=(torch.randn(n, 16, device=device) * 0.01).to(torch.bfloat16))
+
+
 def timer(args, copies: int):
     if args.device == "cuda":
         return lambda fn: graph_time_us(fn, calls=args.calls * copies)
@@ -61,16 +72,21 @@ def main() -> None:
     args = parse_args()
     torch.manual_seed(0)
     copy_gbs = copy_bandwidth_gbs(args.device, size_mib=256 if args.device == "cpu" else 1024)
-    method = WNA16Method()
-    method.bits = args.bits
+    if args.lut:
+        method, args.bits, args.group_size = SqueezeLLMLinearMethod(), 4, None
+    else:
+        method = WNA16Method()
+        method.bits = args.bits
     rows, step_us = [], {}
     for name, n, k, per_layer in SHAPES:
         copies = 1 if args.device == "cpu" else max(1, int(-(-args.min_bytes // (n * k * 2))))
         dense = [torch.randn(n, k, dtype=torch.bfloat16, device=args.device) * 0.01
                  for _ in range(copies)]
-        layers = [packed_layer(n, k, args.bits, args.group_size, args.device)
+        layers = [lut_layer(n, k, args.device) if args.lut
+                  else packed_layer(n, k, args.bits, args.group_size, args.device)
                   for _ in range(copies)]
-        packed_bytes = n * k * args.bits // 8 + 2 * n * (k // args.group_size) * 2
+        packed_bytes = n * k * args.bits // 8 + (
+            n * 16 * 2 if args.lut else 2 * n * (k // args.group_size) * 2)
         time_it = timer(args, copies)
         for m in args.rows:
             x = torch.randn(m, k, dtype=torch.bfloat16, device=args.device)
@@ -89,8 +105,8 @@ def main() -> None:
             torch.cuda.empty_cache()
     for m, (bf16_us, ours_us) in step_us.items():
         rows.append(["32 layers", "", m, bf16_us, ours_us, bf16_us / ours_us, "", ""])
-    print(f"W{args.bits}A16, groups of {args.group_size}, {args.device}; copy bandwidth "
-          f"{copy_gbs:.0f} GB/s")
+    what = "SqueezeLLM look-up" if args.lut else f"W{args.bits}A16, groups of {args.group_size}"
+    print(f"{what}, {args.device}; copy bandwidth {copy_gbs:.0f} GB/s")
     print_table(["shape", "n x k", "rows", "bf16 us", f"W{args.bits}A16 us", "speed-up",
                  "packed GB/s", "% of copy"], rows)
 
