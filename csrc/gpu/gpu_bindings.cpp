@@ -261,6 +261,18 @@ void dequantize_wna16(at::Tensor& out, const at::Tensor& qweight, const at::Tens
                                        dtype_of(scales), stream()));
 }
 
+void lut_matmul(at::Tensor& out, const at::Tensor& input, const at::Tensor& qweight,
+                const at::Tensor& lut, const std::optional<at::Tensor>& bias) {
+  check_lut(qweight, lut);
+  const int64_t n = qweight.size(0), k = qweight.size(1) * 8;
+  check_wna16_matmul(out, input, lut, bias, n, k);
+  const at::cuda::OptionalCUDAGuard guard(input.device());
+  const at::Tensor x = vector_aligned(input);
+  check_launch(launch_lut_matmul(out.data_ptr(), x.data_ptr(), qweight.data_ptr(), lut.data_ptr(),
+                                 bias.has_value() ? bias->data_ptr() : nullptr, x.size(0), n, k,
+                                 x.stride(0), dtype_of(x), stream()));
+}
+
 void dequantize_lut(at::Tensor& out, const at::Tensor& qweight, const at::Tensor& lut) {
   check_lut(qweight, lut);
   const int64_t n = qweight.size(0), k = qweight.size(1) * 8;
@@ -299,5 +311,6 @@ TORCH_LIBRARY_IMPL(inference_engine, CUDA, m) {
   m.impl("greedy_sample", &ie::gpu::greedy_sample);
   m.impl("wna16_matmul", &ie::gpu::wna16_matmul);
   m.impl("dequantize_wna16", &ie::gpu::dequantize_wna16);
+  m.impl("lut_matmul", &ie::gpu::lut_matmul);
   m.impl("dequantize_lut", &ie::gpu::dequantize_lut);
 }

@@ -101,8 +101,11 @@ const char* launch_wna16_matmul(void* out, const void* x, const void* qweight, c
 const char* launch_dequantize_wna16(void* out, const void* qweight, const void* scales,
                                     const void* zeros, int64_t n, int64_t k, int bits,
                                     int group_size, DType dtype, cudaStream_t stream);
-// Look-up weights (SqueezeLLM): qweight int32 [n, k / 8] of 4-bit indices, lut [n, 16];
-// out [n, k] = W.
+// Look-up weights (SqueezeLLM): qweight int32 [n, k / 8] of 4-bit indices, lut [n, 16] in x's
+// type. lut_matmul: out [rows, n] = x W^T (+ bias), 1 to 16 rows; dequantize_lut: out [n, k] = W.
+const char* launch_lut_matmul(void* out, const void* x, const void* qweight, const void* lut,
+                              const void* bias, int rows, int n, int k, int64_t x_stride,
+                              DType dtype, cudaStream_t stream);
 const char* launch_dequantize_lut(void* out, const void* qweight, const void* lut, int64_t n,
                                   int64_t k, DType dtype, cudaStream_t stream);
 

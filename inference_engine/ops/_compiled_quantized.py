@@ -9,7 +9,7 @@ _ops = torch.ops.inference_engine
 
 # The GPU's packed product (csrc/gpu/wna16_kernels.cu): up to this many rows, 16-bit, a group of
 # 32 inputs or more (a lane's 32 4-bit values, or 16 8-bit ones, share one scale), K a multiple
-# of 256 and N of 16, CUDA sm_80+.
+# of 128 (a warp's window of 4-bit values) and N of 16, CUDA sm_80+.
 GPU_MAX_ROWS = 16
 
 
@@ -28,7 +28,7 @@ def wna16_matmul_takes(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Ten
     if not x.is_cuda:  # the CPU kernel takes eight words at a time
         return k % (8 * 32 // bits) == 0
     return (x.dtype in (torch.float16, torch.bfloat16) and 1 <= x.shape[0] <= GPU_MAX_ROWS
-            and group_size % 32 == 0 and k % 256 == 0 and qweight.shape[0] % 16 == 0
+            and group_size % 32 == 0 and k % 128 == 0 and qweight.shape[0] % 16 == 0
             and torch.version.hip is None and _sm80(x.device.index))
 
 
@@ -51,9 +51,15 @@ def dequantize_wna16(qweight: torch.Tensor, scales: torch.Tensor, zeros: torch.T
 
 def lut_matmul_takes(x: torch.Tensor, qweight: torch.Tensor, lut: torch.Tensor,
                      bias: torch.Tensor | None = None) -> bool:
-    """The compiled look-up product is the CPU's (the GPU's is Triton's), eight words at a time."""
-    return (not x.is_cuda and x.dim() == 2 and x.dtype == lut.dtype
-            and qweight.shape[1] % 8 == 0)
+    """Whether the compiled look-up product has a kernel for this call: the CPU's eight words at a
+    time; the GPU's (csrc/gpu/lut_kernels.cu) as wna16_matmul's, K a multiple of 128."""
+    if x.dim() != 2 or x.dtype != lut.dtype:
+        return False
+    if not x.is_cuda:
+        return qweight.shape[1] % 8 == 0
+    return (x.dtype in (torch.float16, torch.bfloat16) and 1 <= x.shape[0] <= GPU_MAX_ROWS
+            and x.shape[1] % 128 == 0 and qweight.shape[0] % 16 == 0
+            and torch.version.hip is None and _sm80(x.device.index))
 
 
 def lut_matmul(x: torch.Tensor, qweight: torch.Tensor, lut: torch.Tensor,
