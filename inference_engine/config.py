@@ -13,7 +13,10 @@ from inference_engine.transformers_utils.generation_config import default_sampli
 logger = logging.getLogger(__name__)
 
 # The weight quantizations model_executor/layers/quantization implements (vLLM's --quantization).
-QUANTIZATION_METHODS = ("awq", "compressed-tensors", "fp8", "gptq", "squeezellm")  # model_executor/layers/quantization/
+# model_executor/layers/quantization/; gptq_marlin and awq_marlin are vLLM's names for running
+# GPTQ and AWQ checkpoints on its Marlin kernels, accepted for those checkpoints here too.
+QUANTIZATION_METHODS = ("awq", "awq_marlin", "compressed-tensors", "fp8", "gptq", "gptq_marlin",
+                        "squeezellm")
 MODEL_IMPLS = ("auto", "native", "transformers")  # model_executor/models/__init__.py
 _DTYPES = {"float32": torch.float32, "float": torch.float32, "float16": torch.float16,
            "half": torch.float16, "bfloat16": torch.bfloat16}

@@ -11,7 +11,8 @@ import torch
 from inference_engine import LLM, SamplingParams, ops
 from inference_engine.config import QUANTIZATION_METHODS
 from inference_engine.engine.arg_utils import EngineArgs
-from inference_engine.model_executor.layers.quantization import QUANTIZATION_CONFIGS
+from inference_engine.model_executor.layers.quantization import (QUANTIZATION_ALIASES,
+                                                                 QUANTIZATION_CONFIGS)
 from inference_engine.model_executor.layers.quantization.gptq import (dequantize_gptq,
                                                                       unpack_int32)
 from utils.hf_checkpoint import tiny_llama_config, write_hf_checkpoint
@@ -31,7 +32,14 @@ def method_of(path: str, **kwargs) -> str | None:
 
 
 def test_the_engine_lists_every_registered_method():
-    assert set(QUANTIZATION_METHODS) == set(QUANTIZATION_CONFIGS)
+    assert set(QUANTIZATION_METHODS) == set(QUANTIZATION_CONFIGS) | set(QUANTIZATION_ALIASES)
+
+
+def test_vllm_marlin_names_run_the_checkpoints_they_name(tmp_path):
+    gptq, _ = write_quantized_checkpoint(tmp_path, tiny_llama_config(), GPTQSpec())
+    assert method_of(gptq, quantization="gptq_marlin") == "gptq"
+    with pytest.raises(ValueError, match="--quantization awq does not apply"):
+        method_of(gptq, quantization="awq_marlin")
 
 
 @pytest.mark.parametrize("bits", [4, 8])

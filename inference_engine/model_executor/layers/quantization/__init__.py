@@ -22,6 +22,10 @@ QUANTIZATION_CONFIGS: dict[str, type[QuantizationConfig]] = {
     c.name: c for c in (AWQConfig, CompressedTensorsConfig, Fp8Config, GPTQConfig,
                         SqueezeLLMConfig)}
 
+# vLLM's --quantization names for GPTQ and AWQ checkpoints on its Marlin kernels: the same
+# checkpoints, which run on our W4A16 kernels here.
+QUANTIZATION_ALIASES = {"gptq_marlin": "gptq", "awq_marlin": "awq"}
+
 _building: QuantizationConfig | None = None
 
 
@@ -34,6 +38,7 @@ def resolve_quantization(hf_config, requested: str | None) -> str | None:
     """The method that runs the checkpoint: the one its `quantization_config` names, or
     `requested` (--quantization) where the two agree; ValueError saying why none fits."""
     supported = ", ".join(QUANTIZATION_CONFIGS)
+    requested = QUANTIZATION_ALIASES.get(requested, requested)
     stored = _stored(hf_config)
     stored_method = None if stored is None else str(stored.get("quant_method", "?")).lower()
     if requested is not None and requested not in QUANTIZATION_CONFIGS:
