@@ -8,7 +8,8 @@ import torch
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", default=None)
-    p.add_argument("--preset", default=None, help="llama3-8b, llama2-7b, llama2-70b (dummy weights)")
+    p.add_argument("--preset", default=None, help="llama3-8b, llama2-7b, llama2-70b, "
+                   "llama3-8b-gptq/-fp8/-int8 (dummy weights)")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--input-len", type=int, default=512)

@@ -15,7 +15,8 @@ from workload import DEFAULT_WORKLOAD, load_workload, preset_vocab_size  # noqa:
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", default=None, help="HF folder or GGUF file (default: embedded model)")
-    p.add_argument("--preset", default=None, help="llama3-8b, llama2-7b, llama2-70b, bloom-176b, qwen3-30b-a3b (dummy weights)")
+    p.add_argument("--preset", default=None, help="llama3-8b, llama2-7b, llama2-70b, bloom-176b, qwen3-30b-a3b; llama3-8b-gptq, "
+                        "-fp8, -int8: its quantized checkpoints (dummy weights)")
     p.add_argument("--load-format", default="auto")
     p.add_argument("--model-impl", default="auto", choices=["auto", "native", "transformers"],
                    help="transformers: transformers' own model on the paged cache (the fallback)")

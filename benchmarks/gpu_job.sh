@@ -16,6 +16,8 @@
 #   throughput-no-piecewise (steps with prompts eager) throughput-sync profile trace-async
 #   sweep throughput-hf serving serving-split serving-profile tp tp-70b tp-any
 #   (throughput-extra: EXTRA_ARGS added, log named throughput_$EXTRA_NAME)
+#   throughput-quantized, latency-quantized (QUANT_PRESETS="gptq fp8 int8": llama3-8b-<name>;
+#    latency-quantized: batch-1 decode, bf16 first)
 #   (serving: RATES="4 16 inf" by default; SERVER_ARGS are added to the server's flags)
 #   (serving-ab: the same on OLD_TREE and this tree, alternating: see serving_ab.sh)
 #   (throughput-ab: the throughput run on OLD_TREE and this tree, alternating old, new, old, new)
@@ -137,6 +139,15 @@ for step in $STEPS; do
     warm) run warm python benchmarks/benchmark_throughput.py --preset llama3-8b --load-format dummy \
             --workload "$WL" --num-prompts 200 ;;  # a fresh machine's first run is slow: not compared
     throughput) run throughput "${THROUGHPUT[@]}" ;;
+    # The quantized checkpoints' presets (llama3-8b-gptq, -fp8, -int8) beside bf16, one call.
+    throughput-quantized) for q in ${QUANT_PRESETS:-gptq fp8 int8}; do
+                            run "throughput_$q" python benchmarks/benchmark_throughput.py \
+                              --preset "llama3-8b-$q" --load-format dummy --workload "$WL" --num-prompts 1000
+                          done ;;
+    latency-quantized) for q in "" ${QUANT_PRESETS:-gptq fp8 int8}; do  # batch-1 decode ms/token
+                         run "latency_${q:-bf16}" python benchmarks/benchmark_latency.py \
+                           --preset "llama3-8b${q:+-$q}" --batch-size 1 --input-len 128 --output-len 256
+                       done ;;
     throughput-fp8-kv) run throughput_fp8_kv "${THROUGHPUT[@]}" --kv-cache-dtype fp8 ;;
     attn-mix-fp8) run attn_mix_fp8 python benchmarks/kernels/benchmark_decode_attention_mix.py \
           --workload "$WL" --kv-cache-dtype fp8 ${MIX_ARGS:-} ;;

@@ -49,6 +49,20 @@ PRESETS: dict[str, dict] = {
         tie_word_embeddings=True, dtype="bfloat16"),
 }
 
+# Llama-3-8B as quantized checkpoints (dummy weights, the formats' tensors and shapes): W4A16
+# (GPTQ, groups of 128), W8A8-FP8 (AutoFP8, dynamic activation scales), W8A8-INT8
+# (compressed-tensors, weights per channel, activations per token).
+_INT8_ARGS = dict(num_bits=8, type="int", symmetric=True)
+for _name, _quantization in {
+        "gptq": dict(quant_method="gptq", bits=4, group_size=128, desc_act=False, sym=True),
+        "fp8": dict(quant_method="fp8", activation_scheme="dynamic"),
+        "int8": dict(quant_method="compressed-tensors", format="int-quantized", ignore=["lm_head"],
+                     config_groups={"group_0": dict(
+                         targets=["Linear"], weights=dict(_INT8_ARGS, strategy="channel"),
+                         input_activations=dict(_INT8_ARGS, strategy="token", dynamic=True))}),
+}.items():
+    PRESETS[f"llama3-8b-{_name}"] = dict(PRESETS["llama3-8b"], quantization_config=_quantization)
+
 # GGUF `general.architecture` -> (config class, HF architecture name).
 GGUF_ARCHITECTURES = {"llama": (LlamaConfig, "LlamaForCausalLM"),
                       "qwen2": (Qwen2Config, "Qwen2ForCausalLM"),

@@ -100,3 +100,20 @@ def test_tiny_gguf_carries_the_embedded_tokenizer(tmp_path):
     text = "Hello, world! 你好"
     assert tok.encode(text) == ref.encode(text) and tok.chat_template == ref.chat_template
     assert torch.Size([get_hf_config(path).vocab_size]) == torch.Size([49152])
+
+
+@pytest.mark.parametrize("name,method,tensor,dtype,shape", [
+    ("llama3-8b-gptq", "gptq", "qweight", torch.int32, (14336 // 8, 4096)),
+    ("llama3-8b-fp8", "fp8", "weight", torch.float8_e4m3fn, (4096, 14336)),
+    ("llama3-8b-int8", "compressed-tensors", "weight", torch.int8, (4096, 14336)),
+])
+def test_quantized_presets_build_their_formats_layers(name, method, tensor, dtype, shape):
+    from inference_engine.model_executor.layers.quantization import (building_with,
+                                                                     get_quantization_config,
+                                                                     resolve_quantization)
+    c = get_hf_config(name)
+    assert resolve_quantization(c, None) == method
+    with torch.device("meta"), building_with(get_quantization_config(method, c)):
+        model = get_model_class(c)(c)
+    down = getattr(model.model.layers[0].mlp.down_proj, tensor)
+    assert down.dtype == dtype and tuple(down.shape) == shape
