@@ -2,8 +2,8 @@
 
 For each shape and row count, times (GPU: inside a CUDA graph, rotating over enough weight copies
 that they never sit in L2; CPU: wall clock) the dense bf16 matmul (cuBLAS, or torch on the CPU)
-and the integer-weight linear as a layer runs it (wna16.py: our packed kernel up to 16 rows, the
-dequantized weight's dense matmul beyond), and reports the speed-up over bf16 and the packed
+and the integer-weight linear as a layer runs it (wna16.py: our packed kernel up to 16 rows, then
+Triton's up to 256 on a GPU, the dequantized weight's dense matmul beyond), and reports the speed-up over bf16 and the packed
 bytes (weights, scales, zeros) read per second against the card's copy bandwidth. The last rows
 add one decode step's matmuls (32 layers and the unquantized LM head).
 
@@ -32,7 +32,7 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
-    p.add_argument("--rows", type=int, nargs="+", default=[1, 4, 8, 16, 32, 64])
+    p.add_argument("--rows", type=int, nargs="+", default=[1, 4, 8, 16, 32, 64, 128, 256, 512])
     p.add_argument("--bits", type=int, default=4, choices=[4, 8])
     p.add_argument("--group-size", type=int, default=128)
     p.add_argument("--lut", action="store_true",

@@ -20,7 +20,7 @@ from inference_engine import ops
 from inference_engine.model_executor.layers.quantization.base import (LinearMethod,
                                                                       QuantizationConfig,
                                                                       shard_parameter)
-from inference_engine.model_executor.layers.quantization.wna16 import PACKED_MAX_ROWS
+from inference_engine.model_executor.layers.quantization.wna16 import packed_rows_limit
 from inference_engine.ops.quantized_linear import pack_int32, unpack_int32
 
 
@@ -46,7 +46,7 @@ class SqueezeLLMLinearMethod(LinearMethod):
 
     def apply(self, layer: nn.Module, x: torch.Tensor,
               bias: torch.Tensor | None) -> torch.Tensor:
-        if x.shape[0] <= PACKED_MAX_ROWS:
+        if x.shape[0] <= packed_rows_limit(x):
             return ops.lut_matmul(x, layer.qweight, layer.lookup_table, bias)
         weight = ops.dequantize_lut(layer.qweight, layer.lookup_table)
         return torch.nn.functional.linear(x, weight.to(x.dtype), bias)

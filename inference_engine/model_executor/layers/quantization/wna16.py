@@ -17,7 +17,14 @@ from inference_engine.ops.quantized_linear import pack_int32, unpack_int32
 
 # Up to this many rows the product runs on the packed weight; beyond, the weight is dequantized
 # once per call and multiplied by the dense matmul (a prompt's rows amortize the dequantization).
-PACKED_MAX_ROWS = 16
+# On the CPU its kernel's; on a GPU our kernel's up to 16 rows, then Triton's, whose tiles read
+# the packed weight once per 64 rows: a decode step's batch, where writing the whole dequantized
+# weight every step would cost more than the matmul.
+PACKED_MAX_ROWS = {"cpu": 16, "cuda": 256}
+
+
+def packed_rows_limit(x: torch.Tensor) -> int:
+    return PACKED_MAX_ROWS.get(x.device.type, 16)
 
 
 def _replace(layer: nn.Module, name: str, value: torch.Tensor | None) -> None:
@@ -74,7 +81,7 @@ class WNA16Method(LinearMethod):
             q = unpack_int32(layer.qweight, self.bits, 1).to(layer.scales.dtype)
             weight = (q - layer.zeros[:, g]) * layer.scales[:, g]
             return torch.nn.functional.linear(x, weight.to(x.dtype), bias)
-        if x.shape[0] <= PACKED_MAX_ROWS:
+        if x.shape[0] <= packed_rows_limit(x):
             return ops.wna16_matmul(x, layer.qweight, layer.scales, layer.zeros, self.bits,
                                     layer.group_size, bias)
         weight = ops.dequantize_wna16(layer.qweight, layer.scales, layer.zeros, self.bits,
