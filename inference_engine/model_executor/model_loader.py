@@ -3,6 +3,8 @@ import torch
 from torch import nn
 
 from inference_engine.config import ModelConfig
+from inference_engine.model_executor.layers.kv_cache_scales import (apply_kv_cache_scales,
+                                                                    take_kv_cache_scales)
 from inference_engine.model_executor.layers.linear import LinearBase
 from inference_engine.model_executor.layers.quantization import (building_with,
                                                                  get_quantization_config,
@@ -26,8 +28,10 @@ def get_model(model_config: ModelConfig, device: torch.device) -> nn.Module:
     if model_config.load_format == "dummy":
         initialize_dummy_weights(model, seed=model_config.seed)
     else:
-        model.load_weights(iterate_weights(model_config.model, model_config.load_format,
-                                           model_config.hf_config))
+        kv_scales: dict[tuple[str, str], float] = {}
+        model.load_weights(take_kv_cache_scales(iterate_weights(
+            model_config.model, model_config.load_format, model_config.hf_config), kv_scales))
+        apply_kv_cache_scales(model, kv_scales)
     for layer in model.modules():
         if isinstance(layer, LinearBase):
             layer.quant_method.process_weights_after_loading(layer)

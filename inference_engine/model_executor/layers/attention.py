@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from inference_engine import envs, ops
+from inference_engine.ops.attention import FP8_DTYPE
 from inference_engine.model_executor.forward_context import get_attention_metadata, get_graph_split
 
 # INFERENCE_ENGINE_FUSED_ROTARY=0 rotates with one kernel and stores with another (to measure
@@ -33,6 +34,8 @@ class Attention(nn.Module):
         # A buffer, so that it follows the module to another device (it is no weight to load).
         self.register_buffer("alibi_slopes", alibi_slopes, persistent=False)
         self.k_cache = self.v_cache = torch.empty(0)
+        # A checkpoint's KV-cache scales (layers/kv_cache_scales.py), for an FP8 cache only.
+        self.k_scale = self.v_scale = 1.0
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 positions: torch.Tensor | None = None,
@@ -46,6 +49,12 @@ class Attention(nn.Module):
         meta = get_attention_metadata()
         if self.rotary_emb is not None and positions is None:
             raise ValueError("attention with rotary embeddings needs the tokens' positions")
+        # With scales, an FP8 cache holds k / k_scale and v / v_scale (rotary is linear: the
+        # rotated keys are scaled alike); k_scale then goes into the softmax scale and v_scale
+        # onto the output, so the attention kernels are the same.
+        scaled = self.k_cache.dtype == FP8_DTYPE and (self.k_scale, self.v_scale) != (1.0, 1.0)
+        if scaled:
+            k, v = k * (1.0 / self.k_scale), v * (1.0 / self.v_scale)
         if self.rotary_emb is not None and FUSED_ROTARY:
             q = self.rotary_emb.rotate_and_cache(positions, q, k, v, self.k_cache, self.v_cache,
                                                  meta.slot_mapping)
@@ -62,22 +71,25 @@ class Attention(nn.Module):
         if out is None:
             out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
         out = out.view(-1, self.num_heads, self.head_size)
+        scale = self.scale * self.k_scale if scaled else self.scale
         if p > 0:  # the prefills' tokens come first
-            self._prefill(q[:p], meta, out[:p])
+            self._prefill(q[:p], meta, out[:p], scale)
         if p < q.shape[0]:  # then one token per decoding sequence
-            self._decode(q[p:], meta.block_tables[n:], meta.seq_lens[n:], out[p:])
+            self._decode(q[p:], meta.block_tables[n:], meta.seq_lens[n:], out[p:], scale)
+        if scaled:
+            out.mul_(self.v_scale)
         return out.view(-1, self.num_heads * self.head_size)
 
-    def _prefill(self, q: torch.Tensor, meta, out: torch.Tensor) -> None:
+    def _prefill(self, q: torch.Tensor, meta, out: torch.Tensor, scale: float) -> None:
         n = meta.num_prefills
         ops.prefill_attention(q, self.k_cache, self.v_cache, meta.block_tables[:n],
-                              meta.query_start_loc, meta.seq_lens[:n], self.scale,
+                              meta.query_start_loc, meta.seq_lens[:n], scale,
                               self.alibi_slopes, out=out)
 
     def _decode(self, q: torch.Tensor, block_tables: torch.Tensor, seq_lens: torch.Tensor,
-                out: torch.Tensor) -> None:
+                out: torch.Tensor, scale: float) -> None:
         ops.paged_attention(q, self.k_cache, self.v_cache, block_tables, seq_lens,
-                            self.scale, self.alibi_slopes, out=out)
+                            scale, self.alibi_slopes, out=out)
 
 
 def get_alibi_slopes(num_heads: int) -> torch.Tensor:
