@@ -142,9 +142,9 @@ def test_seeded_sampling_matches_sync(llm, async_llm):
 
 
 def test_preemption_under_a_tiny_cache_keeps_every_token(llm):
-    prompts = mixed_prompts(llm.get_tokenizer(), 8, seed=2, max_words=40)
-    params = [SamplingParams(temperature=0, max_tokens=20 + i, ignore_eos=True) for i in range(8)]
-    small = dict(dtype="float32", max_model_len=128, num_gpu_blocks_override=12, block_size=16)
+    prompts = mixed_prompts(llm.get_tokenizer(), 6, seed=2, max_words=30)
+    params = [SamplingParams(temperature=0, max_tokens=12 + i, ignore_eos=True) for i in range(6)]
+    small = dict(dtype="float32", max_model_len=96, num_gpu_blocks_override=7, block_size=16)
     sync_small, async_small = (LLM(async_scheduling=flag, **small) for flag in (False, True))
     expected, got = generate_both(sync_small, async_small, prompts, params)
     assert async_small.llm_engine.scheduler.num_preemptions_total > 0

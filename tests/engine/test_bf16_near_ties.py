@@ -24,7 +24,7 @@ PROMPTS = [
 @pytest.fixture(scope="module")
 def ours_bf16(embedded_path):
     llm = LLM(dtype="bfloat16", cpu_kv_cache_space_gib=0.25)
-    params = SamplingParams(temperature=0, max_tokens=24, ignore_eos=True, logprobs=5)
+    params = SamplingParams(temperature=0, max_tokens=16, ignore_eos=True, logprobs=5)
     outs = llm.generate(PROMPTS, params, use_tqdm=False)
     llm.shutdown()
     return outs
@@ -35,7 +35,7 @@ def test_bfloat16_parts_from_transformers_only_at_near_ties(ours_bf16, hf_dtype)
     from utils.hf_checkpoint import embedded_hf_checkpoint
     ours = [engine_generation(out.outputs[0]) for out in ours_bf16]
     hf = AutoModelForCausalLM.from_pretrained(embedded_hf_checkpoint(), dtype=hf_dtype).eval()
-    theirs = [hf_greedy_top(hf, out.prompt_token_ids, 24, 5) for out in ours_bf16]
+    theirs = [hf_greedy_top(hf, out.prompt_token_ids, 16, 5) for out in ours_bf16]
     divergences = first_divergences(ours, theirs)
     print(summary(divergences, len(PROMPTS)))
     assert all(d.is_near_tie for d in divergences), [d for d in divergences if not d.is_near_tie]

@@ -86,13 +86,13 @@ def test_requests_without_drafts_beside_those_with(llm, spec3):
 
 
 def test_prefix_caching_chunked_prefill_and_preemption(llm):
-    """A cache of 43 blocks for seven sequences of up to ~150 tokens: some are preempted and
+    """A cache of 29 blocks for seven sequences of up to ~90 tokens: some are preempted and
     computed again (their drafts' blocks given back first)."""
-    params = SamplingParams(temperature=0.0, max_tokens=120, ignore_eos=True)
+    params = SamplingParams(temperature=0.0, max_tokens=60, ignore_eos=True)
     prompts = PROMPTS + PROMPTS[:2]
     expected = completions(llm.generate(prompts, params, use_tqdm=False))
     spec = spec_llm(4, enable_prefix_caching=True, enable_chunked_prefill=True,
-                    max_num_batched_tokens=48, max_num_seqs=8, cpu_kv_cache_space_gib=0.03,
+                    max_num_batched_tokens=48, max_num_seqs=8, cpu_kv_cache_space_gib=0.02,
                     max_model_len=256)
     try:
         assert completions(spec.generate(prompts, params, use_tqdm=False)) == expected
@@ -140,10 +140,10 @@ def test_no_drafts_while_the_batch_is_large(llm):
 def test_parallel_samples_share_blocks_and_draft_apart(llm, spec3):
     """n and best_of: the samples share their prompt's blocks until each writes (copy on
     write of the block a step writes first, drafts' blocks their own)."""
-    greedy = SamplingParams(n=2, temperature=0.0, max_tokens=30)
+    greedy = SamplingParams(n=2, temperature=0.0, max_tokens=16)
     assert completions(spec3.generate(PROMPTS[:2], greedy, use_tqdm=False)) == \
         completions(llm.generate(PROMPTS[:2], greedy, use_tqdm=False))
-    seeded = SamplingParams(n=3, best_of=4, temperature=0.7, seed=7, max_tokens=40)
+    seeded = SamplingParams(n=3, best_of=4, temperature=0.7, seed=7, max_tokens=20)
     first = completions(spec3.generate(PROMPTS[:2], seeded, use_tqdm=False))
     assert len(first) == 6
     assert completions(spec3.generate(PROMPTS[:2], seeded, use_tqdm=False)) == first

@@ -90,9 +90,9 @@ def test_packed_weights_stay_packed(tmp_path):
     llm.shutdown()
 
 
-@pytest.mark.parametrize("spec", [GPTQSpec(), GPTQSpec(group_size=32, desc_act=True,
-                                                       sym=False)], ids=str)
+@pytest.mark.parametrize("spec", [GPTQSpec(group_size=32, desc_act=True, sym=False)], ids=str)
 def test_two_ranks_generate_as_one(tmp_path, spec):
+    """Act-order: the row-parallel layers' inputs come from any group (the harder split)."""
     gptq, _ = write_quantized_checkpoint(tmp_path, tiny_llama_config(), spec, seed=5)
     runs = []
     for tp in (1, 2):
