@@ -138,7 +138,10 @@ void dequantize_lut_impl(T* out, const uint32_t* qweight, const T* lut, int64_t 
   at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
     for (int64_t f = begin; f < end; ++f) {
       const uint32_t* row = qweight + f * words;
-      for (int64_t i = 0; i < k; ++i) out[f * k + i] = lut[f * 16 + ((row[i / kPerWord] >> (4 * (i % kPerWord))) & 0xfu)];
+      const T* table = lut + f * 16;
+      for (int64_t w = 0; w < words; ++w) {
+        for (int j = 0; j < kPerWord; ++j) out[f * k + w * kPerWord + j] = table[(row[w] >> (4 * j)) & 0xfu];
+      }
     }
   });
 }

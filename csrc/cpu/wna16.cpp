@@ -157,12 +157,12 @@ void wna16_matmul_impl(T* out, const T* x, const uint32_t* qweight, const T* sca
 
 // W[f, i] = T((q - z) s): the product of two 16-bit values is exact in float, so rounding it
 // once to T gives what the reference's T arithmetic gives.
-template <typename T>
+template <typename T, int BITS>
 void dequantize_wna16_impl(T* out, const uint32_t* qweight, const T* scales, const T* zeros,
-                           int64_t n, int64_t k, int bits, int64_t group_size) {
-  const int per_word = 32 / bits;
-  const uint32_t mask = (1u << bits) - 1;
-  const int64_t words = k / per_word, groups = k / group_size;
+                           int64_t n, int64_t k, int64_t group_size) {
+  constexpr int kPerWord = 32 / BITS;
+  constexpr uint32_t kMask = (1u << BITS) - 1;
+  const int64_t words = k / kPerWord, groups = k / group_size, group_words = group_size / kPerWord;
   at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
     for (int64_t f = begin; f < end; ++f) {
       const uint32_t* row = qweight + f * words;
@@ -170,9 +170,12 @@ void dequantize_wna16_impl(T* out, const uint32_t* qweight, const T* scales, con
       for (int64_t g = 0; g < groups; ++g) {
         const float s = static_cast<float>(scales[f * groups + g]);
         const float z = static_cast<float>(zeros[f * groups + g]);
-        for (int64_t i = g * group_size; i < (g + 1) * group_size; ++i) {
-          const uint32_t q = (row[i / per_word] >> ((i % per_word) * bits)) & mask;
-          out_row[i] = static_cast<T>((static_cast<float>(q) - z) * s);
+        for (int64_t w = g * group_words; w < (g + 1) * group_words; ++w) {
+          const uint32_t word = row[w];
+#pragma GCC unroll 8
+          for (int j = 0; j < kPerWord; ++j) {
+            out_row[w * kPerWord + j] = static_cast<T>((static_cast<float>((word >> (j * BITS)) & kMask) - z) * s);
+          }
         }
       }
     }
@@ -204,10 +207,14 @@ void dequantize_wna16(at::Tensor& out, const at::Tensor& qweight, const at::Tens
   const int64_t n = qweight.size(0), k = scales.size(1) * group_size;
   check_dequantize_wna16(out, scales, n, k);
   IE_DISPATCH_FLOAT_TYPES(scales.scalar_type(), "dequantize_wna16", [&] {
-    dequantize_wna16_impl<scalar_t>(
-        out.data_ptr<scalar_t>(), reinterpret_cast<const uint32_t*>(qweight.data_ptr<int32_t>()),
-        scales.data_ptr<scalar_t>(), zeros.data_ptr<scalar_t>(), n, k, static_cast<int>(bits),
-        group_size);
+    auto* q = reinterpret_cast<const uint32_t*>(qweight.data_ptr<int32_t>());
+    if (bits == 4) {
+      dequantize_wna16_impl<scalar_t, 4>(out.data_ptr<scalar_t>(), q, scales.data_ptr<scalar_t>(),
+                                         zeros.data_ptr<scalar_t>(), n, k, group_size);
+    } else {
+      dequantize_wna16_impl<scalar_t, 8>(out.data_ptr<scalar_t>(), q, scales.data_ptr<scalar_t>(),
+                                         zeros.data_ptr<scalar_t>(), n, k, group_size);
+    }
   });
 }
 
