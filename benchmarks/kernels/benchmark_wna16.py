@@ -107,7 +107,7 @@ def main() -> None:
         rows.append(["32 layers", "", m, bf16_us, ours_us, bf16_us / ours_us, "", ""])
     what = "SqueezeLLM look-up" if args.lut else f"W{args.bits}A16, groups of {args.group_size}"
     print(f"{what}, {args.device}; copy bandwidth {copy_gbs:.0f} GB/s")
-    print_table(["shape", "n x k", "rows", "bf16 us", f"W{args.bits}A16 us", "speed-up",
+    print_table(["shape", "n x k", "rows", "bf16 us", "look-up us" if args.lut else f"W{args.bits}A16 us", "speed-up",
                  "packed GB/s", "% of copy"], rows)
 
 
