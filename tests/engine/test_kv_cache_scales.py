@@ -40,8 +40,9 @@ def run(path: str, cache: str) -> tuple[list[dict], float]:
     llm = LLM(path, dtype="float32", skip_tokenizer_init=True, max_model_len=128,
               cpu_kv_cache_space_gib=0.05, kv_cache_dtype=cache)
     try:
-        outputs = llm.generate(prompt_token_ids=PROMPTS, sampling_params=FIRST, use_tqdm=False)
         kv_cache = llm.llm_engine.executor.driver.model_runner.cache_engine.kv_cache
+        kv_cache.zero_()  # (allocated empty: only what the run writes may count)
+        outputs = llm.generate(prompt_token_ids=PROMPTS, sampling_params=FIRST, use_tqdm=False)
         return ([{t: lp.logprob for t, lp in o.outputs[0].logprobs[0].items()} for o in outputs],
                 kv_cache.float().abs().max().item())
     finally:

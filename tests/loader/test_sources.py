@@ -90,7 +90,8 @@ def test_load_format_must_fit_the_source(tmp_path):
         resolve_load_format(str(tmp_path), "gguf")
     with pytest.raises(ValueError, match="load_format must be one of"):
         resolve_load_format(gguf_path, "npcache")
-    assert set(PRESETS) == {"llama3-8b", "llama2-7b", "llama2-70b", "bloom-176b", "qwen3-30b-a3b"}
+    assert set(PRESETS) == {"llama3-8b", "llama2-7b", "llama2-70b", "bloom-176b", "qwen3-30b-a3b",
+                            "llama3-8b-gptq", "llama3-8b-fp8", "llama3-8b-int8"}
 
 
 def test_tiny_gguf_carries_the_embedded_tokenizer(tmp_path):

@@ -12,7 +12,9 @@ from test_server_errors import assert_openai_error
 from utils.server import engine_idle, wait_until
 
 CHAT = [{"role": "user", "content": "hi"}]
-HEALTH_LIMIT_S = 1.0
+# A blocked event loop answers after the hostile work is done (seconds); a free one at once,
+# though CI's loaded two cores once took 1.1 s.
+HEALTH_LIMIT_S = 2.0
 
 
 def while_polling_health(server, action):
