@@ -39,7 +39,7 @@ def all_blocks_free(llm: LLM) -> bool:
 
 @pytest.mark.parametrize("k", [1, 3, 6])
 def test_greedy_tokens_and_logprobs_as_without_drafts(llm, k):
-    params = SamplingParams(temperature=0.0, max_tokens=40, logprobs=2, ignore_eos=True)
+    params = SamplingParams(temperature=0.0, max_tokens=24, logprobs=2, ignore_eos=True)
     expected = llm.generate(PROMPTS, params, use_tqdm=False)
     spec = spec_llm(k)
     try:
