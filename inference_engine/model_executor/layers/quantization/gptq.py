@@ -28,14 +28,19 @@ from inference_engine.model_executor.layers.quantization.wna16 import WNA16Metho
 from inference_engine.ops.quantized_linear import unpack_int32
 
 
-def dequantize_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor,
-                    g_idx: torch.Tensor, bits: int, zeros_minus_one: bool) -> torch.Tensor:
-    """W [N, K] in the scales' dtype (contiguous: the layout of an unquantized weight, so that
-    the matmul takes the same path, and rounds the same way, as on the float weights)."""
-    q = unpack_int32(qweight, bits, 0)  # [K, N]
-    zeros = unpack_int32(qzeros, bits, 1)  # [G, N]
+def unpack_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, bits: int,
+                zeros_minus_one: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q [K, N], zero points [G, N]) as the checkpoint means them."""
+    zeros = unpack_int32(qzeros, bits, 1)
     if zeros_minus_one:
         zeros = (zeros + 1) & ((1 << bits) - 1)
+    return unpack_int32(qweight, bits, 0), zeros
+
+
+def dequantize_gptq(qweight: torch.Tensor, qzeros: torch.Tensor, scales: torch.Tensor,
+                    g_idx: torch.Tensor, bits: int, zeros_minus_one: bool) -> torch.Tensor:
+    """W [N, K] in the scales' dtype (the format's description, in plain PyTorch)."""
+    q, zeros = unpack_gptq(qweight, qzeros, bits, zeros_minus_one)
     groups = g_idx.long()
     return ((q - zeros[groups]).to(scales.dtype) * scales[groups]).t().contiguous()
 
@@ -81,13 +86,9 @@ class GPTQLinearMethod(WNA16Method):
         return ("qweight", "qzeros", "scales", "g_idx")
 
     def unpacked(self, layer: nn.Module):
-        bits = self.bits
-        zeros = unpack_int32(layer.qzeros, bits, 1)  # [G, N]
-        if self.config.checkpoint_format == "gptq":
-            zeros = (zeros + 1) & ((1 << bits) - 1)
-        g_idx = layer.g_idx.data - layer.first_group
-        return (unpack_int32(layer.qweight, bits, 0).t(), zeros.t(), layer.scales.data.t(),
-                g_idx)
+        q, zeros = unpack_gptq(layer.qweight, layer.qzeros, self.bits,
+                               self.config.checkpoint_format == "gptq")
+        return q.t(), zeros.t(), layer.scales.data.t(), layer.g_idx.data - layer.first_group
 
 
 class GPTQConfig(QuantizationConfig):

@@ -9,9 +9,9 @@ A layer of K inputs and N outputs stores:
     W[n, k] = lookup_table[n, i[k, n]]
 
 Once loaded, the indices are repacked along the input (a row of W per output, as the integer
-formats' layout in ops/quantized_linear.py); a step of a few rows multiplies through the
-look-up kernels (CPU: csrc/cpu/lut_gemm.cpp, GPU: Triton), more rows through the looked-up
-weight's dense matmul.
+formats' layout in ops/quantized_linear.py); a decode step multiplies through the look-up
+kernels (CPU: csrc/cpu/lut_gemm.cpp; GPU: csrc/gpu/lut_kernels.cu up to 16 rows, Triton
+beyond), a prompt's rows through the looked-up weight's dense matmul.
 """
 import torch
 from torch import nn
