@@ -1,9 +1,9 @@
 """The compiled integer-weight ops (csrc/cpu/wna16.cpp, csrc/gpu/wna16_kernels.cu) and look-up
 ones (csrc/cpu/lut_gemm.cpp, csrc/gpu/lut_kernels.cu) with the references' signatures
 (ops/quantized_linear.py)."""
-import functools
-
 import torch
+
+from inference_engine.ops._compiled import _has_tensor_core_mma
 
 _ops = torch.ops.inference_engine
 
@@ -13,9 +13,11 @@ _ops = torch.ops.inference_engine
 GPU_MAX_ROWS = 16
 
 
-@functools.cache
-def _sm80(device_index: int | None) -> bool:
-    return torch.cuda.get_device_capability(device_index) >= (8, 0)
+def _gpu_packed_takes(x: torch.Tensor, qweight: torch.Tensor) -> bool:
+    """What csrc/gpu/packed_matmul.cuh needs of every call, whatever its weights' policy."""
+    return (x.dtype in (torch.float16, torch.bfloat16) and 1 <= x.shape[0] <= GPU_MAX_ROWS
+            and x.shape[1] % 128 == 0 and qweight.shape[0] % 16 == 0
+            and torch.version.hip is None and _has_tensor_core_mma(x.device.index))
 
 
 def wna16_matmul_takes(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
@@ -27,9 +29,7 @@ def wna16_matmul_takes(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Ten
     k = x.shape[1]
     if not x.is_cuda:  # the CPU kernel takes eight words at a time
         return k % (8 * 32 // bits) == 0
-    return (x.dtype in (torch.float16, torch.bfloat16) and 1 <= x.shape[0] <= GPU_MAX_ROWS
-            and group_size % 32 == 0 and k % 128 == 0 and qweight.shape[0] % 16 == 0
-            and torch.version.hip is None and _sm80(x.device.index))
+    return group_size % 32 == 0 and _gpu_packed_takes(x, qweight)
 
 
 def wna16_matmul(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor,
@@ -57,9 +57,7 @@ def lut_matmul_takes(x: torch.Tensor, qweight: torch.Tensor, lut: torch.Tensor,
         return False
     if not x.is_cuda:
         return qweight.shape[1] % 8 == 0
-    return (x.dtype in (torch.float16, torch.bfloat16) and 1 <= x.shape[0] <= GPU_MAX_ROWS
-            and x.shape[1] % 128 == 0 and qweight.shape[0] % 16 == 0
-            and torch.version.hip is None and _sm80(x.device.index))
+    return _gpu_packed_takes(x, qweight)
 
 
 def lut_matmul(x: torch.Tensor, qweight: torch.Tensor, lut: torch.Tensor,

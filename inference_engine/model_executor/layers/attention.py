@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from inference_engine import envs, ops
-from inference_engine.ops.attention import FP8_DTYPE
 from inference_engine.model_executor.forward_context import get_attention_metadata, get_graph_split
+from inference_engine.ops.attention import FP8_DTYPE
 
 # INFERENCE_ENGINE_FUSED_ROTARY=0 rotates with one kernel and stores with another (to measure
 # the fused kernel against them).
